@@ -1,0 +1,151 @@
+//! Command-line arguments (clap). Every flag overrides the config file; see `config.rs`.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// ringd: an io_uring HTTP/1.1 server for Linux.
+#[derive(Debug, Parser)]
+#[command(name = "ringd", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `ringd` alone is `ringd serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP (the default): the built-in site, or the files of --root.
+    Serve(ServeArgs),
+}
+
+/// Flags of `ringd serve`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on: HOST:PORT, [V6]:PORT or a bare PORT (all interfaces). Repeatable.
+    /// Default 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen, env = "RINGD_LISTEN", value_delimiter = ',')]
+    pub listen: Vec<SocketAddr>,
+    /// Serve the files below DIR instead of the built-in site.
+    #[arg(long, value_name = "DIR", env = "RINGD_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Worker threads, one pinned per CPU: a number or "auto" (every CPU this process may use).
+    #[arg(long, value_name = "N|auto", value_parser = parse_workers, env = "RINGD_WORKERS")]
+    pub workers: Option<WorkersArg>,
+    /// TOML configuration file (see deploy/ringd.toml); flags override it.
+    #[arg(long, value_name = "FILE", env = "RINGD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen backlog (also capped by net.core.somaxconn).
+    #[arg(long, value_name = "N")]
+    pub backlog: Option<u32>,
+    /// Largest request body in bytes (413 above it).
+    #[arg(long, value_name = "BYTES")]
+    pub max_body: Option<u64>,
+    /// Longest request line in bytes (414 above it).
+    #[arg(long, value_name = "BYTES")]
+    pub max_request_line: Option<usize>,
+    /// Largest request head in bytes (431 above it).
+    #[arg(long, value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Most header fields in a request (431 above it).
+    #[arg(long, value_name = "N")]
+    pub max_headers: Option<usize>,
+    /// Requests served on one keep-alive connection before it closes.
+    #[arg(long, value_name = "N")]
+    pub max_requests_per_conn: Option<u64>,
+    /// Registered fixed buffers per worker (locked memory: RLIMIT_MEMLOCK).
+    #[arg(long, value_name = "N")]
+    pub buffers: Option<usize>,
+    /// Size of each registered fixed buffer in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub buffer_size: Option<usize>,
+    /// Seconds an idle keep-alive connection is kept.
+    #[arg(long, value_name = "SECS")]
+    pub keepalive_timeout: Option<u64>,
+    /// Seconds a client may take to send a request head.
+    #[arg(long, value_name = "SECS")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a client may pause while sending a body.
+    #[arg(long, value_name = "SECS")]
+    pub body_timeout: Option<u64>,
+    /// Seconds a client may leave a response unread.
+    #[arg(long, value_name = "SECS")]
+    pub send_timeout: Option<u64>,
+    /// Log filter (error, warn, info, debug, trace, or tracing directives).
+    #[arg(long, value_name = "FILTER", env = "RINGD_LOG")]
+    pub log: Option<String>,
+}
+
+/// `--workers`: a count or "auto".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkersArg {
+    Auto,
+    Count(usize),
+}
+
+fn parse_workers(s: &str) -> Result<WorkersArg, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(WorkersArg::Auto);
+    }
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (or \"auto\")".to_owned()),
+        Ok(n) => Ok(WorkersArg::Count(n)),
+        Err(_) => Err(format!("{s:?} is neither a number nor \"auto\"")),
+    }
+}
+
+/// Parses a listen address: `HOST:PORT`, `[V6]:PORT`, or a bare `PORT` (all IPv4 interfaces, as
+/// nginx's `listen 8080`).
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    match s.to_socket_addrs() {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| format!("{s:?} resolves to no address")),
+        Err(e) => Err(format!("{s:?} is not HOST:PORT ({e})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(parse_listen("8080").unwrap(), "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(parse_listen("127.0.0.1:0").unwrap(), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(parse_listen("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
+        assert!(parse_listen("localhost:81").unwrap().ip().is_loopback());
+        assert!(parse_listen("nonsense").is_err());
+    }
+
+    #[test]
+    fn workers_forms() {
+        assert_eq!(parse_workers("auto").unwrap(), WorkersArg::Auto);
+        assert_eq!(parse_workers("3").unwrap(), WorkersArg::Count(3));
+        assert!(parse_workers("0").is_err());
+        assert!(parse_workers("many").is_err());
+    }
+
+    #[test]
+    fn bare_ringd_is_serve() {
+        let cli = Cli::try_parse_from(["ringd", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen.len(), 1);
+        let cli = Cli::try_parse_from(["ringd", "serve", "--workers", "2"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Serve(ServeArgs {
+                workers: Some(WorkersArg::Count(2)),
+                ..
+            }))
+        ));
+    }
+}

@@ -1,0 +1,216 @@
+//! Configuration: the TOML file, then flags on top, validated into one [`Settings`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use ring_server::{ServerConfig, Workers};
+use serde::Deserialize;
+
+use crate::args::{parse_listen, ServeArgs, WorkersArg};
+
+/// Everything `ringd serve` needs: the server's configuration and what to serve.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerConfig,
+    /// Files to serve; `None` serves the built-in site.
+    pub root: Option<PathBuf>,
+    /// Log filter.
+    pub log: String,
+}
+
+/// The config file. Unknown keys are errors (a typo must not be silently ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<Vec<String>>,
+    workers: Option<WorkersSetting>,
+    root: Option<PathBuf>,
+    backlog: Option<u32>,
+    max_requests_per_connection: Option<u64>,
+    server_name: Option<String>,
+    ring_entries: Option<u32>,
+    log: Option<String>,
+    #[serde(default)]
+    limits: LimitsFile,
+    #[serde(default)]
+    buffers: BuffersFile,
+    #[serde(default)]
+    timeouts: TimeoutsFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WorkersSetting {
+    Count(usize),
+    Name(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    max_request_line: Option<usize>,
+    max_header_bytes: Option<usize>,
+    max_headers: Option<usize>,
+    max_body: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuffersFile {
+    count: Option<usize>,
+    size: Option<usize>,
+}
+
+/// Seconds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeoutsFile {
+    header: Option<u64>,
+    body: Option<u64>,
+    keepalive: Option<u64>,
+    send: Option<u64>,
+}
+
+impl Settings {
+    /// Reads `--config` (if any) and applies the flags over it.
+    pub fn load(args: &ServeArgs) -> Result<Settings> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut s = ServerConfig::default();
+        if let Some(listen) = &file.listen {
+            s.listen = listen
+                .iter()
+                .map(|l| parse_listen(l).map_err(|e| anyhow::anyhow!("config: listen: {e}")))
+                .collect::<Result<_>>()?;
+        }
+        if !args.listen.is_empty() {
+            s.listen = args.listen.clone();
+        }
+        s.workers = match (args.workers, &file.workers) {
+            (Some(WorkersArg::Count(n)), _) => Workers::Count(n),
+            (Some(WorkersArg::Auto), _) => Workers::Auto,
+            (None, Some(WorkersSetting::Count(n))) => Workers::Count(*n),
+            (None, Some(WorkersSetting::Name(n))) if n == "auto" => Workers::Auto,
+            (None, Some(WorkersSetting::Name(n))) => {
+                bail!("config: workers: {n:?} is neither a number nor \"auto\"")
+            }
+            (None, None) => Workers::Auto,
+        };
+        set(&mut s.backlog, file.backlog, args.backlog);
+        set(
+            &mut s.max_requests_per_conn,
+            file.max_requests_per_connection,
+            args.max_requests_per_conn,
+        );
+        set(&mut s.ring_entries, file.ring_entries, None);
+        set(&mut s.server_name, file.server_name, None);
+        let l = &mut s.limits;
+        set(
+            &mut l.max_request_line,
+            file.limits.max_request_line,
+            args.max_request_line,
+        );
+        set(
+            &mut l.max_header_bytes,
+            file.limits.max_header_bytes,
+            args.max_header_bytes,
+        );
+        set(&mut l.max_headers, file.limits.max_headers, args.max_headers);
+        set(&mut l.max_body, file.limits.max_body, args.max_body);
+        set(&mut s.buffers.count, file.buffers.count, args.buffers);
+        set(&mut s.buffers.size, file.buffers.size, args.buffer_size);
+        let t = &mut s.timeouts;
+        set_secs(&mut t.header, file.timeouts.header, args.header_timeout);
+        set_secs(&mut t.body, file.timeouts.body, args.body_timeout);
+        set_secs(&mut t.keepalive, file.timeouts.keepalive, args.keepalive_timeout);
+        set_secs(&mut t.send, file.timeouts.send, args.send_timeout);
+        s.validate()?;
+        let root = args.root.clone().or(file.root);
+        let log = args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned());
+        Ok(Settings { server: s, root, log })
+    }
+}
+
+fn set<T>(field: &mut T, file: Option<T>, flag: Option<T>) {
+    if let Some(v) = flag.or(file) {
+        *field = v;
+    }
+}
+
+fn set_secs(field: &mut Duration, file: Option<u64>, flag: Option<u64>) {
+    set(field, file.map(Duration::from_secs), flag.map(Duration::from_secs));
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        // toml's own message spans several lines with a caret; an operator's log wants one.
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            .map_or(String::new(), |l| format!(" line {l}"));
+        let message = e.message().replace('\n', " ");
+        anyhow::anyhow!("config file {}{line}: {message}", path.display())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_toml(toml: &str, args: ServeArgs) -> Result<Settings> {
+        let dir = std::env::temp_dir().join(format!("ringd-config-test-{}-{}", std::process::id(), toml.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ringd.toml");
+        std::fs::write(&path, toml).unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..args
+        };
+        let r = Settings::load(&args);
+        std::fs::remove_dir_all(&dir).ok();
+        r
+    }
+
+    #[test]
+    fn file_values_apply_and_flags_win() {
+        let s = load_toml(
+            "listen = [\"127.0.0.1:9000\"]\nworkers = 3\n[limits]\nmax_body = 10\n[timeouts]\nkeepalive = 5\n",
+            ServeArgs {
+                max_body: Some(20),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.server.listen, vec!["127.0.0.1:9000".parse().unwrap()]);
+        assert_eq!(s.server.workers, Workers::Count(3));
+        assert_eq!(s.server.limits.max_body, 20);
+        assert_eq!(s.server.timeouts.keepalive, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let e = load_toml("backlog = 10\nbogus_key = 1\n", ServeArgs::default()).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("bogus_key") && msg.contains("line 2"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(load_toml("workers = \"lots\"\n", ServeArgs::default()).is_err());
+        assert!(load_toml("[buffers]\ncount = 0\n", ServeArgs::default()).is_err());
+        assert!(load_toml("backlog = \"x\"\n", ServeArgs::default()).is_err());
+    }
+
+    #[test]
+    fn defaults_without_file() {
+        let s = Settings::load(&ServeArgs::default()).unwrap();
+        assert_eq!(s.server.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert!(s.root.is_none());
+        assert_eq!(s.log, "info");
+    }
+}

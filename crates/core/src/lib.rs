@@ -1,0 +1,46 @@
+//! ringd's HTTP/1.1 core: request-head parsing, body framing, chunked decoding and
+//! response-head writing.
+//!
+//! Pure code: no I/O, no runtime, no `unsafe`. The server crate owns sockets and buffers
+//! and calls into this crate with byte slices. Every rule here cites RFC 9112 (HTTP/1.1
+//! message syntax) or RFC 9110 (HTTP semantics).
+//!
+//! Every [`ParseError`] means the connection must be closed after the error response.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+/// Incremental decoder for the chunked transfer coding (RFC 9112 §7.1).
+pub mod chunked;
+/// Cached rendering of the `Date` header value.
+pub mod date;
+/// Parse errors, each mapped to the status code of the response that reports it.
+pub mod error;
+/// Request body framing from Content-Length / Transfer-Encoding (RFC 9112 §6).
+pub mod framing;
+/// Size limits applied while parsing (request line, head, header count, body).
+pub mod limits;
+/// The request method token.
+pub mod method;
+/// The request-head parser built on `httparse`.
+pub mod request;
+/// Response status line and header section writer.
+pub mod response;
+/// Request-target forms (RFC 9112 §3.2) and path normalization.
+pub mod target;
+/// The HTTP version of a request.
+pub mod version;
+
+pub use chunked::{ChunkProgress, ChunkedDecoder};
+pub use date::DateCache;
+pub use error::ParseError;
+pub use framing::BodyFraming;
+pub use httparse::Header;
+pub use limits::Limits;
+pub use method::Method;
+pub use request::{header_slots, parse_request, HeaderSlots, Parsed, RequestHead, MAX_HEADERS};
+pub use response::{
+    reason_phrase, write_chunk_header, write_head, write_last_chunk, BodyLength, InvalidHeader, ResponseFraming,
+    ResponseHead, WriteBuf, CONTINUE_100,
+};
+pub use target::Target;
+pub use version::Version;

@@ -1,0 +1,554 @@
+//! Response head writer. The writer owns the framing headers (Content-Length,
+//! Transfer-Encoding, Connection) and Date/Server, so a handler can never produce a response
+//! whose framing disagrees with what the server actually sends.
+
+use crate::version::Version;
+
+/// The interim response sent before reading a body announced with `Expect: 100-continue`
+/// (RFC 9110 §10.1.1).
+pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The reason phrase of `status` (RFC 9110 §15); `""` for codes the RFC doesn't define.
+/// The phrase is informational only (RFC 9112 §4), so an empty one is valid.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        305 => "Use Proxy",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        426 => "Upgrade Required",
+        // RFC 6585, widely used alongside RFC 9110.
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// A sink for response bytes (the server's write buffer).
+pub trait WriteBuf {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl WriteBuf for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// What the handler knows about the body length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    /// Exactly this many bytes.
+    Known(u64),
+    /// Unknown up front; produced piece by piece.
+    Streamed,
+}
+
+/// How the caller must put the body on the wire after [`write_head`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// Send no body bytes (HEAD, 1xx, 204, 304).
+    NoBody,
+    /// Send exactly this many bytes.
+    Length(u64),
+    /// Send chunks with [`write_chunk_header`] and finish with [`write_last_chunk`].
+    Chunked,
+    /// Send the bytes, then close the connection (HTTP/1.0 with unknown length,
+    /// RFC 9112 §6.3 item 8).
+    CloseDelimited,
+}
+
+/// A handler header that [`write_head`] refused; `index` is its position in
+/// [`ResponseHead::headers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid response header {index}")]
+pub struct InvalidHeader {
+    /// Index into [`ResponseHead::headers`].
+    pub index: usize,
+}
+
+/// Everything [`write_head`] needs to write a response head.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseHead<'a> {
+    /// Status code, 100..=999.
+    pub status: u16,
+    /// Extra headers from the handler (Content-Type etc.). Content-Length,
+    /// Transfer-Encoding, Connection, Date and Server belong to the writer and are refused.
+    pub headers: &'a [(&'a str, &'a [u8])],
+    /// The body length as the handler knows it.
+    pub body: BodyLength,
+    /// The version of the request being answered.
+    pub request_version: Version,
+    /// Whether the connection will stay open after this response.
+    pub keep_alive: bool,
+    /// Answering HEAD: headers as for GET, no body bytes (RFC 9110 §9.3.2).
+    pub head_request: bool,
+}
+
+/// Pre-rendered status lines for common codes: no formatting on the hot path.
+fn static_status_line(status: u16) -> Option<&'static [u8]> {
+    Some(match status {
+        200 => b"HTTP/1.1 200 OK\r\n",
+        201 => b"HTTP/1.1 201 Created\r\n",
+        204 => b"HTTP/1.1 204 No Content\r\n",
+        206 => b"HTTP/1.1 206 Partial Content\r\n",
+        301 => b"HTTP/1.1 301 Moved Permanently\r\n",
+        302 => b"HTTP/1.1 302 Found\r\n",
+        304 => b"HTTP/1.1 304 Not Modified\r\n",
+        400 => b"HTTP/1.1 400 Bad Request\r\n",
+        403 => b"HTTP/1.1 403 Forbidden\r\n",
+        404 => b"HTTP/1.1 404 Not Found\r\n",
+        405 => b"HTTP/1.1 405 Method Not Allowed\r\n",
+        408 => b"HTTP/1.1 408 Request Timeout\r\n",
+        411 => b"HTTP/1.1 411 Length Required\r\n",
+        413 => b"HTTP/1.1 413 Content Too Large\r\n",
+        414 => b"HTTP/1.1 414 URI Too Long\r\n",
+        416 => b"HTTP/1.1 416 Range Not Satisfiable\r\n",
+        417 => b"HTTP/1.1 417 Expectation Failed\r\n",
+        431 => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+        500 => b"HTTP/1.1 500 Internal Server Error\r\n",
+        501 => b"HTTP/1.1 501 Not Implemented\r\n",
+        503 => b"HTTP/1.1 503 Service Unavailable\r\n",
+        505 => b"HTTP/1.1 505 HTTP Version Not Supported\r\n",
+        _ => return None,
+    })
+}
+
+/// Decimal digits of `n` in a stack buffer; returns the used tail.
+fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Headers the writer owns; a handler copy would contradict the framing we send.
+fn is_reserved(name: &str) -> bool {
+    ["content-length", "transfer-encoding", "connection", "date", "server"]
+        .iter()
+        .any(|r| name.eq_ignore_ascii_case(r))
+}
+
+/// `token` (RFC 9110 §5.6.2).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+/// field-value bytes (RFC 9110 §5.5): VCHAR, obs-text, SP and HTAB; no other CTL, so no
+/// CR/LF/NUL that could split the response.
+fn is_field_value(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// Writes the status line and header section. Returns how the body must be framed on the wire.
+///
+/// The status line is always `HTTP/1.1` (RFC 9110 §6.2: a server sends its own highest
+/// version, also to HTTP/1.0 clients). Then `Date`, `Server` (omitted when `server` is
+/// empty), the handler headers, the framing header and `Connection`. Handler headers are all
+/// validated before anything is written, so on `Err` nothing was written.
+///
+/// Framing: 1xx, 204 and 304 never carry Content-Length or a body (RFC 9110 §8.6, §15.3.5,
+/// §15.4.5). HEAD gets the headers GET would get but [`ResponseFraming::NoBody`]. An
+/// unknown length is chunked for HTTP/1.1 and close-delimited for HTTP/1.0, which forces
+/// `Connection: close` (RFC 9112 §6.3 item 8).
+pub fn write_head(
+    out: &mut impl WriteBuf,
+    head: &ResponseHead<'_>,
+    date: &[u8],
+    server: &[u8],
+) -> Result<ResponseFraming, InvalidHeader> {
+    for (index, (name, value)) in head.headers.iter().enumerate() {
+        if !is_token(name) || is_reserved(name) || !is_field_value(value) {
+            return Err(InvalidHeader { index });
+        }
+    }
+
+    let mut digits = [0u8; 20];
+    match static_status_line(head.status) {
+        Some(line) => out.put(line),
+        None => {
+            out.put(b"HTTP/1.1 ");
+            out.put(decimal(u64::from(head.status), &mut digits));
+            out.put(b" ");
+            out.put(reason_phrase(head.status).as_bytes());
+            out.put(b"\r\n");
+        }
+    }
+    out.put(b"Date: ");
+    out.put(date);
+    out.put(b"\r\n");
+    if !server.is_empty() {
+        out.put(b"Server: ");
+        out.put(server);
+        out.put(b"\r\n");
+    }
+    for (name, value) in head.headers {
+        out.put(name.as_bytes());
+        out.put(b": ");
+        out.put(value);
+        out.put(b"\r\n");
+    }
+
+    let mut keep_alive = head.keep_alive;
+    let no_body_status = head.status < 200 || head.status == 204 || head.status == 304;
+    let framing = if no_body_status {
+        ResponseFraming::NoBody
+    } else {
+        match head.body {
+            BodyLength::Known(n) => {
+                out.put(b"Content-Length: ");
+                out.put(decimal(n, &mut digits));
+                out.put(b"\r\n");
+                ResponseFraming::Length(n)
+            }
+            BodyLength::Streamed if head.request_version == Version::Http11 => {
+                out.put(b"Transfer-Encoding: chunked\r\n");
+                ResponseFraming::Chunked
+            }
+            BodyLength::Streamed => {
+                // HTTP/1.0 has no chunked coding: only closing the connection ends the body.
+                // For HEAD there is no body to end, so the connection may stay.
+                if !head.head_request {
+                    keep_alive = false;
+                }
+                ResponseFraming::CloseDelimited
+            }
+        }
+    };
+
+    if !keep_alive {
+        out.put(b"Connection: close\r\n");
+    } else if head.request_version == Version::Http10 {
+        // RFC 9112 §9.3: HTTP/1.0 persistence must be announced.
+        out.put(b"Connection: keep-alive\r\n");
+    }
+    out.put(b"\r\n");
+
+    Ok(if head.head_request {
+        ResponseFraming::NoBody
+    } else {
+        framing
+    })
+}
+
+/// Writes a chunk-size line, `"{hex}\r\n"` (RFC 9112 §7.1). Follow it with `len` bytes and
+/// `"\r\n"`. A zero `len` would end the body; use [`write_last_chunk`] for that.
+pub fn write_chunk_header(out: &mut impl WriteBuf, len: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 18];
+    let mut i = 16;
+    let mut n = len as u64;
+    loop {
+        i -= 1;
+        buf[i] = HEX[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    buf[16] = b'\r';
+    buf[17] = b'\n';
+    out.put(&buf[i..]);
+}
+
+/// Writes the last chunk and an empty trailer section, `"0\r\n\r\n"` (RFC 9112 §7.1).
+pub fn write_last_chunk(out: &mut impl WriteBuf) {
+    out.put(b"0\r\n\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+    fn head(status: u16, body: BodyLength) -> ResponseHead<'static> {
+        ResponseHead {
+            status,
+            headers: &[],
+            body,
+            request_version: Version::Http11,
+            keep_alive: true,
+            head_request: false,
+        }
+    }
+
+    fn write(h: &ResponseHead<'_>) -> (String, ResponseFraming) {
+        let mut out = Vec::new();
+        let f = write_head(&mut out, h, DATE, b"ringd").unwrap();
+        (String::from_utf8(out).unwrap(), f)
+    }
+
+    #[test]
+    fn basic_200() {
+        let h = ResponseHead {
+            headers: &[("Content-Type", b"text/plain")],
+            ..head(200, BodyLength::Known(5))
+        };
+        let (s, f) = write(&h);
+        assert_eq!(
+            s,
+            "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: ringd\r\n\
+             Content-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+        );
+        assert_eq!(f, ResponseFraming::Length(5));
+    }
+
+    #[test]
+    fn server_omitted_when_empty() {
+        let mut out = Vec::new();
+        write_head(&mut out, &head(200, BodyLength::Known(0)), DATE, b"").unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(!s.contains("Server"), "{s}");
+        assert!(s.contains("Content-Length: 0\r\n"));
+    }
+
+    #[test]
+    fn static_lines_match_table() {
+        for code in [
+            200, 201, 204, 206, 301, 302, 304, 400, 403, 404, 405, 408, 411, 413, 414, 416, 417, 431, 500, 501, 503,
+            505,
+        ] {
+            let line = static_status_line(code).unwrap();
+            assert_eq!(line, format!("HTTP/1.1 {code} {}\r\n", reason_phrase(code)).as_bytes());
+        }
+    }
+
+    #[test]
+    fn uncommon_status_formatted() {
+        let (s, _) = write(&head(418, BodyLength::Known(0)));
+        assert!(s.starts_with("HTTP/1.1 418 \r\n"), "{s}");
+        let (s, _) = write(&head(429, BodyLength::Known(0)));
+        assert!(s.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{s}");
+    }
+
+    #[test]
+    fn reason_phrases() {
+        assert_eq!(reason_phrase(200), "OK");
+        assert_eq!(reason_phrase(413), "Content Too Large");
+        assert_eq!(reason_phrase(422), "Unprocessable Content");
+        assert_eq!(reason_phrase(299), "");
+        assert_eq!(reason_phrase(0), "");
+    }
+
+    #[test]
+    fn no_body_statuses() {
+        for code in [100, 101, 204, 304] {
+            let (s, f) = write(&head(code, BodyLength::Known(10)));
+            assert!(!s.contains("Content-Length"), "{code}: {s}");
+            assert!(!s.contains("Transfer-Encoding"), "{code}: {s}");
+            assert_eq!(f, ResponseFraming::NoBody);
+            let (s, f) = write(&head(code, BodyLength::Streamed));
+            assert!(!s.contains("Transfer-Encoding"), "{code}: {s}");
+            assert_eq!(f, ResponseFraming::NoBody);
+        }
+    }
+
+    #[test]
+    fn head_request_keeps_length() {
+        let h = ResponseHead {
+            head_request: true,
+            ..head(200, BodyLength::Known(1234))
+        };
+        let (s, f) = write(&h);
+        assert!(s.contains("Content-Length: 1234\r\n"), "{s}");
+        assert_eq!(f, ResponseFraming::NoBody);
+        let h = ResponseHead {
+            head_request: true,
+            ..head(200, BodyLength::Streamed)
+        };
+        let (s, f) = write(&h);
+        assert!(s.contains("Transfer-Encoding: chunked\r\n"), "{s}");
+        assert_eq!(f, ResponseFraming::NoBody);
+    }
+
+    #[test]
+    fn streamed_http11_is_chunked() {
+        let (s, f) = write(&head(200, BodyLength::Streamed));
+        assert!(s.contains("Transfer-Encoding: chunked\r\n"));
+        assert!(!s.contains("Connection"));
+        assert_eq!(f, ResponseFraming::Chunked);
+    }
+
+    #[test]
+    fn streamed_http10_closes() {
+        let h = ResponseHead {
+            request_version: Version::Http10,
+            ..head(200, BodyLength::Streamed)
+        };
+        let (s, f) = write(&h);
+        assert!(!s.contains("Content-Length") && !s.contains("Transfer-Encoding"), "{s}");
+        assert!(s.ends_with("Connection: close\r\n\r\n"), "{s}");
+        assert_eq!(f, ResponseFraming::CloseDelimited);
+        // HEAD has no body to delimit, so the connection can stay.
+        let h = ResponseHead {
+            head_request: true,
+            ..h
+        };
+        let (s, f) = write(&h);
+        assert!(s.ends_with("Connection: keep-alive\r\n\r\n"), "{s}");
+        assert_eq!(f, ResponseFraming::NoBody);
+    }
+
+    #[test]
+    fn connection_header() {
+        let (s, _) = write(&ResponseHead {
+            keep_alive: false,
+            ..head(200, BodyLength::Known(0))
+        });
+        assert!(s.ends_with("Connection: close\r\n\r\n"), "{s}");
+        let h10 = ResponseHead {
+            request_version: Version::Http10,
+            ..head(200, BodyLength::Known(0))
+        };
+        let (s, _) = write(&h10);
+        assert!(s.ends_with("Connection: keep-alive\r\n\r\n"), "{s}");
+        assert!(s.starts_with("HTTP/1.1 200 OK\r\n"));
+        let (s, _) = write(&ResponseHead {
+            keep_alive: false,
+            ..h10
+        });
+        assert!(s.ends_with("Connection: close\r\n\r\n"), "{s}");
+        let (s, _) = write(&head(200, BodyLength::Known(0)));
+        assert!(!s.contains("Connection"), "{s}");
+    }
+
+    #[test]
+    fn invalid_handler_headers_write_nothing() {
+        let bad: [&[(&str, &[u8])]; 12] = [
+            &[("Content-Length", b"5")],
+            &[("transfer-encoding", b"chunked")],
+            &[("Connection", b"close")],
+            &[("DATE", b"x")],
+            &[("Server", b"x")],
+            &[("", b"x")],
+            &[("Bad Name", b"x")],
+            &[("X:", b"x")],
+            &[("X", b"a\r\nInjected: 1")],
+            &[("X", b"a\nb")],
+            &[("X", b"a\x00b")],
+            &[("X", b"a\x7fb")],
+        ];
+        for headers in bad {
+            let mut out = Vec::new();
+            let h = ResponseHead {
+                headers,
+                ..head(200, BodyLength::Known(0))
+            };
+            assert_eq!(
+                write_head(&mut out, &h, DATE, b"s"),
+                Err(InvalidHeader { index: 0 }),
+                "{headers:?}"
+            );
+            assert!(out.is_empty());
+        }
+        let headers: &[(&str, &[u8])] = &[("A", b"ok"), ("B", b"tab\tand obs \xff"), ("C", b"\x01")];
+        let mut out = Vec::new();
+        let h = ResponseHead {
+            headers,
+            ..head(200, BodyLength::Known(0))
+        };
+        assert_eq!(write_head(&mut out, &h, DATE, b"s"), Err(InvalidHeader { index: 2 }));
+        assert!(out.is_empty());
+        assert_eq!(InvalidHeader { index: 2 }.to_string(), "invalid response header 2");
+    }
+
+    #[test]
+    fn large_content_length() {
+        let (s, f) = write(&head(200, BodyLength::Known(u64::MAX)));
+        assert!(s.contains("Content-Length: 18446744073709551615\r\n"));
+        assert_eq!(f, ResponseFraming::Length(u64::MAX));
+    }
+
+    #[test]
+    fn chunk_headers() {
+        let mut out = Vec::new();
+        write_chunk_header(&mut out, 0x1a2b);
+        write_chunk_header(&mut out, 1);
+        write_chunk_header(&mut out, 0);
+        write_chunk_header(&mut out, usize::MAX);
+        write_last_chunk(&mut out);
+        let expect = format!("1a2b\r\n1\r\n0\r\n{:x}\r\n0\r\n\r\n", usize::MAX);
+        assert_eq!(out, expect.as_bytes());
+    }
+
+    #[test]
+    fn continue_100() {
+        assert_eq!(CONTINUE_100, b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+
+    #[test]
+    fn decimal_digits() {
+        let mut b = [0u8; 20];
+        assert_eq!(decimal(0, &mut b), b"0");
+        assert_eq!(decimal(10, &mut b), b"10");
+        assert_eq!(decimal(987654321, &mut b), b"987654321");
+    }
+}

@@ -1,0 +1,425 @@
+//! Request-target forms (RFC 9112 §3.2) and the path normalization that guards file lookups.
+
+use std::borrow::Cow;
+
+use crate::error::ParseError;
+use crate::method::Method;
+
+/// The form of a request-target (RFC 9112 §3.2). The path and query are carried separately
+/// on [`crate::RequestHead`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'b> {
+    /// origin-form, `"/path?query"` (RFC 9112 §3.2.1).
+    Origin,
+    /// absolute-form, `"http://host:port/path?q"` (RFC 9112 §3.2.2). The scheme is `http` or
+    /// `https` (matched case-insensitively, kept as sent); anything else is rejected.
+    Absolute {
+        /// The scheme as sent, without `"://"`.
+        scheme: &'b str,
+        /// The authority (`host[:port]`), never empty, never with userinfo.
+        authority: &'b str,
+    },
+    /// asterisk-form, `"*"`, only with OPTIONS (RFC 9112 §3.2.4).
+    Asterisk,
+    /// authority-form, `"host:port"`, only with CONNECT (RFC 9112 §3.2.3).
+    Authority(&'b str),
+}
+
+/// A request-target split into its form, normalized path and raw query.
+#[derive(Debug)]
+pub(crate) struct SplitTarget<'b> {
+    pub(crate) target: Target<'b>,
+    pub(crate) path: Cow<'b, str>,
+    pub(crate) query: Option<&'b str>,
+}
+
+/// Whether `b` may appear in a `uri-host [ ":" port ]` as we accept it: unreserved,
+/// sub-delims, `':'`, `'['`, `']'` and `'%'` (RFC 3986 §3.2.2, including IP-literals and
+/// pct-encoded reg-names). Everything else (notably `'@'`, `'/'`, spaces and CTLs) is refused.
+pub(crate) const fn is_host_byte(b: u8) -> bool {
+    matches!(b,
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+        | b'-' | b'.' | b'_' | b'~'
+        | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+        | b':' | b'[' | b']' | b'%')
+}
+
+/// Classifies `raw` for `method` and splits off its path and query.
+///
+/// Rules (RFC 9112 §3.2): CONNECT requires authority-form and authority-form requires
+/// CONNECT; `*` only with OPTIONS; origin-form starts with `/`; absolute-form is `http` or
+/// `https` with a non-empty authority without userinfo. A fragment (`#`) is never part of a
+/// request-target, so it is refused rather than silently cut.
+pub(crate) fn split_target<'b>(raw: &'b str, method: Method<'_>) -> Result<SplitTarget<'b>, ParseError> {
+    if raw.as_bytes().contains(&b'#') {
+        return Err(ParseError::InvalidTarget);
+    }
+    if method == Method::Connect {
+        validate_connect_authority(raw)?;
+        return Ok(SplitTarget {
+            target: Target::Authority(raw),
+            path: Cow::Borrowed("/"),
+            query: None,
+        });
+    }
+    if raw == "*" {
+        if method != Method::Options {
+            return Err(ParseError::InvalidTarget);
+        }
+        return Ok(SplitTarget {
+            target: Target::Asterisk,
+            path: Cow::Borrowed("/"),
+            query: None,
+        });
+    }
+    if raw.starts_with('/') {
+        let (path, query) = split_query(raw);
+        return Ok(SplitTarget {
+            target: Target::Origin,
+            path: normalize_path(path)?,
+            query,
+        });
+    }
+    let scheme_len = scheme_len(raw).ok_or(ParseError::InvalidTarget)?;
+    let scheme = &raw[..scheme_len];
+    let rest = &raw[scheme_len + 3..];
+    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..auth_end];
+    if authority.is_empty() || !authority.bytes().all(is_host_byte) {
+        // '@' (userinfo) is not a host byte, so "http://user@host/" lands here too: RFC 9110
+        // §4.2.4 deprecates userinfo in http(s) URIs.
+        return Err(ParseError::InvalidTarget);
+    }
+    let (path, query) = split_query(&rest[auth_end..]);
+    let path = if path.is_empty() {
+        Cow::Borrowed("/")
+    } else {
+        normalize_path(path)?
+    };
+    Ok(SplitTarget {
+        target: Target::Absolute { scheme, authority },
+        path,
+        query,
+    })
+}
+
+/// Length of `http` / `https` when `raw` starts with it followed by `"://"` (any case).
+fn scheme_len(raw: &str) -> Option<usize> {
+    let b = raw.as_bytes();
+    if b.len() >= 7 && b[..7].eq_ignore_ascii_case(b"http://") {
+        Some(4)
+    } else if b.len() >= 8 && b[..8].eq_ignore_ascii_case(b"https://") {
+        Some(5)
+    } else {
+        None
+    }
+}
+
+fn split_query(s: &str) -> (&str, Option<&str>) {
+    match s.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (s, None),
+    }
+}
+
+/// authority-form is `uri-host ":" port` (RFC 9112 §3.2.3): the port is mandatory.
+fn validate_connect_authority(raw: &str) -> Result<(), ParseError> {
+    let (host, port) = raw.rsplit_once(':').ok_or(ParseError::InvalidTarget)?;
+    let ok = !host.is_empty()
+        && host.bytes().all(is_host_byte)
+        && !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(ParseError::InvalidTarget)
+    }
+}
+
+/// Percent-decodes a raw path (the part before '?'), merges repeated slashes (like nginx
+/// merge_slashes), resolves "." and ".." segments (RFC 3986 §5.2.4), and rejects a path that
+/// climbs above "/", "%00", bad % escapes, and non-UTF-8 results. Decodes "%2F" to '/'
+/// BEFORE resolving dot segments, so "/a/..%2f..%2fetc" can never escape. Keeps a trailing
+/// slash. Input must start with '/'. Borrowed when nothing changes (no allocation on the
+/// common path).
+///
+/// Errors are all [`ParseError::InvalidTarget`].
+pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, ParseError> {
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(ParseError::InvalidTarget);
+    }
+    if !needs_rewrite(bytes) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let decoded = percent_decode(bytes)?;
+    let resolved = resolve_segments(&decoded)?;
+    String::from_utf8(resolved)
+        .map(Cow::Owned)
+        .map_err(|_| ParseError::InvalidTarget)
+}
+
+/// Fast path check: a path with no '%', no empty inner segment and no dot segment is
+/// already normal.
+fn needs_rewrite(path: &[u8]) -> bool {
+    let mut segments = path[1..].split(|&b| b == b'/').peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        if (seg.is_empty() && !last) || seg == b"." || seg == b".." || seg.contains(&b'%') {
+            return true;
+        }
+    }
+    false
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// RFC 3986 §2.1 decoding; a '%' must be followed by two hex digits. `%00` is refused
+/// because NUL truncates paths in the C APIs the server eventually calls.
+fn percent_decode(src: &[u8]) -> Result<Vec<u8>, ParseError> {
+    let mut out = Vec::with_capacity(src.len());
+    let mut i = 0;
+    while i < src.len() {
+        let b = src[i];
+        if b == b'%' {
+            let hi = src.get(i + 1).copied().and_then(hex_val);
+            let lo = src.get(i + 2).copied().and_then(hex_val);
+            match (hi, lo) {
+                (Some(0), Some(0)) => return Err(ParseError::InvalidTarget),
+                (Some(h), Some(l)) => out.push(h << 4 | l),
+                _ => return Err(ParseError::InvalidTarget),
+            }
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Merges empty segments and resolves dot segments (RFC 3986 §5.2.4), refusing to pop above
+/// the root instead of clamping: a client that sends "/../x" is probing, not browsing.
+fn resolve_segments(path: &[u8]) -> Result<Vec<u8>, ParseError> {
+    // Invariant: `out` starts and ends with '/'.
+    let mut out = Vec::with_capacity(path.len());
+    out.push(b'/');
+    let mut trailing = false;
+    let mut segments = path[1..].split(|&b| b == b'/').peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                if out.len() == 1 {
+                    return Err(ParseError::InvalidTarget);
+                }
+                out.pop();
+                let cut = out.iter().rposition(|&b| b == b'/').map_or(1, |p| p + 1);
+                out.truncate(cut);
+            }
+            _ => {
+                out.extend_from_slice(seg);
+                out.push(b'/');
+            }
+        }
+        // A path ending in "/", "/." or "/.." names a directory: keep the slash.
+        trailing = last && matches!(seg, b"" | b"." | b"..");
+    }
+    if !trailing && out.len() > 1 {
+        out.pop();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(p: &str) -> Result<Cow<'_, str>, ParseError> {
+        normalize_path(p)
+    }
+
+    #[test]
+    fn normal_paths_are_borrowed() {
+        for p in ["/", "/a", "/a/b", "/a/b/", "/a.b/c..d/.e", "/...", "/a/..b"] {
+            match norm(p).unwrap() {
+                Cow::Borrowed(s) => assert_eq!(s, p),
+                Cow::Owned(s) => panic!("{p} allocated {s}"),
+            }
+        }
+    }
+
+    #[test]
+    fn merges_slashes() {
+        assert_eq!(norm("//").unwrap(), "/");
+        assert_eq!(norm("//a///b").unwrap(), "/a/b");
+        assert_eq!(norm("/a//").unwrap(), "/a/");
+    }
+
+    #[test]
+    fn resolves_dot_segments() {
+        assert_eq!(norm("/a/./b").unwrap(), "/a/b");
+        assert_eq!(norm("/a/b/../c").unwrap(), "/a/c");
+        assert_eq!(norm("/a/..").unwrap(), "/");
+        assert_eq!(norm("/a/b/..").unwrap(), "/a/");
+        assert_eq!(norm("/a/.").unwrap(), "/a/");
+        assert_eq!(norm("/.").unwrap(), "/");
+        assert_eq!(norm("/a/../b/").unwrap(), "/b/");
+    }
+
+    #[test]
+    fn refuses_climbing_above_root() {
+        for p in ["/..", "/../a", "/a/../..", "/a/../../b", "/./.."] {
+            assert_eq!(norm(p), Err(ParseError::InvalidTarget), "{p}");
+        }
+    }
+
+    #[test]
+    fn decodes_before_resolving() {
+        assert_eq!(norm("/a/..%2f..%2fetc"), Err(ParseError::InvalidTarget));
+        assert_eq!(norm("/a/..%2F..%2Fetc"), Err(ParseError::InvalidTarget));
+        assert_eq!(norm("/%2e%2e/etc"), Err(ParseError::InvalidTarget));
+        assert_eq!(norm("/a/%2E%2E/b").unwrap(), "/b");
+        assert_eq!(norm("/a%2fb").unwrap(), "/a/b");
+        assert_eq!(norm("/a%2f%2fb").unwrap(), "/a/b");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(norm("/a%20b").unwrap(), "/a b");
+        assert_eq!(norm("/%41").unwrap(), "/A");
+        assert_eq!(norm("/%25").unwrap(), "/%");
+        assert_eq!(norm("/%c3%a9").unwrap(), "/é");
+    }
+
+    #[test]
+    fn bad_escapes() {
+        for p in ["/%", "/%2", "/%zz", "/%2g", "/a%"] {
+            assert_eq!(norm(p), Err(ParseError::InvalidTarget), "{p}");
+        }
+    }
+
+    #[test]
+    fn nul_refused() {
+        assert_eq!(norm("/a%00b"), Err(ParseError::InvalidTarget));
+    }
+
+    #[test]
+    fn non_utf8_after_decoding_refused() {
+        assert_eq!(norm("/%ff"), Err(ParseError::InvalidTarget));
+        assert_eq!(norm("/%c3"), Err(ParseError::InvalidTarget));
+    }
+
+    #[test]
+    fn must_start_with_slash() {
+        assert_eq!(norm(""), Err(ParseError::InvalidTarget));
+        assert_eq!(norm("a/b"), Err(ParseError::InvalidTarget));
+    }
+
+    fn split<'a>(raw: &'a str, m: Method<'_>) -> Result<SplitTarget<'a>, ParseError> {
+        split_target(raw, m)
+    }
+
+    #[test]
+    fn origin_form() {
+        let t = split("/a/b?x=1?y", Method::Get).unwrap();
+        assert_eq!(t.target, Target::Origin);
+        assert_eq!(t.path, "/a/b");
+        assert_eq!(t.query, Some("x=1?y"));
+        let t = split("/?", Method::Get).unwrap();
+        assert_eq!(t.query, Some(""));
+    }
+
+    #[test]
+    fn asterisk_only_with_options() {
+        let t = split("*", Method::Options).unwrap();
+        assert_eq!(t.target, Target::Asterisk);
+        assert_eq!(t.path, "/");
+        assert_eq!(split("*", Method::Get).unwrap_err(), ParseError::InvalidTarget);
+    }
+
+    #[test]
+    fn authority_form_only_with_connect() {
+        let t = split("example.com:443", Method::Connect).unwrap();
+        assert_eq!(t.target, Target::Authority("example.com:443"));
+        assert_eq!(t.path, "/");
+        assert!(split("[::1]:8443", Method::Connect).is_ok());
+        assert_eq!(
+            split("example.com:443", Method::Get).unwrap_err(),
+            ParseError::InvalidTarget
+        );
+        for bad in ["/", "example.com", "example.com:", ":443", "u@h:1", "http://h:1/", "*"] {
+            assert_eq!(
+                split(bad, Method::Connect).unwrap_err(),
+                ParseError::InvalidTarget,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn absolute_form() {
+        let t = split("http://example.com:8080/a/../b?q", Method::Get).unwrap();
+        assert_eq!(
+            t.target,
+            Target::Absolute {
+                scheme: "http",
+                authority: "example.com:8080"
+            }
+        );
+        assert_eq!(t.path, "/b");
+        assert_eq!(t.query, Some("q"));
+        let t = split("HTTPS://h", Method::Get).unwrap();
+        assert_eq!(
+            t.target,
+            Target::Absolute {
+                scheme: "HTTPS",
+                authority: "h"
+            }
+        );
+        assert_eq!(t.path, "/");
+        assert_eq!(t.query, None);
+        let t = split("http://h?x", Method::Get).unwrap();
+        assert_eq!(t.path, "/");
+        assert_eq!(t.query, Some("x"));
+    }
+
+    #[test]
+    fn absolute_form_rejections() {
+        for bad in [
+            "ftp://h/",
+            "http:///a",
+            "http://",
+            "http://user@h/",
+            "http://u:p@h/",
+            "http://h/../x",
+            "h/a",
+            "http:/h",
+        ] {
+            assert_eq!(split(bad, Method::Get).unwrap_err(), ParseError::InvalidTarget, "{bad}");
+        }
+    }
+
+    #[test]
+    fn fragment_refused() {
+        assert_eq!(split("/a#b", Method::Get).unwrap_err(), ParseError::InvalidTarget);
+    }
+
+    #[test]
+    fn host_bytes() {
+        for b in b"az09-._~!$&'()*+,;=:[]%" {
+            assert!(is_host_byte(*b), "{}", *b as char);
+        }
+        for b in b"@/ ?#\"<>\\^`{|}\t\x00\x7f\x80" {
+            assert!(!is_host_byte(*b), "{b}");
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Only HTTP/1.0 and HTTP/1.1 are spoken; other versions are rejected with 505.
+
+/// The HTTP version of a request line (RFC 9112 §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    /// `HTTP/1.0`
+    Http10,
+    /// `HTTP/1.1`
+    Http11,
+}
+
+impl Version {
+    /// The protocol version as written on the wire, e.g. `"HTTP/1.0"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_and_order() {
+        assert_eq!(Version::Http10.as_str(), "HTTP/1.0");
+        assert_eq!(Version::Http11.as_str(), "HTTP/1.1");
+        assert!(Version::Http10 < Version::Http11);
+    }
+}

@@ -1,0 +1,11 @@
+//! The write side's buffers: io_uring registered fixed buffers from the worker's pool, with the
+//! heap as the fallback when the pool is empty.
+//!
+//! A connection holds a fixed buffer only between its first response byte and the end of the
+//! send that carries it: idle keep-alive connections hold none, so a small pool serves many
+//! connections. The pool keeps its own free list; the connection table records which buffer a
+//! connection holds while it writes.
+
+mod out;
+
+pub(crate) use out::OutBuf;

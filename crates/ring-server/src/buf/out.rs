@@ -1,0 +1,101 @@
+//! [`OutBuf`]: the bytes of one batch of responses, in a fixed buffer while they fit.
+
+use std::io;
+
+use tokio_uring::buf::fixed::{FixedBuf, FixedBufPool};
+use tokio_uring::buf::BoundedBuf;
+use tokio_uring::net::TcpStream;
+
+/// Response bytes waiting to be sent, in order: first into a registered fixed buffer, then,
+/// once that is full or when the pool had none, into a heap `Vec` (`spill`).
+///
+/// The pool's buffers are created zero-filled, so a `FixedBuf` derefs to its whole capacity and
+/// copying into it needs no `unsafe`.
+pub(crate) struct OutBuf {
+    pool: FixedBufPool<Vec<u8>>,
+    buf_size: usize,
+    fixed: Option<FixedBuf>,
+    fixed_len: usize,
+    spill: Vec<u8>,
+    /// Whether this batch already asked the pool (so an empty pool is asked once per batch).
+    asked: bool,
+    /// Batches that found the pool empty (for the log and, later, metrics).
+    pub(crate) fallbacks: u64,
+}
+
+/// A spill buffer above this is released after its send, so that one large response does not
+/// keep memory pinned to an idle connection.
+const SPILL_KEEP: usize = 64 * 1024;
+
+impl OutBuf {
+    pub(crate) fn new(pool: FixedBufPool<Vec<u8>>, buf_size: usize) -> OutBuf {
+        OutBuf {
+            pool,
+            buf_size,
+            fixed: None,
+            fixed_len: 0,
+            spill: Vec::new(),
+            asked: false,
+            fallbacks: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.fixed_len + self.spill.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The index of the fixed buffer held, if any.
+    pub(crate) fn fixed_index(&self) -> Option<u16> {
+        self.fixed.as_ref().map(FixedBuf::buf_index)
+    }
+
+    /// Sends everything, in order, and gives the fixed buffer back to the pool.
+    pub(crate) async fn flush(&mut self, stream: &TcpStream) -> io::Result<()> {
+        self.asked = false;
+        if let Some(fixed) = self.fixed.take() {
+            let len = std::mem::take(&mut self.fixed_len);
+            if len > 0 {
+                let (res, _slice) = stream.write_fixed_all(fixed.slice(0..len)).await;
+                res?;
+            }
+            // Dropping the slice returns the buffer to the pool.
+        }
+        if !self.spill.is_empty() {
+            let spill = std::mem::take(&mut self.spill);
+            let (res, mut spill) = stream.write_all(spill).await;
+            res?;
+            spill.clear();
+            if spill.capacity() <= SPILL_KEEP {
+                self.spill = spill;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ringd_core::WriteBuf for OutBuf {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.spill.is_empty() {
+            if !self.asked {
+                self.asked = true;
+                self.fixed = self.pool.try_next(self.buf_size);
+                if self.fixed.is_none() {
+                    self.fallbacks += 1;
+                }
+            }
+            if let Some(fixed) = self.fixed.as_mut() {
+                let end = self.fixed_len + bytes.len();
+                if end <= fixed.len() {
+                    fixed[self.fixed_len..end].copy_from_slice(bytes);
+                    self.fixed_len = end;
+                    return;
+                }
+            }
+        }
+        self.spill.extend_from_slice(bytes);
+    }
+}

@@ -1,0 +1,222 @@
+//! The server's configuration, already validated: the CLI turns flags and files into one of these.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ringd_core::Limits;
+
+/// How many workers to run and where to pin them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workers {
+    /// One worker per CPU in the process's affinity mask (what `taskset` or systemd's
+    /// `CPUAffinity=` allow), each pinned to its CPU.
+    Auto,
+    /// This many workers, pinned to the first CPUs of the affinity mask (wrapping around when
+    /// there are more workers than CPUs).
+    Count(usize),
+}
+
+/// The registered fixed buffers of each worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferConfig {
+    /// Buffers per worker. Each is locked memory (`RLIMIT_MEMLOCK`) once registered.
+    pub count: usize,
+    /// Bytes per buffer: the largest response batch written in one fixed-buffer send.
+    pub size: usize,
+}
+
+impl Default for BufferConfig {
+    /// 64 × 16 KiB per worker: 1 MiB of locked memory each, so that eight workers fit in the
+    /// 8 MiB `RLIMIT_MEMLOCK` that most distributions give a service user.
+    fn default() -> Self {
+        BufferConfig {
+            count: 64,
+            size: 16 * 1024,
+        }
+    }
+}
+
+/// Deadlines enforced by each worker's sweeper (checked once a second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From the first byte of a request head to its end (nginx `client_header_timeout`, 60 s).
+    pub header: Duration,
+    /// Between two reads of a request body (nginx `client_body_timeout`, 60 s).
+    pub body: Duration,
+    /// An idle keep-alive connection waiting for its next request (nginx `keepalive_timeout`, 75 s).
+    pub keepalive: Duration,
+    /// A write the client does not read (nginx `send_timeout`, 60 s).
+    pub send: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header: Duration::from_secs(60),
+            body: Duration::from_secs(60),
+            keepalive: Duration::from_secs(75),
+            send: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything a [`Server`](crate::Server) needs, validated by [`ServerConfig::validate`].
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Addresses to listen on; every worker listens on each of them (`SO_REUSEPORT`).
+    pub listen: Vec<SocketAddr>,
+    /// Worker count and pinning.
+    pub workers: Workers,
+    /// The listen backlog (capped by `net.core.somaxconn`).
+    pub backlog: u32,
+    /// Request limits: line, headers, body.
+    pub limits: Limits,
+    /// Requests served on one connection before it is closed (nginx `keepalive_requests`).
+    pub max_requests_per_conn: u64,
+    /// Registered fixed buffers per worker.
+    pub buffers: BufferConfig,
+    /// Per-connection deadlines.
+    pub timeouts: Timeouts,
+    /// Submission queue entries of each worker's ring.
+    pub ring_entries: u32,
+    /// The `Server` header value; empty to send none.
+    pub server_name: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            workers: Workers::Auto,
+            backlog: 4096,
+            limits: Limits::default(),
+            max_requests_per_conn: 1000,
+            buffers: BufferConfig::default(),
+            timeouts: Timeouts::default(),
+            ring_entries: 1024,
+            server_name: "ringd".to_owned(),
+        }
+    }
+}
+
+/// What is wrong with a configuration value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {field}: {reason}")]
+pub struct ConfigError {
+    /// The setting, named as in the config file.
+    pub field: &'static str,
+    /// Why it is rejected and what would be accepted.
+    pub reason: String,
+}
+
+impl ServerConfig {
+    /// Checks every value against what the server can honour.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field, reason: &str| {
+            Err(ConfigError {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.listen.is_empty() {
+            return err("listen", "at least one address is needed");
+        }
+        if self.workers == Workers::Count(0) {
+            return err("workers", "must be at least 1 (or \"auto\")");
+        }
+        if self.workers.count_hint() > 1024 {
+            return err("workers", "at most 1024");
+        }
+        if self.backlog == 0 {
+            return err("backlog", "must be at least 1");
+        }
+        if self.buffers.count == 0 || self.buffers.count > u16::MAX as usize {
+            return err(
+                "buffers.count",
+                "must be between 1 and 65535 (io_uring indexes buffers with u16)",
+            );
+        }
+        if self.buffers.size < 4096 || self.buffers.size > 1 << 30 {
+            return err("buffers.size", "must be between 4096 and 1 GiB");
+        }
+        if self.max_requests_per_conn == 0 {
+            return err("max_requests_per_connection", "must be at least 1");
+        }
+        let l = &self.limits;
+        if l.max_request_line < 16 {
+            return err("limits.max_request_line", "must be at least 16 bytes");
+        }
+        if l.max_header_bytes < l.max_request_line {
+            return err(
+                "limits.max_header_bytes",
+                "must be at least limits.max_request_line (the request line is part of the head)",
+            );
+        }
+        if l.max_headers == 0 || l.max_headers > ringd_core::MAX_HEADERS {
+            return err(
+                "limits.max_headers",
+                &format!("must be between 1 and {}", ringd_core::MAX_HEADERS),
+            );
+        }
+        for (name, t) in [
+            ("timeouts.header", self.timeouts.header),
+            ("timeouts.body", self.timeouts.body),
+            ("timeouts.keepalive", self.timeouts.keepalive),
+            ("timeouts.send", self.timeouts.send),
+        ] {
+            if t.is_zero() {
+                return err(name, "must be at least 1 second");
+            }
+        }
+        if !(8..=32768).contains(&self.ring_entries) {
+            return err("ring_entries", "must be between 8 and 32768");
+        }
+        if self.server_name.bytes().any(|b| !(0x20..0x7f).contains(&b)) {
+            return err("server_name", "must be printable ASCII");
+        }
+        Ok(())
+    }
+}
+
+impl Workers {
+    fn count_hint(&self) -> usize {
+        match self {
+            Workers::Auto => 0,
+            Workers::Count(n) => *n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        ServerConfig::default().validate().unwrap();
+    }
+
+    type Mutation = Box<dyn Fn(&mut ServerConfig)>;
+
+    #[test]
+    fn rejects_each_bad_value() {
+        let cases: Vec<(&str, Mutation)> = vec![
+            ("listen", Box::new(|c| c.listen.clear())),
+            ("workers", Box::new(|c| c.workers = Workers::Count(0))),
+            ("backlog", Box::new(|c| c.backlog = 0)),
+            ("buffers.count", Box::new(|c| c.buffers.count = 70_000)),
+            ("buffers.size", Box::new(|c| c.buffers.size = 100)),
+            ("max_requests_per_connection", Box::new(|c| c.max_requests_per_conn = 0)),
+            ("limits.max_headers", Box::new(|c| c.limits.max_headers = 10_000)),
+            ("limits.max_header_bytes", Box::new(|c| c.limits.max_header_bytes = 10)),
+            ("timeouts.send", Box::new(|c| c.timeouts.send = Duration::ZERO)),
+            ("ring_entries", Box::new(|c| c.ring_entries = 1)),
+            ("server_name", Box::new(|c| c.server_name = "a\r\nb".into())),
+        ];
+        for (field, mutate) in cases {
+            let mut c = ServerConfig::default();
+            mutate(&mut c);
+            assert_eq!(c.validate().unwrap_err().field, field);
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! One connection's loop: read, answer every complete request in what was read, send all the
+//! answers in one write, repeat.
+//!
+//! The read buffer is a plain `Vec` owned by the connection and lent to each read operation
+//! (tokio-uring's ownership-passing I/O). Request heads are parsed in place: headers are slices of
+//! that buffer, handed to the handler without copies. Responses are encoded into an [`OutBuf`]
+//! (a registered fixed buffer while it fits), so that a batch of pipelined requests costs one send.
+//!
+//! A request whose body has not fully arrived is answered in two steps: its head is parsed,
+//! the body is read (sending `100 Continue` first when asked for and wanted), and the head is
+//! parsed again from the same bytes. That second parse only happens on that slow path; it keeps
+//! the borrows simple (no head outlives a read) and costs far less than the read itself.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ringd_core::{
+    header_slots, parse_request, write_chunk_header, write_head, write_last_chunk, BodyFraming, BodyLength,
+    ChunkProgress, ChunkedDecoder, Method, ParseError, Parsed, RequestHead, ResponseFraming, ResponseHead, Target,
+    Version, WriteBuf, CONTINUE_100,
+};
+use tokio_uring::buf::BoundedBuf;
+use tokio_uring::net::TcpStream;
+
+use crate::buf::OutBuf;
+use crate::conn_table::Phase;
+use crate::handler::{Body, Reply, Request, Response};
+use crate::router::RouteMatch;
+use crate::worker::Worker;
+
+/// The read buffer's starting size: enough for nearly every browser or API request head.
+const READ_BUF: usize = 4096;
+/// Above this, the read buffer is shrunk back once empty, so one large body does not stay pinned
+/// to an idle connection.
+const READ_BUF_KEEP: usize = 64 * 1024;
+/// Bodies up to this size are copied next to their head, so head and body leave in one send.
+const INLINE_BODY: usize = 16 * 1024;
+/// Chunked output is sent once this much is buffered.
+const STREAM_FLUSH: usize = 64 * 1024;
+/// How long a closing connection may keep sending before it is cut (nginx `lingering_timeout`).
+const LINGER: Duration = Duration::from_secs(5);
+/// How much a closing connection may send before it is cut (nginx stops after `lingering_time`).
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Serves one accepted connection until it closes.
+pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
+    let stream = Rc::new(stream);
+    let key = worker.conns.insert(stream.clone());
+    let mut conn = Conn {
+        out: OutBuf::new(worker.pool.clone(), worker.config.buffers.size),
+        worker,
+        stream,
+        key,
+        peer,
+        rbuf: Vec::with_capacity(READ_BUF),
+        start: 0,
+        served: 0,
+        head_started: None,
+        body: Vec::new(),
+        body_state: BodyState::Unread,
+    };
+    conn.run().await;
+    let fallbacks = conn.out.fallbacks;
+    conn.worker.fallbacks.set(conn.worker.fallbacks.get() + fallbacks);
+    conn.worker.conns.remove(conn.key);
+    // Dropping the last `Rc<TcpStream>` closes the socket; no operation is in flight any more.
+}
+
+/// Where the body of the request at `start` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    /// Not read yet (or in the read buffer right after the head).
+    Unread,
+    /// De-chunked into `Conn::body`; the chunked encoding took this many bytes after the head.
+    Chunked(usize),
+    /// Not read: the handler does not want it and the client is waiting for `100 Continue`.
+    /// The response closes the connection (RFC 9110 §10.1.1).
+    Skipped,
+}
+
+/// What answering the request at the front of the buffer led to.
+enum Step {
+    /// Answered; this many bytes were the request.
+    Answered { consumed: usize, close: bool },
+    /// The head is incomplete: read more.
+    NeedHead,
+    /// The head is complete but the body is not here yet.
+    NeedBody(PendingBody),
+    /// The request is malformed: answer with this error and close.
+    Malformed(ParseError),
+    /// Writing failed: the client is gone.
+    Broken,
+}
+
+/// What reading a body needs to know, copied out of the head before the head's borrow ends.
+#[derive(Debug, Clone, Copy)]
+struct PendingBody {
+    head_len: usize,
+    framing: BodyFraming,
+    expect_continue: bool,
+    reads_body: bool,
+}
+
+/// How a connection ends.
+enum Close {
+    /// Cleanly, after a response that said `Connection: close`, or because the client left.
+    Now,
+    /// After an error response: drain what the client still sends before closing, so that our
+    /// response is not destroyed by a reset (unread data at close makes the kernel send RST).
+    Linger,
+}
+
+struct Conn {
+    worker: Rc<Worker>,
+    stream: Rc<TcpStream>,
+    key: usize,
+    peer: SocketAddr,
+    /// Bytes read and not yet consumed are `rbuf[start..]`.
+    rbuf: Vec<u8>,
+    start: usize,
+    served: u64,
+    /// When the first byte of the current, incomplete head arrived (header timeout).
+    head_started: Option<Instant>,
+    /// A de-chunked request body.
+    body: Vec<u8>,
+    body_state: BodyState,
+    out: OutBuf,
+}
+
+impl Conn {
+    async fn run(&mut self) {
+        let close = loop {
+            match self.read_head().await {
+                Ok(0) | Err(_) => break Close::Now,
+                Ok(_) => {}
+            }
+            let close = self.answer_all().await;
+            if !self.out.is_empty() && self.flush().await.is_err() {
+                break Close::Now;
+            }
+            if let Some(close) = close {
+                break close;
+            }
+            self.compact();
+        };
+        if let Close::Linger = close {
+            self.linger().await;
+        }
+    }
+
+    /// Reads more of a request head (or the first byte of the next request).
+    async fn read_head(&mut self) -> io::Result<usize> {
+        let t = &self.worker.config.timeouts;
+        let (phase, deadline) = if self.start == self.rbuf.len() {
+            (Phase::Idle, Instant::now() + t.keepalive)
+        } else {
+            let started = *self.head_started.get_or_insert_with(Instant::now);
+            (Phase::Head, started + t.header)
+        };
+        if self.rbuf.capacity() - self.rbuf.len() < 512 {
+            self.rbuf.reserve(self.rbuf.capacity().max(READ_BUF));
+        }
+        self.read(phase, deadline).await
+    }
+
+    /// One read into the spare capacity of `rbuf`.
+    async fn read(&mut self, phase: Phase, deadline: Instant) -> io::Result<usize> {
+        self.worker.conns.set(self.key, phase, Some(deadline));
+        let buf = std::mem::take(&mut self.rbuf);
+        let filled = buf.len();
+        let (res, slice) = self.stream.read(buf.slice(filled..)).await;
+        self.rbuf = slice.into_inner();
+        res
+    }
+
+    /// Answers every complete request in the buffer. `Some` when the connection must close.
+    async fn answer_all(&mut self) -> Option<Close> {
+        loop {
+            if self.start == self.rbuf.len() {
+                return None;
+            }
+            match self.answer_one().await {
+                Step::Answered { consumed, close } => {
+                    self.start += consumed;
+                    self.served += 1;
+                    self.head_started = None;
+                    self.body_state = BodyState::Unread;
+                    if close {
+                        return Some(Close::Now);
+                    }
+                    if self.out.len() >= STREAM_FLUSH && self.flush().await.is_err() {
+                        return Some(Close::Now);
+                    }
+                }
+                Step::NeedHead => return None,
+                Step::NeedBody(pending) => match self.read_body(pending).await {
+                    Ok(()) => {}
+                    Err(Some(e)) => return Some(self.malformed(e)),
+                    Err(None) => return Some(Close::Now),
+                },
+                Step::Malformed(e) => return Some(self.malformed(e)),
+                Step::Broken => return Some(Close::Now),
+            }
+        }
+    }
+
+    /// Parses the request at `start` and, when its body is here, answers it.
+    async fn answer_one(&mut self) -> Step {
+        let worker = &*self.worker;
+        let config = &*worker.config;
+        let buf = &self.rbuf[self.start..];
+        let mut slots = header_slots();
+        let head = match parse_request(buf, &config.limits, &mut slots) {
+            Ok(Parsed::Complete(head)) => head,
+            Ok(Parsed::Partial) => return Step::NeedHead,
+            Err(e) => return Step::Malformed(e),
+        };
+        let head_len = head.head_len;
+        let (body, consumed): (&[u8], usize) = match (head.body, self.body_state) {
+            (_, BodyState::Skipped) => (&[], buf.len()),
+            (BodyFraming::None, _) => (&[], head_len),
+            (BodyFraming::Length(n), _) if (buf.len() - head_len) as u64 >= n => {
+                let end = head_len + n as usize;
+                (&buf[head_len..end], end)
+            }
+            (BodyFraming::Chunked, BodyState::Chunked(used)) => (&self.body[..], head_len + used),
+            (framing, _) => {
+                let reads_body = match worker.router.find(head.method, &head.path) {
+                    RouteMatch::Found(handler, _) => handler.reads_body(),
+                    _ => false,
+                };
+                return Step::NeedBody(PendingBody {
+                    head_len,
+                    framing,
+                    expect_continue: head.expect_continue,
+                    reads_body,
+                });
+            }
+        };
+        let skipped = self.body_state == BodyState::Skipped;
+        let keep_alive = head.keep_alive && !skipped && self.served + 1 < config.max_requests_per_conn;
+        let response = respond(worker, &head, body, self.peer).await;
+        let date = worker.date();
+        let close = match encode(&mut self.out, response, &head, keep_alive, &date, worker) {
+            Encoded::Done { keep_alive } => !keep_alive,
+            Encoded::Stream { stream, framing } => {
+                match send_stream(&mut self.out, &self.stream, worker, self.key, stream, framing).await {
+                    Ok(()) => !keep_alive || framing == ResponseFraming::CloseDelimited,
+                    Err(_) => return Step::Broken,
+                }
+            }
+            Encoded::Large { bytes } => {
+                if flush_out(&mut self.out, &self.stream, worker, self.key).await.is_err() {
+                    return Step::Broken;
+                }
+                worker.conns.set(
+                    self.key,
+                    Phase::Write(None),
+                    Some(Instant::now() + config.timeouts.send),
+                );
+                let (res, _) = self.stream.write_all(bytes).await;
+                if res.is_err() {
+                    return Step::Broken;
+                }
+                !keep_alive
+            }
+        };
+        Step::Answered { consumed, close }
+    }
+
+    /// Reads the body of the request at `start`. `Err(Some)` is a malformed body, `Err(None)` a
+    /// client that went away.
+    async fn read_body(&mut self, pending: PendingBody) -> Result<(), Option<ParseError>> {
+        let limits = self.worker.config.limits;
+        let body_timeout = self.worker.config.timeouts.body;
+        let mut continue_sent = false;
+        match pending.framing {
+            BodyFraming::Length(n) => {
+                if pending.expect_continue {
+                    if !pending.reads_body {
+                        self.body_state = BodyState::Skipped;
+                        return Ok(());
+                    }
+                    self.send_continue().await.map_err(|_| None)?;
+                }
+                let need = self.start + pending.head_len + n as usize;
+                self.rbuf.reserve(need.saturating_sub(self.rbuf.len()));
+                while self.rbuf.len() < need {
+                    match self.read(Phase::Body, Instant::now() + body_timeout).await {
+                        Ok(0) | Err(_) => return Err(None),
+                        Ok(_) => {}
+                    }
+                }
+            }
+            BodyFraming::Chunked => {
+                let mut decoder = ChunkedDecoder::new(limits.max_body, limits.max_header_bytes);
+                let body_at = self.start + pending.head_len;
+                self.body.clear();
+                loop {
+                    match decoder.decode(&self.rbuf[body_at..], &mut self.body)? {
+                        ChunkProgress::Done { consumed } => {
+                            self.body_state = BodyState::Chunked(consumed);
+                            break;
+                        }
+                        ChunkProgress::NeedMore { consumed } => {
+                            // The decoded bytes are in `body`; drop their encoding so the read
+                            // buffer holds only the head and what is still to decode.
+                            self.rbuf.drain(body_at..body_at + consumed);
+                        }
+                    }
+                    if pending.expect_continue && !continue_sent {
+                        if !pending.reads_body {
+                            self.body_state = BodyState::Skipped;
+                            return Ok(());
+                        }
+                        self.send_continue().await.map_err(|_| None)?;
+                        continue_sent = true;
+                    }
+                    if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+                        self.rbuf.reserve(READ_BUF);
+                    }
+                    match self.read(Phase::Body, Instant::now() + body_timeout).await {
+                        Ok(0) | Err(_) => return Err(None),
+                        Ok(_) => {}
+                    }
+                }
+            }
+            BodyFraming::None => {}
+        }
+        Ok(())
+    }
+
+    /// Sends what is queued, then `100 Continue` (responses to earlier pipelined requests first).
+    async fn send_continue(&mut self) -> io::Result<()> {
+        self.out.put(CONTINUE_100);
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        flush_out(&mut self.out, &self.stream, &self.worker, self.key).await
+    }
+
+    /// Queues the error response for a malformed request; the connection then closes.
+    fn malformed(&mut self, e: ParseError) -> Close {
+        let body = Bytes::from(format!("{} {}: {}\n", e.status(), e.reason(), e.message()));
+        let response = Response::new(e.status())
+            .content_type_static("text/plain; charset=utf-8")
+            .body(Body::Full(body));
+        let date = self.worker.date();
+        encode_simple(
+            &mut self.out,
+            &response,
+            Version::Http11,
+            false,
+            false,
+            &date,
+            &self.worker,
+        );
+        Close::Linger
+    }
+
+    /// Moves an incomplete request to the front of the buffer and returns memory after a large
+    /// request.
+    fn compact(&mut self) {
+        if self.start == self.rbuf.len() {
+            self.rbuf.clear();
+            if self.rbuf.capacity() > READ_BUF_KEEP {
+                self.rbuf.shrink_to(READ_BUF);
+            }
+        } else if self.start > 0 {
+            self.rbuf.drain(..self.start);
+        }
+        self.start = 0;
+        if self.body.capacity() > READ_BUF_KEEP {
+            self.body = Vec::new();
+        }
+    }
+
+    /// Half-closes and discards what the client still sends, for at most [`LINGER`] and
+    /// [`LINGER_BYTES`], so the error response reaches it instead of a reset.
+    async fn linger(&mut self) {
+        if !self.out.is_empty() && self.flush().await.is_err() {
+            return;
+        }
+        if self.stream.shutdown(Shutdown::Write).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER;
+        let mut discarded = 0;
+        self.rbuf.clear();
+        self.start = 0;
+        while discarded < LINGER_BYTES {
+            match self.read(Phase::Closing, deadline).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n,
+            }
+            self.rbuf.clear();
+        }
+    }
+}
+
+/// Sends `out` with the send timeout armed, recording the fixed buffer held meanwhile.
+async fn flush_out(out: &mut OutBuf, stream: &TcpStream, worker: &Worker, key: usize) -> io::Result<()> {
+    worker.conns.set(
+        key,
+        Phase::Write(out.fixed_index()),
+        Some(Instant::now() + worker.config.timeouts.send),
+    );
+    out.flush(stream).await
+}
+
+/// Runs the router and the handler for one request. A handler that panics gets a 500.
+async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer: SocketAddr) -> Response {
+    let router = &worker.router;
+    match head.target {
+        Target::Asterisk => {
+            let mut allow = router.all_methods();
+            allow.push("OPTIONS");
+            return Response::new(204).header("Allow", allow.join(", "));
+        }
+        Target::Authority(_) => return Response::error(501),
+        Target::Origin | Target::Absolute { .. } => {}
+    }
+    match router.find(head.method, &head.path) {
+        RouteMatch::Found(handler, params) => {
+            let req = Request {
+                head,
+                body,
+                params: &params,
+                peer,
+            };
+            let reply = match catch_unwind(AssertUnwindSafe(|| handler.call(&req))) {
+                Ok(reply) => reply,
+                Err(_) => return handler_panicked(head),
+            };
+            match reply {
+                Reply::Ready(response) => response,
+                Reply::Pending(mut future) => {
+                    let caught =
+                        std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                            Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+                            Ok(Poll::Pending) => Poll::Pending,
+                            Err(panic) => Poll::Ready(Err(panic)),
+                        })
+                        .await;
+                    caught.unwrap_or_else(|_| handler_panicked(head))
+                }
+            }
+        }
+        RouteMatch::MethodNotAllowed(allow) if head.method == Method::Options => {
+            Response::new(204).header("Allow", format!("{allow}, OPTIONS"))
+        }
+        RouteMatch::MethodNotAllowed(allow) => Response::error(405).header("Allow", allow),
+        RouteMatch::NotFound => Response::error(404),
+    }
+}
+
+fn handler_panicked(head: &RequestHead<'_, '_>) -> Response {
+    tracing::error!(method = head.method.as_str(), path = %head.path, "handler panicked; answered 500");
+    Response::error(500).header("Connection", "close")
+}
+
+/// What is left to send after the head (and a small body) went into the output buffer.
+enum Encoded {
+    /// Everything is queued.
+    Done { keep_alive: bool },
+    /// A large in-memory body, to be sent on its own after the queue.
+    Large { bytes: Bytes },
+    /// A streamed body, framed as said.
+    Stream {
+        stream: Box<dyn crate::handler::BodyStream>,
+        framing: ResponseFraming,
+    },
+}
+
+/// Encodes `response` to the request `head`. An invalid handler header becomes a 500.
+fn encode(
+    out: &mut OutBuf,
+    response: Response,
+    head: &RequestHead<'_, '_>,
+    keep_alive: bool,
+    date: &[u8],
+    worker: &Worker,
+) -> Encoded {
+    let is_head = head.method == Method::Head;
+    // A handler asking to close (as the panic path does) is honoured, and never written as a header.
+    let keep_alive = keep_alive
+        && !response
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case(b"close"));
+    let framing = match encode_head(out, &response, head.version, keep_alive, is_head, date, worker) {
+        Some(f) => f,
+        None => {
+            encode_simple(out, &Response::error(500), head.version, false, is_head, date, worker);
+            return Encoded::Done { keep_alive: false };
+        }
+    };
+    let keep_alive = keep_alive && framing != ResponseFraming::CloseDelimited;
+    match (framing, response.body) {
+        (ResponseFraming::NoBody, _) | (_, Body::Empty) => Encoded::Done { keep_alive },
+        (_, Body::Full(bytes)) if bytes.len() <= INLINE_BODY => {
+            out.put(&bytes);
+            Encoded::Done { keep_alive }
+        }
+        (_, Body::Full(bytes)) => Encoded::Large { bytes },
+        (framing, Body::Stream(stream)) => Encoded::Stream { stream, framing },
+    }
+}
+
+/// Encodes a response the server made itself (errors): head and body, no streaming.
+fn encode_simple(
+    out: &mut OutBuf,
+    response: &Response,
+    version: Version,
+    keep_alive: bool,
+    is_head: bool,
+    date: &[u8],
+    worker: &Worker,
+) {
+    if let Some(framing) = encode_head(out, response, version, keep_alive, is_head, date, worker) {
+        if let (ResponseFraming::Length(_), Body::Full(bytes)) = (framing, &response.body) {
+            out.put(bytes);
+        }
+    }
+}
+
+/// Writes the status line and headers; `None` when a handler header is invalid (nothing written).
+fn encode_head(
+    out: &mut OutBuf,
+    response: &Response,
+    version: Version,
+    keep_alive: bool,
+    is_head: bool,
+    date: &[u8],
+    worker: &Worker,
+) -> Option<ResponseFraming> {
+    const INLINE: usize = 16;
+    let extra = response
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("connection"))
+        .map(|(n, v)| (n.as_ref(), v.as_ref()));
+    let content_type = response.content_type.as_ref().map(|v| ("Content-Type", v.as_ref()));
+    let mut inline: [(&str, &[u8]); INLINE] = [("", &[]); INLINE];
+    let heap: Vec<(&str, &[u8])>;
+    let count = response.headers.len() + 1;
+    let headers: &[(&str, &[u8])] = if count <= INLINE {
+        let mut n = 0;
+        for h in content_type.into_iter().chain(extra) {
+            inline[n] = h;
+            n += 1;
+        }
+        &inline[..n]
+    } else {
+        heap = content_type.into_iter().chain(extra).collect();
+        &heap
+    };
+    let status = if (200..=999).contains(&response.status) {
+        response.status
+    } else {
+        tracing::error!(
+            status = response.status,
+            "handler returned an invalid status; answered 500"
+        );
+        return None;
+    };
+    let body = match response.body.len() {
+        Some(n) => BodyLength::Known(n),
+        None => BodyLength::Streamed,
+    };
+    let head = ResponseHead {
+        status,
+        headers,
+        body,
+        request_version: version,
+        keep_alive,
+        head_request: is_head,
+    };
+    match write_head(out, &head, date, worker.config.server_name.as_bytes()) {
+        Ok(framing) => Some(framing),
+        Err(e) => {
+            let name = headers.get(e.index).map_or("?", |h| h.0);
+            tracing::error!(
+                header = name,
+                "handler returned an invalid or reserved header; answered 500"
+            );
+            None
+        }
+    }
+}
+
+/// Sends a streamed body: the queued head first, then each piece, chunk-framed when asked.
+async fn send_stream(
+    out: &mut OutBuf,
+    stream: &TcpStream,
+    worker: &Worker,
+    key: usize,
+    mut body: Box<dyn crate::handler::BodyStream>,
+    framing: ResponseFraming,
+) -> io::Result<()> {
+    let mut sent: u64 = 0;
+    loop {
+        worker.conns.set(key, Phase::Handler, None);
+        let piece = body.next_chunk().await?;
+        let Some(piece) = piece else { break };
+        if piece.is_empty() {
+            continue;
+        }
+        sent += piece.len() as u64;
+        match framing {
+            ResponseFraming::Chunked => {
+                write_chunk_header(out, piece.len());
+                out.put(&piece);
+                out.put(b"\r\n");
+                if out.len() >= STREAM_FLUSH {
+                    flush_out(out, stream, worker, key).await?;
+                }
+            }
+            ResponseFraming::Length(n) if sent > n => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "body longer than announced"));
+            }
+            _ => {
+                flush_out(out, stream, worker, key).await?;
+                worker.conns.set(
+                    key,
+                    Phase::Write(None),
+                    Some(Instant::now() + worker.config.timeouts.send),
+                );
+                let (res, _) = stream.write_all(piece).await;
+                res?;
+            }
+        }
+    }
+    match framing {
+        ResponseFraming::Chunked => write_last_chunk(out),
+        ResponseFraming::Length(n) if sent != n => {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "body shorter than announced",
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}

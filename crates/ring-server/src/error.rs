@@ -1,0 +1,104 @@
+//! Errors that stop the server from starting or a worker from running.
+//!
+//! Every message names the thing that failed and what to change, because the first reader is an
+//! operator looking at `journalctl`, not a developer.
+
+use std::io;
+use std::net::SocketAddr;
+
+use crate::config::ConfigError;
+
+/// Why the server could not start (or a worker stopped).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A configuration value is out of range.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Another program (one that does not share the port with `SO_REUSEPORT`) holds the address.
+    #[error("address {addr} is already in use by another program: stop it or choose another --listen address")]
+    AddrInUse {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// Binding needs a privilege the process lacks (a port below 1024).
+    #[error("permission denied binding {addr}: ports below 1024 need CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE) or choose a port >= 1024")]
+    BindPermission {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// Any other failure to create, bind or listen on a socket.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the kernel said.
+        source: io::Error,
+    },
+    /// `kernel.io_uring_disabled` forbids io_uring for this process.
+    #[error("io_uring is disabled on this host (kernel.io_uring_disabled={value}{group}): run `sysctl -w kernel.io_uring_disabled=0` (or sysctl/apply.sh)")]
+    IoUringDisabled {
+        /// The sysctl's value (1 or 2).
+        value: u8,
+        /// A note about `kernel.io_uring_group` when the value is 1.
+        group: String,
+    },
+    /// A seccomp filter (Docker's default profile, a systemd `SystemCallFilter=`) denies io_uring.
+    #[error("io_uring_setup was denied ({source}) by a seccomp filter: Docker's default profile and some SystemCallFilter= sets block io_uring; allow io_uring_setup, io_uring_enter and io_uring_register")]
+    IoUringBlocked {
+        /// What `io_uring_setup` returned.
+        source: io::Error,
+    },
+    /// The kernel has no io_uring.
+    #[error("this kernel has no io_uring ({source}): ringd needs Linux 5.11 or newer with CONFIG_IO_URING")]
+    IoUringUnsupported {
+        /// What `io_uring_setup` returned.
+        source: io::Error,
+    },
+    /// Creating the ring failed for another reason.
+    #[error("cannot create an io_uring instance with {entries} entries: {source}")]
+    Ring {
+        /// Submission queue size asked for.
+        entries: u32,
+        /// What the kernel said.
+        source: io::Error,
+    },
+    /// Registering the fixed buffers exceeds the locked-memory limit.
+    #[error("cannot register {count} fixed buffers of {size} bytes ({needed_kib} KiB of locked memory per worker): RLIMIT_MEMLOCK (memlock) is {limit}; raise it (systemd: LimitMEMLOCK=, shell: ulimit -l, /etc/security/limits.d) or lower buffers.count/buffers.size")]
+    Memlock {
+        /// Buffers per worker.
+        count: usize,
+        /// Bytes per buffer.
+        size: usize,
+        /// Locked memory needed by one worker.
+        needed_kib: usize,
+        /// The limit as read from `/proc/self/limits`.
+        limit: String,
+    },
+    /// Registering the fixed buffers failed for another reason.
+    #[error("cannot register fixed buffers with io_uring: {source}")]
+    RegisterBuffers {
+        /// What the kernel said.
+        source: io::Error,
+    },
+    /// The process may run on no CPU at all (an empty affinity mask cannot happen; this is the
+    /// affinity query failing).
+    #[error("cannot read this process's CPU affinity mask")]
+    NoCores,
+    /// A worker thread could not be spawned.
+    #[error("cannot start worker thread {worker}: {source}")]
+    Spawn {
+        /// Worker index.
+        worker: usize,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A worker died (it panicked or its runtime stopped).
+    #[error("worker {worker} stopped unexpectedly: {reason}")]
+    WorkerDied {
+        /// Worker index.
+        worker: usize,
+        /// The panic message or error.
+        reason: String,
+    },
+}

@@ -1,0 +1,406 @@
+//! The handler API: what a handler sees ([`Request`]), what it returns ([`Response`]), and the
+//! [`Handler`] trait itself.
+//!
+//! Handlers run on the worker that accepted the connection and are never moved between threads,
+//! so they need not be `Send`: per-core state can live in an `Rc<RefCell<_>>`.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use ringd_core::{Method, RequestHead, Version};
+
+/// A request as a handler sees it: the parsed head (borrowed from the connection's read buffer),
+/// the path parameters the route captured, and the body, read in full up to the body limit.
+pub struct Request<'a> {
+    pub(crate) head: &'a RequestHead<'a, 'a>,
+    pub(crate) body: &'a [u8],
+    pub(crate) params: &'a Params<'a>,
+    pub(crate) peer: SocketAddr,
+}
+
+impl<'a> Request<'a> {
+    /// The request method.
+    pub fn method(&self) -> Method<'a> {
+        self.head.method
+    }
+
+    /// The percent-decoded, normalised path (no `.`/`..` segments, no repeated slashes).
+    pub fn path(&self) -> &'a str {
+        match &self.head.path {
+            Cow::Borrowed(p) => p,
+            Cow::Owned(p) => p.as_str(),
+        }
+    }
+
+    /// The raw query string, without the `?`.
+    pub fn query(&self) -> Option<&'a str> {
+        self.head.query
+    }
+
+    /// The request target exactly as the client sent it.
+    pub fn raw_target(&self) -> &'a str {
+        self.head.raw_target
+    }
+
+    /// The HTTP version of the request.
+    pub fn version(&self) -> Version {
+        self.head.version
+    }
+
+    /// The first value of a header (name compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.head.header(name)
+    }
+
+    /// Every header, in order, as sent.
+    pub fn headers(&self) -> &'a [ringd_core::Header<'a>] {
+        self.head.headers
+    }
+
+    /// The `Host` (or the authority of an absolute-form target).
+    pub fn host(&self) -> Option<&'a [u8]> {
+        self.head.host
+    }
+
+    /// The request body (de-chunked), empty when there is none.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// A path parameter captured by the route (`{id}` or `{rest...}`), percent-decoded.
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.params.get(name)
+    }
+
+    /// The client's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The body decoded as `application/x-www-form-urlencoded` pairs.
+    pub fn form(&self) -> impl Iterator<Item = (Cow<'a, str>, Cow<'a, str>)> {
+        form_urlencoded_pairs(self.body)
+    }
+
+    /// The query string decoded as `application/x-www-form-urlencoded` pairs.
+    pub fn query_pairs(&self) -> impl Iterator<Item = (Cow<'a, str>, Cow<'a, str>)> {
+        form_urlencoded_pairs(self.head.query.unwrap_or("").as_bytes())
+    }
+
+    /// The body parsed as JSON.
+    pub fn json<T: serde::Deserialize<'a>>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(self.body)
+    }
+}
+
+/// Path parameters captured by a route. At most [`Params::MAX`]; stored inline so that matching
+/// a route never allocates.
+#[derive(Debug, Default)]
+pub struct Params<'a> {
+    len: usize,
+    slots: [(&'a str, &'a str); Params::MAX],
+}
+
+impl<'a> Params<'a> {
+    /// The most wildcards one pattern may hold.
+    pub const MAX: usize = 8;
+
+    pub(crate) fn push(&mut self, name: &'a str, value: &'a str) {
+        if self.len < Self::MAX {
+            self.slots[self.len] = (name, value);
+            self.len += 1;
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The value captured for `name`.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.slots[..self.len].iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+}
+
+fn form_urlencoded_pairs(input: &[u8]) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    input.split(|b| *b == b'&').filter(|p| !p.is_empty()).map(|pair| {
+        let mut kv = pair.splitn(2, |b| *b == b'=');
+        let k = kv.next().unwrap_or_default();
+        let v = kv.next().unwrap_or_default();
+        (form_decode(k), form_decode(v))
+    })
+}
+
+/// Decodes `+` as space and `%XX`; invalid escapes are kept literally, invalid UTF-8 replaced.
+fn form_decode(s: &[u8]) -> Cow<'_, str> {
+    if !s.iter().any(|b| *b == b'+' || *b == b'%') {
+        return String::from_utf8_lossy(s);
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < s.len() && hex(s[i + 1]).is_some() && hex(s[i + 2]).is_some() => {
+                out.push(hex(s[i + 1]).unwrap_or(0) * 16 + hex(s[i + 2]).unwrap_or(0));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// A response body.
+pub enum Body {
+    /// No body.
+    Empty,
+    /// A body held in memory. `Bytes::from_static` makes fixed bodies free to send.
+    Full(Bytes),
+    /// A body produced piece by piece (a file, a generator). Sent with `Content-Length` when its
+    /// length is known, chunked otherwise.
+    Stream(Box<dyn BodyStream>),
+}
+
+impl Body {
+    /// The body's length if it is known in advance.
+    pub fn len(&self) -> Option<u64> {
+        match self {
+            Body::Empty => Some(0),
+            Body::Full(b) => Some(b.len() as u64),
+            Body::Stream(s) => s.length(),
+        }
+    }
+
+    /// Whether the body is known to be empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+}
+
+/// The future a [`BodyStream`] returns for its next piece.
+pub type ChunkFuture<'a> = Pin<Box<dyn Future<Output = io::Result<Option<Bytes>>> + 'a>>;
+
+/// A body produced piece by piece.
+pub trait BodyStream {
+    /// The total length, when known before the first byte is sent. A stream that yields a
+    /// different number of bytes than it announced makes the server close the connection.
+    fn length(&self) -> Option<u64>;
+    /// The next piece; `Ok(None)` at the end. An error closes the connection (the status line is
+    /// already on the wire).
+    fn next_chunk(&mut self) -> ChunkFuture<'_>;
+}
+
+/// A response: status, content type, extra headers, body.
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type` value, if any. Kept apart from `headers` so that the common response
+    /// (a status, a type and a body) needs no allocation.
+    pub content_type: Option<Bytes>,
+    /// Further headers. The server writes `Date`, `Server`, `Content-Length`,
+    /// `Transfer-Encoding` and `Connection` itself; a handler that sets one of those, or a value
+    /// with CR, LF or NUL in it, gets a 500 instead of a response that could split.
+    pub headers: Vec<(Cow<'static, str>, Bytes)>,
+    /// The body.
+    pub body: Body,
+}
+
+impl Response {
+    /// A response with this status and no body.
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    /// `200` with a static `text/plain; charset=utf-8` body; allocates nothing.
+    pub fn text(body: &'static str) -> Response {
+        Response::new(200)
+            .content_type_static("text/plain; charset=utf-8")
+            .body(Body::Full(Bytes::from_static(body.as_bytes())))
+    }
+
+    /// `200` with a static `text/html; charset=utf-8` body; allocates nothing.
+    pub fn html(body: &'static str) -> Response {
+        Response::new(200)
+            .content_type_static("text/html; charset=utf-8")
+            .body(Body::Full(Bytes::from_static(body.as_bytes())))
+    }
+
+    /// `200` with a JSON body serialised from `value`.
+    pub fn json<T: serde::Serialize>(value: &T) -> Response {
+        match serde_json::to_vec(value) {
+            Ok(v) => Response::new(200)
+                .content_type_static("application/json")
+                .body(Body::Full(Bytes::from(v))),
+            Err(_) => Response::error(500),
+        }
+    }
+
+    /// A small `text/plain` error page for `status` (its reason phrase).
+    pub fn error(status: u16) -> Response {
+        Response::new(status)
+            .content_type_static("text/plain; charset=utf-8")
+            .body(Body::Full(error_body(status)))
+    }
+
+    /// Sets the status.
+    pub fn status(mut self, status: u16) -> Response {
+        self.status = status;
+        self
+    }
+
+    /// Sets a static `Content-Type`.
+    pub fn content_type_static(mut self, value: &'static str) -> Response {
+        self.content_type = Some(Bytes::from_static(value.as_bytes()));
+        self
+    }
+
+    /// Sets `Content-Type`.
+    pub fn content_type(mut self, value: impl Into<Bytes>) -> Response {
+        self.content_type = Some(value.into());
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Bytes>) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: Body) -> Response {
+        self.body = body;
+        self
+    }
+}
+
+/// Pre-rendered error bodies ("404 Not Found\n"), so that error responses allocate nothing.
+fn error_body(status: u16) -> Bytes {
+    macro_rules! bodies {
+        ($($code:literal $text:literal),* $(,)?) => {
+            match status {
+                $($code => Bytes::from_static(concat!($code, " ", $text, "\n").as_bytes()),)*
+                _ => Bytes::from(format!("{} {}\n", status, ringd_core::reason_phrase(status))),
+            }
+        };
+    }
+    bodies!(
+        400 "Bad Request", 403 "Forbidden", 404 "Not Found", 405 "Method Not Allowed",
+        408 "Request Timeout", 411 "Length Required", 413 "Content Too Large", 414 "URI Too Long",
+        416 "Range Not Satisfiable", 417 "Expectation Failed", 431 "Request Header Fields Too Large",
+        500 "Internal Server Error", 501 "Not Implemented", 503 "Service Unavailable",
+        505 "HTTP Version Not Supported",
+    )
+}
+
+/// What a handler returns: a response at once (no allocation), or a future of one.
+pub enum Reply<'a> {
+    /// The response is ready.
+    Ready(Response),
+    /// The response needs I/O first.
+    Pending(Pin<Box<dyn Future<Output = Response> + 'a>>),
+}
+
+/// Something that answers requests. Closures `Fn(&Request) -> Response` are handlers; wrap an
+/// async closure with [`handler_async`].
+pub trait Handler: 'static {
+    /// Answers one request.
+    fn call<'a>(&'a self, req: &'a Request<'a>) -> Reply<'a>;
+
+    /// Whether this handler reads the request body. When it does not, `Expect: 100-continue`
+    /// is answered with the final response directly, and the connection closes if the body has
+    /// not arrived (RFC 9110 §10.1.1).
+    fn reads_body(&self) -> bool {
+        true
+    }
+}
+
+impl<F> Handler for F
+where
+    F: Fn(&Request<'_>) -> Response + 'static,
+{
+    fn call<'a>(&'a self, req: &'a Request<'a>) -> Reply<'a> {
+        Reply::Ready(self(req))
+    }
+}
+
+/// A handler made from an async closure, e.g. `handler_async(async |req: &Request<'_>| ...)`.
+pub struct AsyncHandler<F>(F);
+
+/// Wraps an async closure as a [`Handler`].
+pub fn handler_async<F>(f: F) -> AsyncHandler<F>
+where
+    F: for<'a> AsyncFn(&'a Request<'a>) -> Response + 'static,
+{
+    AsyncHandler(f)
+}
+
+impl<F> Handler for AsyncHandler<F>
+where
+    F: for<'a> AsyncFn(&'a Request<'a>) -> Response + 'static,
+{
+    fn call<'a>(&'a self, req: &'a Request<'a>) -> Reply<'a> {
+        Reply::Pending(Box::pin((self.0)(req)))
+    }
+}
+
+/// A handler that ignores the body (`reads_body` is false); see [`Handler::reads_body`].
+pub struct IgnoresBody<H>(pub H);
+
+impl<H: Handler> Handler for IgnoresBody<H> {
+    fn call<'a>(&'a self, req: &'a Request<'a>) -> Reply<'a> {
+        self.0.call(req)
+    }
+    fn reads_body(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_pairs_decode() {
+        let pairs: Vec<_> = form_urlencoded_pairs(b"a=1&b=hello+world&c=%41%zz&&d").collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "hello world".into()),
+                ("c".into(), "A%zz".into()),
+                ("d".into(), "".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn error_bodies_are_static_for_common_codes() {
+        assert_eq!(&error_body(404)[..], b"404 Not Found\n");
+        assert_eq!(&error_body(599)[..], b"599 \n");
+    }
+
+    #[test]
+    fn params_lookup() {
+        let mut p = Params::default();
+        p.push("id", "42");
+        assert_eq!(p.get("id"), Some("42"));
+        assert_eq!(p.get("x"), None);
+        p.clear();
+        assert_eq!(p.get("id"), None);
+    }
+}

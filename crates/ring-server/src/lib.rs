@@ -1,0 +1,41 @@
+//! ring-server: ringd's per-core io_uring HTTP/1.1 server.
+//!
+//! One worker thread per core, each pinned, each with its own `tokio-uring` runtime, its own
+//! `SO_REUSEPORT` listener and its own pool of io_uring registered fixed buffers. Connections on a
+//! core never leave it. `DESIGN.md` at the workspace root follows a request through these modules.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+/// Registered fixed buffers and the output buffer that falls back to the heap.
+mod buf;
+/// Validated server configuration.
+pub mod config;
+/// One connection's request/response loop.
+mod conn;
+/// The per-core table of live connections (a slab) and its deadline sweeper.
+mod conn_table;
+/// Typed start-up and runtime errors.
+pub mod error;
+/// The handler API: requests, responses, bodies, and the `Handler` trait.
+pub mod handler;
+/// Listening sockets built with socket2 (`SO_REUSEPORT`, backlog, `TCP_NODELAY`).
+mod listener;
+/// Method + path pattern routing in the manner of Go 1.22's `ServeMux`.
+pub mod router;
+/// Starting the workers and waiting for them.
+pub mod server;
+/// A plain, safe static file handler (the full feature set is the static-files issue).
+pub mod static_files;
+/// io_uring availability checks that turn kernel errors into advice.
+mod uring;
+/// A worker: one pinned thread, one runtime, its listeners and connections.
+mod worker;
+
+pub use bytes::Bytes;
+pub use config::{BufferConfig, ServerConfig, Timeouts, Workers};
+pub use error::ServerError;
+pub use handler::{handler_async, Body, BodyStream, Handler, IgnoresBody, Reply, Request, Response};
+pub use ringd_core::Limits;
+pub use router::{Router, RouterError};
+pub use server::{RunningServer, Server};
+pub use static_files::StaticFiles;

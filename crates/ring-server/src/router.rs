@@ -1,0 +1,438 @@
+//! Method + path routing in the manner of Go 1.22's `ServeMux`.
+//!
+//! Patterns are `[METHOD ]/path`, where a segment is a literal, `{name}` (one non-empty
+//! segment), or `{name...}` (the rest of the path, last only). A pattern ending in `/` matches
+//! every path below it; `{$}` at the end matches only the path itself (`/{$}` is just `/`).
+//! `GET` also matches `HEAD`. When several patterns match, the most specific wins: literal
+//! segments beat `{name}`, which beats `{name...}`, compared left to right; a method beats none.
+//! A path that matches only with other methods gets 405 with `Allow`; no match at all, 404.
+
+use std::cmp::Ordering;
+
+use ringd_core::Method;
+
+use crate::handler::{Handler, Params};
+
+/// Why a pattern was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// The pattern is not `[METHOD ]/path` with well-formed wildcards.
+    #[error("invalid route pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The same method and path were registered twice.
+    #[error("route pattern {pattern:?} is registered twice")]
+    Duplicate {
+        /// The pattern as given.
+        pattern: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(Box<str>),
+    Param(Box<str>),
+    Rest(Box<str>),
+}
+
+impl Segment {
+    /// Specificity rank of one segment: higher is more specific.
+    fn rank(&self) -> u8 {
+        match self {
+            Segment::Literal(_) => 3,
+            Segment::Param(_) => 2,
+            Segment::Rest(_) => 1,
+        }
+    }
+}
+
+struct Route {
+    pattern: String,
+    method: Option<Box<str>>,
+    segments: Vec<Segment>,
+    /// Matches every path below the pattern (it ended in `/`).
+    prefix: bool,
+    handler: Box<dyn Handler>,
+}
+
+impl Route {
+    fn specificity(&self, other: &Route) -> Ordering {
+        for (a, b) in self.segments.iter().zip(&other.segments) {
+            match a.rank().cmp(&b.rank()) {
+                Ordering::Equal => {}
+                unequal => return unequal,
+            }
+        }
+        self.segments
+            .len()
+            .cmp(&other.segments.len())
+            .then((!self.prefix).cmp(&!other.prefix))
+            .then(self.method.is_some().cmp(&other.method.is_some()))
+    }
+
+    fn method_matches(&self, method: &str) -> bool {
+        match self.method.as_deref() {
+            None => true,
+            Some("GET") => method == "GET" || method == "HEAD",
+            Some(m) => m == method,
+        }
+    }
+
+    /// Matches `path` (normalised, starting with `/`), capturing wildcards into `params`.
+    fn path_matches<'p>(&'p self, path: &'p str, params: &mut Params<'p>) -> bool {
+        params.clear();
+        let mut rest = path.strip_prefix('/').unwrap_or(path);
+        // `None` once the path's last segment has been consumed.
+        let mut remaining = Some(rest);
+        for seg in &self.segments {
+            let Some(r) = remaining else { return false };
+            rest = r;
+            if let Segment::Rest(name) = seg {
+                params.push(name, rest);
+                return true;
+            }
+            let (current, tail) = match rest.find('/') {
+                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                None => (rest, None),
+            };
+            match seg {
+                Segment::Literal(lit) if **lit == *current => {}
+                Segment::Param(name) if !current.is_empty() => params.push(name, current),
+                _ => return false,
+            }
+            remaining = tail;
+        }
+        // An exact pattern needs the path to end here; a prefix pattern needs more (even "").
+        remaining.is_some() == self.prefix
+    }
+}
+
+/// The outcome of routing one request.
+// `Found` carries its parameters inline (no allocation per request); the size is the point.
+#[allow(clippy::large_enum_variant)]
+pub enum RouteMatch<'r, 'p> {
+    /// A handler, with the wildcards it captured.
+    Found(&'r dyn Handler, Params<'p>),
+    /// The path matches only with other methods: these (for `Allow`).
+    MethodNotAllowed(String),
+    /// No pattern matches the path.
+    NotFound,
+}
+
+/// A set of routes. Built once per worker, before it accepts; read-only afterwards.
+#[derive(Default)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+impl Router {
+    /// An empty router: every request gets 404.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Adds `handler` under `pattern` (see the module docs).
+    pub fn route(&mut self, pattern: &str, handler: impl Handler) -> Result<&mut Router, RouterError> {
+        let invalid = |reason| RouterError::InvalidPattern {
+            pattern: pattern.to_owned(),
+            reason,
+        };
+        let (method, path) = match pattern.split_once(' ') {
+            Some((m, p)) => (Some(m.trim()), p.trim()),
+            None => (None, pattern.trim()),
+        };
+        if let Some(m) = method {
+            if m.is_empty()
+                || !m
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            {
+                return Err(invalid("the method must be a token such as GET"));
+            }
+        }
+        let Some(body) = path.strip_prefix('/') else {
+            return Err(invalid("the path must start with '/'"));
+        };
+        let mut raw: Vec<&str> = body.split('/').collect();
+        let prefix = raw.last() == Some(&"");
+        if prefix {
+            raw.pop();
+        }
+        let mut segments = Vec::with_capacity(raw.len());
+        for (i, s) in raw.iter().enumerate() {
+            let last = i + 1 == raw.len();
+            let seg = if *s == "{$}" {
+                if !last {
+                    return Err(invalid("{$} must end the pattern"));
+                }
+                Segment::Literal("".into())
+            } else if let Some(inner) = s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                let (name, rest) = match inner.strip_suffix("...") {
+                    Some(n) => (n, true),
+                    None => (inner, false),
+                };
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return Err(invalid("a wildcard name must be letters, digits and '_'"));
+                }
+                if rest && (!last || prefix) {
+                    return Err(invalid("{name...} must end the pattern"));
+                }
+                if rest {
+                    Segment::Rest(name.into())
+                } else {
+                    Segment::Param(name.into())
+                }
+            } else if s.contains('{') || s.contains('}') {
+                return Err(invalid("a wildcard must be a whole segment"));
+            } else {
+                Segment::Literal((*s).into())
+            };
+            segments.push(seg);
+        }
+        if segments.iter().filter(|s| !matches!(s, Segment::Literal(_))).count() > Params::MAX {
+            return Err(invalid("too many wildcards (at most 8)"));
+        }
+        let route = Route {
+            pattern: pattern.to_owned(),
+            method: method.map(Into::into),
+            segments,
+            prefix,
+            handler: Box::new(handler),
+        };
+        if self
+            .routes
+            .iter()
+            .any(|r| r.method == route.method && r.segments == route.segments && r.prefix == route.prefix)
+        {
+            return Err(RouterError::Duplicate {
+                pattern: pattern.to_owned(),
+            });
+        }
+        // Most specific first, so that the first match wins.
+        let at = self
+            .routes
+            .iter()
+            .position(|r| route.specificity(r) == Ordering::Greater)
+            .unwrap_or(self.routes.len());
+        self.routes.insert(at, route);
+        Ok(self)
+    }
+
+    /// Finds the handler for `method` and `path` (a normalised path starting with `/`).
+    pub fn find<'r, 'p>(&'r self, method: Method<'_>, path: &'p str) -> RouteMatch<'r, 'p>
+    where
+        'r: 'p,
+    {
+        let method = method.as_str();
+        let mut params = Params::default();
+        let mut any_path_match = false;
+        for route in &self.routes {
+            if route.path_matches(path, &mut params) {
+                if route.method_matches(method) {
+                    return RouteMatch::Found(route.handler.as_ref(), params);
+                }
+                any_path_match = true;
+            }
+        }
+        if any_path_match {
+            RouteMatch::MethodNotAllowed(self.allowed(path).join(", "))
+        } else {
+            RouteMatch::NotFound
+        }
+    }
+
+    /// The methods `path` can be requested with (GET implies HEAD), in a stable order.
+    pub fn allowed(&self, path: &str) -> Vec<&str> {
+        let mut methods: Vec<&str> = Vec::new();
+        let mut params = Params::default();
+        for route in &self.routes {
+            if route.path_matches(path, &mut params) {
+                match route.method.as_deref() {
+                    None => {
+                        return vec!["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+                    }
+                    Some(m) => {
+                        methods.push(m);
+                        if m == "GET" {
+                            methods.push("HEAD");
+                        }
+                    }
+                }
+            }
+        }
+        sort_methods(&mut methods);
+        methods
+    }
+
+    /// Every method some route accepts (for `OPTIONS *`).
+    pub fn all_methods(&self) -> Vec<&str> {
+        let mut methods: Vec<&str> = Vec::new();
+        for route in &self.routes {
+            match route.method.as_deref() {
+                None => return vec!["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+                Some(m) => {
+                    methods.push(m);
+                    if m == "GET" {
+                        methods.push("HEAD");
+                    }
+                }
+            }
+        }
+        sort_methods(&mut methods);
+        methods
+    }
+
+    /// The patterns, most specific first (for logs and `ringd check`).
+    pub fn patterns(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|r| r.pattern.as_str())
+    }
+}
+
+fn sort_methods(methods: &mut Vec<&str>) {
+    const ORDER: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    methods.sort_by_key(|m| (ORDER.iter().position(|o| o == m).unwrap_or(ORDER.len()), *m));
+    methods.dedup();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::Response;
+
+    fn tagged(tag: &'static str) -> impl Handler {
+        move |_: &crate::handler::Request<'_>| Response::text(tag)
+    }
+
+    /// Routes a request and names the handler's tag by comparing handler addresses.
+    fn which(router: &Router, method: &str, path: &str) -> String {
+        match router.find(Method::parse(method), path) {
+            RouteMatch::Found(h, params) => {
+                let idx = router
+                    .routes
+                    .iter()
+                    .position(|r| std::ptr::addr_eq(r.handler.as_ref(), h))
+                    .unwrap();
+                let mut s = router.routes[idx].pattern.clone();
+                for name in ["id", "path", "rest", "name"] {
+                    if let Some(v) = params.get(name) {
+                        s.push_str(&format!(" {name}={v}"));
+                    }
+                }
+                s
+            }
+            RouteMatch::MethodNotAllowed(allow) => format!("405 {allow}"),
+            RouteMatch::NotFound => "404".to_owned(),
+        }
+    }
+
+    fn router(patterns: &[&'static str]) -> Router {
+        let mut r = Router::new();
+        for p in patterns {
+            r.route(p, tagged(p)).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn most_specific_wins() {
+        let r = router(&[
+            "/",
+            "GET /users/{id}",
+            "GET /users/new",
+            "/static/{path...}",
+            "GET /static/img/{name}",
+        ]);
+        assert_eq!(which(&r, "GET", "/users/new"), "GET /users/new");
+        assert_eq!(which(&r, "GET", "/users/42"), "GET /users/{id} id=42");
+        assert_eq!(which(&r, "GET", "/static/a/b.css"), "/static/{path...} path=a/b.css");
+        assert_eq!(
+            which(&r, "GET", "/static/img/x.png"),
+            "GET /static/img/{name} name=x.png"
+        );
+        assert_eq!(which(&r, "GET", "/anything/else"), "/");
+        assert_eq!(which(&r, "GET", "/"), "/");
+    }
+
+    #[test]
+    fn method_mismatch_is_405_with_allow() {
+        let r = router(&["GET /plaintext", "POST /echo", "PUT /echo"]);
+        assert_eq!(which(&r, "POST", "/plaintext"), "405 GET, HEAD");
+        assert_eq!(which(&r, "GET", "/echo"), "405 POST, PUT");
+        assert_eq!(which(&r, "HEAD", "/plaintext"), "GET /plaintext");
+        assert_eq!(which(&r, "GET", "/nope"), "404");
+    }
+
+    #[test]
+    fn exact_and_prefix_and_dollar() {
+        let r = router(&["GET /{$}", "GET /docs/", "GET /about"]);
+        assert_eq!(which(&r, "GET", "/"), "GET /{$}");
+        assert_eq!(which(&r, "GET", "/x"), "404");
+        assert_eq!(which(&r, "GET", "/docs/"), "GET /docs/");
+        assert_eq!(which(&r, "GET", "/docs/a/b"), "GET /docs/");
+        assert_eq!(which(&r, "GET", "/docs"), "404");
+        assert_eq!(which(&r, "GET", "/about/"), "404");
+    }
+
+    #[test]
+    fn params_need_a_non_empty_segment() {
+        let r = router(&["GET /users/{id}"]);
+        assert_eq!(which(&r, "GET", "/users/"), "404");
+        assert_eq!(which(&r, "GET", "/users/7/extra"), "404");
+    }
+
+    #[test]
+    fn rest_wildcard_may_be_empty_but_needs_the_slash() {
+        let r = router(&["GET /files/{path...}"]);
+        assert_eq!(which(&r, "GET", "/files/"), "GET /files/{path...} path=");
+        assert_eq!(which(&r, "GET", "/files"), "404");
+    }
+
+    #[test]
+    fn method_specific_beats_any_method() {
+        let r = router(&["/thing", "POST /thing"]);
+        assert_eq!(which(&r, "POST", "/thing"), "POST /thing");
+        assert_eq!(which(&r, "DELETE", "/thing"), "/thing");
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for p in [
+            "nope",
+            "GET nope",
+            "/a/{b",
+            "/{x...}/y",
+            "/a{b}",
+            "/{}",
+            "G@T /x",
+            "/{a...}/",
+        ] {
+            assert!(
+                matches!(
+                    Router::new().route(p, tagged("x")),
+                    Err(RouterError::InvalidPattern { .. })
+                ),
+                "{p}"
+            );
+        }
+        let mut r = Router::new();
+        r.route("GET /a", tagged("1")).unwrap();
+        assert!(matches!(
+            r.route("GET /a", tagged("2")),
+            Err(RouterError::Duplicate { .. })
+        ));
+    }
+
+    #[test]
+    fn allowed_and_all_methods() {
+        let r = router(&["GET /a", "DELETE /a", "POST /b"]);
+        assert_eq!(r.allowed("/a"), vec!["GET", "HEAD", "DELETE"]);
+        assert_eq!(r.all_methods(), vec!["GET", "HEAD", "POST", "DELETE"]);
+    }
+}

@@ -1,0 +1,123 @@
+//! Starting the workers: bind every listener up front (so that start-up errors are reported
+//! before anything runs), start one pinned worker per core, and wait until all are listening.
+
+use std::net::SocketAddr;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+
+use crate::config::{ServerConfig, Workers};
+use crate::error::ServerError;
+use crate::listener;
+use crate::router::Router;
+use crate::worker::{self, WorkerEvent};
+
+/// Builds a worker's router; called once on each worker's thread with the worker's index.
+pub(crate) type RouterFactory = Arc<dyn Fn(usize) -> Router + Send + Sync>;
+
+/// A server that has not started yet.
+pub struct Server {
+    config: ServerConfig,
+    factory: RouterFactory,
+}
+
+impl Server {
+    /// A server with this configuration; `routes` builds each worker's router on its own thread,
+    /// so handlers may hold per-core, non-`Send` state.
+    pub fn new(config: ServerConfig, routes: impl Fn(usize) -> Router + Send + Sync + 'static) -> Server {
+        Server {
+            config,
+            factory: Arc::new(routes),
+        }
+    }
+
+    /// Binds, starts every worker and returns once all of them listen, or the first error.
+    pub fn start(self) -> Result<RunningServer, ServerError> {
+        self.config.validate()?;
+        let cores = core_affinity::get_core_ids()
+            .filter(|c| !c.is_empty())
+            .ok_or(ServerError::NoCores)?;
+        let count = match self.config.workers {
+            Workers::Auto => cores.len(),
+            Workers::Count(n) => n,
+        };
+        let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..count).map(|_| Vec::new()).collect();
+        let mut local_addrs = Vec::new();
+        for addr in &self.config.listen {
+            let group = listener::bind_group(*addr, count, self.config.backlog)?;
+            local_addrs.push(
+                group[0]
+                    .local_addr()
+                    .map_err(|e| ServerError::Listen { addr: *addr, source: e })?,
+            );
+            for (i, l) in group.into_iter().enumerate() {
+                per_worker[i].push(l);
+            }
+        }
+        let config = Arc::new(self.config);
+        let (tx, events) = mpsc::channel();
+        for (id, listeners) in per_worker.into_iter().enumerate() {
+            let core = Some(cores[id % cores.len()]);
+            let (config, factory, tx) = (config.clone(), self.factory.clone(), tx.clone());
+            std::thread::Builder::new()
+                .name(format!("ringd-w{id}"))
+                .spawn(move || worker::run(id, core, listeners, config, factory, tx))
+                .map_err(|e| ServerError::Spawn { worker: id, source: e })?;
+        }
+        drop(tx);
+        let mut ready = 0;
+        while ready < count {
+            match events.recv() {
+                Ok(WorkerEvent::Ready) => ready += 1,
+                Ok(WorkerEvent::Failed(e)) => return Err(e),
+                Ok(WorkerEvent::Died(worker, reason)) => return Err(ServerError::WorkerDied { worker, reason }),
+                Err(_) => {
+                    return Err(ServerError::WorkerDied {
+                        worker: ready,
+                        reason: "it exited before listening".to_owned(),
+                    })
+                }
+            }
+        }
+        Ok(RunningServer {
+            local_addrs,
+            workers: count,
+            events,
+        })
+    }
+}
+
+/// A started server: every worker is listening.
+pub struct RunningServer {
+    local_addrs: Vec<SocketAddr>,
+    workers: usize,
+    events: Receiver<WorkerEvent>,
+}
+
+impl RunningServer {
+    /// The addresses listened on, in `listen` order, with port 0 resolved.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// How many workers run.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Blocks until a worker stops, which only happens when something went wrong.
+    pub fn wait(self) -> ServerError {
+        loop {
+            match self.events.recv() {
+                Ok(WorkerEvent::Died(worker, reason)) => return ServerError::WorkerDied { worker, reason },
+                Ok(WorkerEvent::Failed(e)) => return e,
+                Ok(WorkerEvent::Ready) => {}
+                Err(_) => {
+                    return ServerError::WorkerDied {
+                        worker: 0,
+                        reason: "every worker exited".to_owned(),
+                    }
+                }
+            }
+        }
+    }
+}

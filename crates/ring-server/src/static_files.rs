@@ -1,0 +1,258 @@
+//! A safe static file handler: `GET`/`HEAD` of the files below a root directory.
+//!
+//! The request path arrives already percent-decoded and normalised by `ringd-core` (no `..`
+//! can climb above `/`). Files are opened and read through io_uring. After opening, the path the
+//! kernel actually opened (`/proc/self/fd/N`) must still lie inside the root, so a symlink that
+//! leads outside it answers 404 instead of the file. Conditional requests, ranges, caching and
+//! precompressed files are the static-files issue's work.
+
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::path::{Component, Path, PathBuf};
+
+use bytes::Bytes;
+use tokio_uring::fs::File;
+
+use crate::handler::{Body, BodyStream, ChunkFuture, Handler, Reply, Request, Response};
+
+/// Files up to this size are read whole and sent with their head in one write.
+const WHOLE_FILE_MAX: u64 = 64 * 1024;
+/// Larger files are sent in pieces of this size.
+const PIECE: usize = 256 * 1024;
+
+/// Serves the files below a root directory.
+#[derive(Debug, Clone)]
+pub struct StaticFiles {
+    root: PathBuf,
+    index: String,
+}
+
+/// Why a root directory cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve files from {path}: {reason}")]
+pub struct RootError {
+    /// The root as given.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl StaticFiles {
+    /// Serves `root`, which must be an existing, readable directory.
+    pub fn new(root: impl AsRef<Path>) -> Result<StaticFiles, RootError> {
+        let path = root.as_ref().to_path_buf();
+        let err = |reason: String| RootError {
+            path: path.clone(),
+            reason,
+        };
+        let root = std::fs::canonicalize(&path).map_err(|e| err(e.to_string()))?;
+        let meta = std::fs::metadata(&root).map_err(|e| err(e.to_string()))?;
+        if !meta.is_dir() {
+            return Err(err("not a directory".to_owned()));
+        }
+        std::fs::read_dir(&root).map_err(|e| err(format!("not readable: {e}")))?;
+        Ok(StaticFiles {
+            root,
+            index: "index.html".to_owned(),
+        })
+    }
+
+    /// The canonical root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    async fn serve(&self, req: &Request<'_>) -> Response {
+        // Mounted as `/{path...}` (or below a prefix): the rest of the path is the file.
+        let rel = req.param("path").unwrap_or_else(|| req.path().trim_start_matches('/'));
+        let Some(mut path) = self.join(rel) else {
+            return Response::error(404);
+        };
+        let is_head = req.method() == ringd_core::Method::Head;
+        let mut file = match self.open_inside(&path).await {
+            Ok(f) => f,
+            Err(status) => return Response::error(status),
+        };
+        let mut stat = match file.statx().await {
+            Ok(s) => s,
+            Err(_) => return Response::error(500),
+        };
+        if is_dir(&stat) {
+            if !req.path().ends_with('/') {
+                let mut location = format!("{}/", req.path());
+                if let Some(q) = req.query() {
+                    location.push('?');
+                    location.push_str(q);
+                }
+                return Response::error(301).header("Location", location);
+            }
+            path.push(&self.index);
+            file = match self.open_inside(&path).await {
+                Ok(f) => f,
+                // A directory without an index is not listed (nginx answers 403 the same way).
+                Err(404) => return Response::error(403),
+                Err(status) => return Response::error(status),
+            };
+            stat = match file.statx().await {
+                Ok(s) => s,
+                Err(_) => return Response::error(500),
+            };
+        }
+        if !is_regular(&stat) {
+            return Response::error(404);
+        }
+        let size = stat.stx_size;
+        let response = Response::new(200).content_type(content_type(&path));
+        if !is_head && size <= WHOLE_FILE_MAX {
+            return match read_whole(&file, size).await {
+                Ok(bytes) => response.body(Body::Full(bytes)),
+                Err(_) => Response::error(500),
+            };
+        }
+        // For HEAD the stream is never polled: only its length is used.
+        response.body(Body::Stream(Box::new(FileStream { file, pos: 0, size })))
+    }
+
+    /// The path below the root for a decoded, normalised relative path.
+    fn join(&self, rel: &str) -> Option<PathBuf> {
+        let rel = Path::new(rel);
+        // Defence in depth: the parser already removed these.
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return None;
+        }
+        Some(self.root.join(rel))
+    }
+
+    /// Opens `path` and checks that what was opened lies inside the root.
+    async fn open_inside(&self, path: &Path) -> Result<File, u16> {
+        let file = File::open(path).await.map_err(|e| open_status(&e))?;
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(|_| 500u16)?;
+        if !real.starts_with(&self.root) {
+            tracing::debug!(path = %path.display(), target = %real.display(), "refused a file outside the root");
+            return Err(404);
+        }
+        Ok(file)
+    }
+}
+
+impl Handler for StaticFiles {
+    fn call<'a>(&'a self, req: &'a Request<'a>) -> Reply<'a> {
+        Reply::Pending(Box::pin(self.serve(req)))
+    }
+
+    fn reads_body(&self) -> bool {
+        false
+    }
+}
+
+fn open_status(e: &io::Error) -> u16 {
+    match e.kind() {
+        io::ErrorKind::NotFound => 404,
+        io::ErrorKind::PermissionDenied => 403,
+        _ if e.raw_os_error() == Some(libc::ENOTDIR) || e.raw_os_error() == Some(libc::ENAMETOOLONG) => 404,
+        _ => 500,
+    }
+}
+
+fn is_dir(stat: &libc::statx) -> bool {
+    u32::from(stat.stx_mode) & libc::S_IFMT == libc::S_IFDIR
+}
+
+fn is_regular(stat: &libc::statx) -> bool {
+    u32::from(stat.stx_mode) & libc::S_IFMT == libc::S_IFREG
+}
+
+/// The `Content-Type` for a file name; text types say `charset=utf-8`.
+pub fn content_type(path: &Path) -> String {
+    let mime = mime_guess::from_path(path)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    if mime.starts_with("text/") || mime == "application/javascript" || mime == "image/svg+xml" {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_owned()
+    }
+}
+
+async fn read_whole(file: &File, size: u64) -> io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(size as usize);
+    while (buf.len() as u64) < size {
+        let filled = buf.len();
+        let (res, slice) = file
+            .read_at(tokio_uring::buf::BoundedBuf::slice(buf, filled..), filled as u64)
+            .await;
+        buf = slice.into_inner();
+        if res? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being read",
+            ));
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// A file sent in pieces, with its length known up front.
+struct FileStream {
+    file: File,
+    pos: u64,
+    size: u64,
+}
+
+impl BodyStream for FileStream {
+    fn length(&self) -> Option<u64> {
+        Some(self.size)
+    }
+
+    fn next_chunk(&mut self) -> ChunkFuture<'_> {
+        Box::pin(async move {
+            if self.pos >= self.size {
+                return Ok(None);
+            }
+            let want = (self.size - self.pos).min(PIECE as u64) as usize;
+            let (res, buf) = self.file.read_at(Vec::with_capacity(want), self.pos).await;
+            let n = res?;
+            if n == 0 {
+                // The file shrank: the connection closes, since the length is already sent.
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being sent",
+                ));
+            }
+            self.pos += n as u64;
+            Ok(Some(Bytes::from(buf)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type(Path::new("a.html")), "text/html; charset=utf-8");
+        assert_eq!(content_type(Path::new("a.css")), "text/css; charset=utf-8");
+        assert_eq!(content_type(Path::new("a.png")), "image/png");
+        assert_eq!(content_type(Path::new("a.json")), "application/json");
+        assert_eq!(content_type(Path::new("noext")), "application/octet-stream");
+    }
+
+    #[test]
+    fn join_refuses_anything_but_plain_components() {
+        let s = StaticFiles {
+            root: PathBuf::from("/srv"),
+            index: "index.html".into(),
+        };
+        assert_eq!(s.join("a/b.txt"), Some(PathBuf::from("/srv/a/b.txt")));
+        assert_eq!(s.join("../etc/passwd"), None);
+        assert_eq!(s.join("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn root_must_be_a_directory() {
+        assert!(StaticFiles::new("/nonexistent-ringd-root").is_err());
+        assert!(StaticFiles::new("/proc/self/status").is_err());
+        assert!(StaticFiles::new(std::env::temp_dir()).is_ok());
+    }
+}

@@ -1,0 +1,184 @@
+//! A worker: one thread pinned to one CPU, one tokio-uring runtime, its own listeners, fixed
+//! buffers, router and connections. Nothing in here is shared with other workers.
+
+use std::cell::{Cell, RefCell};
+use std::net::TcpListener as StdListener;
+use std::rc::Rc;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringd_core::DateCache;
+use tokio_uring::buf::fixed::FixedBufPool;
+use tokio_uring::net::TcpListener;
+
+use crate::config::ServerConfig;
+use crate::conn;
+use crate::conn_table::ConnTable;
+use crate::error::ServerError;
+use crate::router::Router;
+use crate::server::RouterFactory;
+use crate::uring;
+
+/// What a worker reports to the thread that started it.
+pub(crate) enum WorkerEvent {
+    /// Listening on every address.
+    Ready,
+    /// Failed to start.
+    Failed(ServerError),
+    /// Stopped (it should never): a panic or a runtime failure.
+    Died(usize, String),
+}
+
+/// A worker's state, shared by its tasks through an `Rc` (single thread).
+pub(crate) struct Worker {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) router: Router,
+    pub(crate) pool: FixedBufPool<Vec<u8>>,
+    pub(crate) conns: ConnTable,
+    date: RefCell<DateCache>,
+    /// Fixed-buffer fallbacks since the last log line about them.
+    pub(crate) fallbacks: Cell<u64>,
+}
+
+impl Worker {
+    /// The current `Date` value (re-rendered at most once a second).
+    pub(crate) fn date(&self) -> [u8; 29] {
+        let mut out = [b' '; 29];
+        let mut cache = self.date.borrow_mut();
+        let value = cache.get(std::time::SystemTime::now());
+        let n = value.len().min(29);
+        out[..n].copy_from_slice(&value[..n]);
+        out
+    }
+}
+
+/// Sends `Died` if the worker's thread ends, however it ends.
+struct ExitGuard {
+    id: usize,
+    events: Sender<WorkerEvent>,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let reason = if std::thread::panicking() {
+            "it panicked (see the log line above)"
+        } else {
+            "its runtime returned"
+        };
+        let _ = self.events.send(WorkerEvent::Died(self.id, reason.to_owned()));
+    }
+}
+
+/// Runs worker `id` on the calling thread; returns only if it fails.
+pub(crate) fn run(
+    id: usize,
+    core: Option<core_affinity::CoreId>,
+    listeners: Vec<StdListener>,
+    config: Arc<ServerConfig>,
+    factory: RouterFactory,
+    events: Sender<WorkerEvent>,
+) {
+    let _guard = ExitGuard {
+        id,
+        events: events.clone(),
+    };
+    if let Some(core) = core {
+        if !core_affinity::set_for_current(core) {
+            tracing::warn!(
+                worker = id,
+                cpu = core.id,
+                "could not pin worker to its CPU; running unpinned"
+            );
+        }
+    }
+    let rt = match uring::runtime(config.ring_entries) {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = events.send(WorkerEvent::Failed(e));
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let buffers = config.buffers;
+        let pool = FixedBufPool::new(std::iter::repeat_with(|| vec![0u8; buffers.size]).take(buffers.count));
+        if let Err(e) = pool.register() {
+            let _ = events.send(WorkerEvent::Failed(uring::register_error(buffers, e)));
+            return;
+        }
+        let worker = Rc::new(Worker {
+            router: factory(id),
+            config,
+            pool,
+            conns: ConnTable::default(),
+            date: RefCell::new(DateCache::new()),
+            fallbacks: Cell::new(0),
+        });
+        for listener in listeners {
+            tokio_uring::spawn(accept_loop(id, TcpListener::from_std(listener), worker.clone()));
+        }
+        tokio_uring::spawn(sweeper(id, worker.clone()));
+        let _ = events.send(WorkerEvent::Ready);
+        // The runtime must never be dropped while operations are in flight (the kernel would
+        // write into freed buffers), so the worker runs until the process exits.
+        std::future::pending::<()>().await;
+    });
+}
+
+async fn accept_loop(id: usize, listener: TcpListener, worker: Rc<Worker>) {
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio_uring::spawn(conn::serve(stream, peer, worker.clone()));
+            }
+            Err(e) => {
+                let fd_exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
+                let transient = matches!(
+                    e.raw_os_error(),
+                    Some(libc::ECONNABORTED) | Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EPROTO)
+                );
+                if transient {
+                    continue;
+                }
+                // One line per 10 s at most: a flood of identical errors helps nobody.
+                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    last_warning = Some(Instant::now());
+                    if fd_exhausted {
+                        tracing::warn!(
+                            worker = id,
+                            open = worker.conns.len(),
+                            "accept: out of file descriptors ({e}); pausing accepts; raise LimitNOFILE / ulimit -n"
+                        );
+                    } else {
+                        tracing::warn!(worker = id, "accept failed: {e}");
+                    }
+                }
+                // Back off instead of spinning; connections wait in the backlog meanwhile.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Once a second: enforce deadlines and report fixed-buffer fallbacks.
+async fn sweeper(id: usize, worker: Rc<Worker>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_fallback_log = Instant::now();
+    loop {
+        tick.tick().await;
+        let expired = worker.conns.sweep(Instant::now());
+        if expired > 0 {
+            tracing::debug!(worker = id, expired, "closed connections past their deadline");
+        }
+        if last_fallback_log.elapsed() >= Duration::from_secs(60) && worker.fallbacks.get() > 0 {
+            tracing::info!(
+                worker = id,
+                fallbacks = worker.fallbacks.replace(0),
+                "fixed-buffer pool was empty for some sends (heap used instead); consider raising buffers.count"
+            );
+            last_fallback_log = Instant::now();
+        }
+    }
+}

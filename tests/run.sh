@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs ringd's whole test suite: unit tests, property tests, and the end-to-end tests that start
+# the real `ringd` binary on loopback and talk to it with raw sockets, curl, Python's http.client
+# and wrk. On a Debian-like host it installs the clients it needs (as root, or through sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command -> Debian package
+declare -A tools=([curl]=curl [wrk]=wrk [python3]=python3 [cc]=gcc [setpriv]=util-linux [prlimit]=util-linux)
+missing=()
+for tool in "${!tools[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${tools[$tool]}")
+done
+if ((${#missing[@]})); then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  echo "tests/run.sh: installing $pkgs" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $pkgs >/dev/null
+fi
+command -v cargo >/dev/null || { echo "tests/run.sh: cargo is missing: install Rust (https://rustup.rs)" >&2; exit 1; }
+
+cargo test --workspace --locked "$@"
