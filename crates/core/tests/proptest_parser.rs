@@ -202,7 +202,7 @@ fn check_growing(buf: &[u8], limits: &Limits, mut cuts: Vec<usize>) -> Result<()
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 20000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn parser_prefix_consistent(buf in mutated_request(), limits in limits()) {
@@ -350,7 +350,7 @@ fn chunked_body() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 20000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn chunked_valid_bodies_decode(

@@ -28,12 +28,12 @@ pub enum ServerError {
         addr: SocketAddr,
     },
     /// Any other failure to create, bind or listen on a socket.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}")]
     Listen {
         /// The address asked for.
         addr: SocketAddr,
         /// What the kernel said.
-        source: io::Error,
+        cause: io::Error,
     },
     /// `kernel.io_uring_disabled` forbids io_uring for this process.
     #[error("io_uring is disabled on this host (kernel.io_uring_disabled={value}{group}): run `sysctl -w kernel.io_uring_disabled=0` (or sysctl/apply.sh)")]
@@ -44,54 +44,50 @@ pub enum ServerError {
         group: String,
     },
     /// A seccomp filter (Docker's default profile, a systemd `SystemCallFilter=`) denies io_uring.
-    #[error("io_uring_setup was denied ({source}) by a seccomp filter: Docker's default profile and some SystemCallFilter= sets block io_uring; allow io_uring_setup, io_uring_enter and io_uring_register")]
+    #[error("io_uring_setup was denied ({cause}) by a seccomp filter: Docker's default profile and some SystemCallFilter= sets block io_uring; allow io_uring_setup, io_uring_enter and io_uring_register")]
     IoUringBlocked {
         /// What `io_uring_setup` returned.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The kernel has no io_uring.
-    #[error("this kernel has no io_uring ({source}): ringd needs Linux 5.11 or newer with CONFIG_IO_URING")]
+    #[error("this kernel has no io_uring ({cause}): ringd needs Linux 5.11 or newer with CONFIG_IO_URING")]
     IoUringUnsupported {
         /// What `io_uring_setup` returned.
-        source: io::Error,
+        cause: io::Error,
     },
     /// Creating the ring failed for another reason.
-    #[error("cannot create an io_uring instance with {entries} entries: {source}")]
+    #[error("cannot create an io_uring instance with {entries} entries: {cause}")]
     Ring {
         /// Submission queue size asked for.
         entries: u32,
         /// What the kernel said.
-        source: io::Error,
+        cause: io::Error,
     },
-    /// Registering the fixed buffers exceeds the locked-memory limit.
-    #[error("cannot register {count} fixed buffers of {size} bytes ({needed_kib} KiB of locked memory per worker): RLIMIT_MEMLOCK (memlock) is {limit}; raise it (systemd: LimitMEMLOCK=, shell: ulimit -l, /etc/security/limits.d) or lower buffers.count/buffers.size")]
+    /// The ring or the fixed buffers need more locked memory than `RLIMIT_MEMLOCK` allows.
+    #[error("{what} needs more locked memory than RLIMIT_MEMLOCK (memlock) allows ({limit}): raise it (systemd: LimitMEMLOCK=, shell: ulimit -l, /etc/security/limits.d) or lower buffers.count, buffers.size or ring_entries")]
     Memlock {
-        /// Buffers per worker.
-        count: usize,
-        /// Bytes per buffer.
-        size: usize,
-        /// Locked memory needed by one worker.
-        needed_kib: usize,
-        /// The limit as read from `/proc/self/limits`.
+        /// What needed it, e.g. "registering 64 fixed buffers of 16384 bytes (1088 KiB)".
+        what: String,
+        /// The soft limit as `/proc/self/limits` shows it.
         limit: String,
     },
     /// Registering the fixed buffers failed for another reason.
-    #[error("cannot register fixed buffers with io_uring: {source}")]
+    #[error("cannot register fixed buffers with io_uring: {cause}")]
     RegisterBuffers {
         /// What the kernel said.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The process may run on no CPU at all (an empty affinity mask cannot happen; this is the
     /// affinity query failing).
     #[error("cannot read this process's CPU affinity mask")]
     NoCores,
     /// A worker thread could not be spawned.
-    #[error("cannot start worker thread {worker}: {source}")]
+    #[error("cannot start worker thread {worker}: {cause}")]
     Spawn {
         /// Worker index.
         worker: usize,
         /// What the OS said.
-        source: io::Error,
+        cause: io::Error,
     },
     /// A worker died (it panicked or its runtime stopped).
     #[error("worker {worker} stopped unexpectedly: {reason}")]

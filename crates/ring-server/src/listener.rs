@@ -43,7 +43,7 @@ fn bind_error(addr: SocketAddr, e: io::Error) -> ServerError {
     match e.kind() {
         io::ErrorKind::AddrInUse => ServerError::AddrInUse { addr },
         io::ErrorKind::PermissionDenied => ServerError::BindPermission { addr },
-        _ => ServerError::Listen { addr, source: e },
+        _ => ServerError::Listen { addr, cause: e },
     }
 }
 

@@ -47,7 +47,7 @@ impl Server {
             local_addrs.push(
                 group[0]
                     .local_addr()
-                    .map_err(|e| ServerError::Listen { addr: *addr, source: e })?,
+                    .map_err(|e| ServerError::Listen { addr: *addr, cause: e })?,
             );
             for (i, l) in group.into_iter().enumerate() {
                 per_worker[i].push(l);
@@ -61,7 +61,7 @@ impl Server {
             std::thread::Builder::new()
                 .name(format!("ringd-w{id}"))
                 .spawn(move || worker::run(id, core, listeners, config, factory, tx))
-                .map_err(|e| ServerError::Spawn { worker: id, source: e })?;
+                .map_err(|e| ServerError::Spawn { worker: id, cause: e })?;
         }
         drop(tx);
         let mut ready = 0;

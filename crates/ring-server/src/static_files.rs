@@ -29,7 +29,7 @@ pub struct StaticFiles {
 
 /// Why a root directory cannot be served.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot serve files from {path}: {reason}")]
+#[error("cannot serve files from {path}: {reason}; point --root (or root = in the config file) at an existing, readable directory")]
 pub struct RootError {
     /// The root as given.
     pub path: PathBuf,

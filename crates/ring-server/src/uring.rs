@@ -39,10 +39,15 @@ fn ring_error(entries: u32, e: io::Error) -> ServerError {
                     String::new()
                 },
             },
-            _ => ServerError::IoUringBlocked { source: e },
+            _ => ServerError::IoUringBlocked { cause: e },
         },
-        Some(libc::ENOSYS) => ServerError::IoUringUnsupported { source: e },
-        _ => ServerError::Ring { entries, source: e },
+        Some(libc::ENOSYS) => ServerError::IoUringUnsupported { cause: e },
+        // Without CAP_IPC_LOCK the ring's own memory is charged to RLIMIT_MEMLOCK.
+        Some(libc::ENOMEM) => ServerError::Memlock {
+            what: format!("creating an io_uring ring of {entries} entries"),
+            limit: memlock_limit(),
+        },
+        _ => ServerError::Ring { entries, cause: e },
     }
 }
 
@@ -61,13 +66,16 @@ pub(crate) fn register_error(buffers: BufferConfig, e: io::Error) -> ServerError
         let page = 4096;
         let per_buf = buffers.size.div_ceil(page) * page + page;
         ServerError::Memlock {
-            count: buffers.count,
-            size: buffers.size,
-            needed_kib: buffers.count * per_buf / 1024,
+            what: format!(
+                "registering {} fixed buffers of {} bytes ({} KiB per worker)",
+                buffers.count,
+                buffers.size,
+                buffers.count * per_buf / 1024
+            ),
             limit: memlock_limit(),
         }
     } else {
-        ServerError::RegisterBuffers { source: e }
+        ServerError::RegisterBuffers { cause: e }
     }
 }
 

@@ -1,0 +1,780 @@
+//! Shared helpers for ringd's end-to-end tests.
+//!
+//! Every test starts the real `ringd` binary on `127.0.0.1:0`, reads the
+//! actual address from the `listening on 127.0.0.1:PORT` line on stderr,
+//! and talks to it with real clients (raw TCP, curl, python3, wrk).
+//! Nothing here sleeps to "wait for" something: every wait is a bounded poll.
+
+#![allow(dead_code)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Generous timeout that only turns a hang into a failure.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound for the server to start listening / to exit.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ringd")
+}
+
+/// Fail (never skip) when an external tool is missing.
+pub fn require_tool(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| is_executable(&d.join(tool))))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "required tool `{tool}` not found on PATH: install it (e.g. `apt-get install -y {package}`)"
+    );
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------------------
+// Captured output of a child process (drained in a thread).
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+pub struct LogBuf {
+    inner: Arc<(Mutex<Vec<u8>>, Condvar)>,
+}
+
+impl LogBuf {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.inner.0.lock().unwrap()).into_owned()
+    }
+
+    pub fn drain_from<R: Read + Send + 'static>(&self, mut r: R) -> JoinHandle<()> {
+        let me = self.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match r.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let (m, cv) = &*me.inner;
+                        m.lock().unwrap().extend_from_slice(&chunk[..n]);
+                        cv.notify_all();
+                    }
+                }
+            }
+            let (_, cv) = &*me.inner;
+            cv.notify_all();
+        })
+    }
+
+    /// Wait (bounded) until `pred(text)` holds; returns whether it did.
+    pub fn wait_for(&self, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (m, cv) = &*self.inner;
+        let mut g = m.lock().unwrap();
+        loop {
+            if pred(&String::from_utf8_lossy(&g)) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // Bounded wait step so that a child exit (no more notifications)
+            // still lets us re-check the deadline.
+            let step = (deadline - now).min(Duration::from_millis(100));
+            g = cv.wait_timeout(g, step).unwrap().0;
+        }
+    }
+}
+
+/// Parse every `listening on 127.0.0.1:PORT` occurrence in a log.
+pub fn parse_listen_addrs(log: &str) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let mut rest = line;
+        while let Some(i) = rest.find("listening on ") {
+            rest = &rest[i + "listening on ".len()..];
+            let tok: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+                .collect();
+            if let Ok(a) = tok.parse::<SocketAddr>() {
+                if a.port() != 0 && !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Server guard
+// ---------------------------------------------------------------------------
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub addrs: Vec<SocketAddr>,
+    log: LogBuf,
+    status: Option<ExitStatus>,
+}
+
+impl Server {
+    /// `ringd serve --listen 127.0.0.1:0 --workers 1 ARGS...` (the defaults are
+    /// only added when ARGS does not already give `--listen` / `--workers`).
+    pub fn start(args: &[&str]) -> Server {
+        Self::try_start(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn try_start(args: &[&str]) -> Result<Server, String> {
+        let mut full: Vec<String> = vec!["serve".into()];
+        if !args.contains(&"--listen") {
+            full.push("--listen".into());
+            full.push("127.0.0.1:0".into());
+        }
+        if !args.contains(&"--workers") {
+            full.push("--workers".into());
+            full.push("1".into());
+        }
+        full.extend(args.iter().map(|s| s.to_string()));
+        let expected_addrs = full.iter().filter(|a| *a == "--listen").count();
+
+        let mut child = Command::new(bin())
+            .args(&full)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot spawn {}: {e}", bin()))?;
+        let log = LogBuf::default();
+        log.drain_from(child.stderr.take().unwrap());
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let addrs = parse_listen_addrs(&log.text());
+            if addrs.len() >= expected_addrs {
+                return Ok(Server {
+                    addr: addrs[0],
+                    addrs,
+                    child: Some(child),
+                    log,
+                    status: None,
+                });
+            }
+            if let Some(st) = child.try_wait().unwrap() {
+                // Let the drain thread collect the last bytes.
+                log.wait_for(Duration::from_secs(2), |_| false);
+                return Err(format!(
+                    "ringd {full:?} exited ({st}) before printing `listening on`; stderr:\n{}",
+                    log.text()
+                ));
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "ringd {full:?} printed no `listening on 127.0.0.1:PORT` line within {START_TIMEOUT:?}; stderr:\n{}",
+                    log.text()
+                ));
+            }
+            log.wait_for(Duration::from_millis(200), |t| {
+                parse_listen_addrs(t).len() >= expected_addrs
+            });
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server already reaped").id()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.text()
+    }
+
+    pub fn assert_no_panic(&self) {
+        let log = self.log();
+        assert!(!log.contains("panicked"), "server log contains a panic:\n{log}");
+    }
+
+    pub fn assert_alive(&mut self) {
+        if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!("server exited unexpectedly ({st}); log:\n{}", self.log());
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .expect("run kill(1) (install procps)");
+        assert!(st.success(), "kill -{sig} failed");
+    }
+
+    /// Poll (bounded) for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(st) = self.status {
+            return st;
+        }
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.status = Some(st);
+                return st;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "server (pid {}) did not exit within {timeout:?}; log:\n{}",
+                    child.id(),
+                    self.log.text()
+                );
+            }
+            self.log.wait_for(Duration::from_millis(50), |_| false);
+        }
+    }
+
+    /// Number of open file descriptors of the server process.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("read /proc/PID/fd")
+            .count()
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if self.status.is_none() {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Running a command to completion (bounded)
+// ---------------------------------------------------------------------------
+
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// Run `cmd` with stdout/stderr captured, killing it (and failing) if it
+/// runs longer than `timeout`.
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
+    let out = LogBuf::default();
+    let err = LogBuf::default();
+    let t1 = out.drain_from(child.stdout.take().unwrap());
+    let t2 = err.drain_from(child.stderr.take().unwrap());
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                out.text(),
+                err.text()
+            );
+        }
+        err.wait_for(Duration::from_millis(50), |_| false);
+    };
+    // Pipes close when the child (and its children) exit.
+    let _ = t1.join();
+    let _ = t2.join();
+    let stdout = out.inner.0.lock().unwrap().clone();
+    Output {
+        status,
+        stdout,
+        stderr: err.text(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw HTTP over TcpStream
+// ---------------------------------------------------------------------------
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub version: String,
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The raw head (status line + headers + CRLF CRLF) as received.
+    pub raw_head: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn body_str(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// `Connection` header contains the token `tok` (case-insensitive).
+    pub fn connection_has(&self, tok: &str) -> bool {
+        self.headers_all("connection")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(tok))
+    }
+
+    /// Set of comma-separated tokens of the `Allow` header(s), uppercased.
+    pub fn allow_set(&self) -> std::collections::BTreeSet<String> {
+        self.headers_all("allow")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_ascii_uppercase())
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
+
+    /// Assertions that hold for every response ringd sends.
+    pub fn assert_common(&self) {
+        assert_eq!(self.version, "HTTP/1.1", "status line version: {}", self.raw_head);
+        let dates = self.headers_all("date");
+        assert_eq!(dates.len(), 1, "exactly one Date header expected: {}", self.raw_head);
+        assert_imf_fixdate(dates[0]);
+        assert_eq!(
+            self.headers_all("server"),
+            vec!["ringd"],
+            "Server header: {}",
+            self.raw_head
+        );
+    }
+}
+
+pub fn set_of(items: &[&str]) -> std::collections::BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 IMF-fixdate, 29 bytes).
+pub fn assert_imf_fixdate(d: &str) {
+    let b = d.as_bytes();
+    let ok = b.len() == 29
+        && ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].contains(&&d[0..3])
+        && &d[3..5] == ", "
+        && b[5].is_ascii_digit()
+        && b[6].is_ascii_digit()
+        && b[7] == b' '
+        && [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ]
+        .contains(&&d[8..11])
+        && b[11] == b' '
+        && b[12..16].iter().all(u8::is_ascii_digit)
+        && b[16] == b' '
+        && b[17..19].iter().all(u8::is_ascii_digit)
+        && b[19] == b':'
+        && b[20..22].iter().all(u8::is_ascii_digit)
+        && b[22] == b':'
+        && b[23..25].iter().all(u8::is_ascii_digit)
+        && &d[25..] == " GMT";
+    assert!(ok, "Date is not a 29-byte IMF-fixdate: {d:?}");
+}
+
+/// A connection with a persistent read buffer, so pipelined responses can be
+/// read one after another.
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn open(addr: SocketAddr) -> Conn {
+        Conn::new(connect(addr))
+    }
+
+    pub fn send(&mut self, data: &[u8]) {
+        self.stream
+            .write_all(data)
+            .unwrap_or_else(|e| panic!("write {} bytes: {e}", data.len()));
+    }
+
+    /// Like `send`, but returns the error instead of panicking (for writes
+    /// the server may legitimately refuse by closing).
+    pub fn try_send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(data)
+    }
+
+    fn fill(&mut self) -> std::io::Result<usize> {
+        let mut chunk = [0u8; 16384];
+        let n = self.stream.read(&mut chunk)?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    fn fill_or_panic(&mut self, what: &str) {
+        match self.fill() {
+            Ok(0) => panic!(
+                "connection closed while reading {what}; received so far: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => panic!(
+                "timed out ({IO_TIMEOUT:?}) reading {what}; received so far: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+            Err(e) => panic!(
+                "error reading {what}: {e}; received so far: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+        }
+    }
+
+    /// Read exactly `n` raw bytes.
+    pub fn read_exact_raw(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            self.fill_or_panic("raw bytes");
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// Bytes received but not yet consumed.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Read one response. `head_request`: the request was HEAD (no body).
+    pub fn read_response(&mut self, head_request: bool) -> Response {
+        let head_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.fill_or_panic("response head");
+        };
+        let head_bytes: Vec<u8> = self.buf.drain(..head_end).collect();
+        let raw_head = String::from_utf8_lossy(&head_bytes).into_owned();
+        let mut lines = raw_head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let mut parts = status_line.splitn(3, ' ');
+        let version = parts.next().unwrap_or("").to_string();
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let reason = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        for l in lines {
+            if l.is_empty() {
+                continue;
+            }
+            let (k, v) = l
+                .split_once(':')
+                .unwrap_or_else(|| panic!("bad header line {l:?} in {raw_head:?}"));
+            assert!(
+                !l.starts_with(' ') && !l.starts_with('\t'),
+                "response uses obs-fold: {raw_head:?}"
+            );
+            headers.push((k.to_string(), v.trim().to_string()));
+        }
+        let mut resp = Response {
+            version,
+            status,
+            reason,
+            headers,
+            body: Vec::new(),
+            raw_head,
+        };
+        let no_body = head_request || status / 100 == 1 || status == 204 || status == 304;
+        if no_body {
+            return resp;
+        }
+        let chunked = resp
+            .header("transfer-encoding")
+            .map(|v| v.to_ascii_lowercase().contains("chunked"))
+            .unwrap_or(false);
+        if chunked {
+            resp.body = self.read_chunked_body();
+        } else if let Some(cl) = resp.header("content-length") {
+            let n: usize = cl.parse().unwrap_or_else(|_| panic!("bad Content-Length {cl:?}"));
+            resp.body = self.read_exact_raw(n);
+        } else {
+            // Close-delimited body.
+            loop {
+                match self.fill() {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => panic!("reading close-delimited body: {e}"),
+                }
+            }
+            resp.body = std::mem::take(&mut self.buf);
+        }
+        resp
+    }
+
+    fn read_line(&mut self) -> String {
+        loop {
+            if let Some(i) = find(&self.buf, b"\r\n") {
+                let l: Vec<u8> = self.buf.drain(..i + 2).collect();
+                return String::from_utf8_lossy(&l[..i]).into_owned();
+            }
+            self.fill_or_panic("chunked body line");
+        }
+    }
+
+    fn read_chunked_body(&mut self) -> Vec<u8> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.read_line();
+            let size_str = line.split(';').next().unwrap().trim();
+            let size = usize::from_str_radix(size_str, 16).unwrap_or_else(|_| panic!("bad chunk size line {line:?}"));
+            if size == 0 {
+                // trailers
+                loop {
+                    if self.read_line().is_empty() {
+                        return body;
+                    }
+                }
+            }
+            body.extend(self.read_exact_raw(size));
+            let crlf = self.read_exact_raw(2);
+            assert_eq!(crlf, b"\r\n", "chunk not followed by CRLF");
+        }
+    }
+
+    /// Assert the server closes the connection: read returns 0 (after any
+    /// bytes already buffered, which must be none).
+    pub fn expect_eof(&mut self) {
+        assert!(
+            self.buf.is_empty(),
+            "unexpected extra bytes after response: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        match self.fill() {
+            Ok(0) => {}
+            Ok(_) => panic!(
+                "expected the server to close the connection, got more bytes: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("expected the server to close the connection; it stayed open for {IO_TIMEOUT:?}")
+            }
+            Err(e) => panic!("expected a clean close (read returns 0), got error: {e}"),
+        }
+    }
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Send one raw request on a fresh connection and read one response.
+pub fn roundtrip(addr: SocketAddr, raw: &[u8]) -> Response {
+    let head = raw.starts_with(b"HEAD ");
+    let mut c = Conn::open(addr);
+    c.send(raw);
+    c.read_response(head)
+}
+
+/// Send a malformed request: assert the status, a small text body,
+/// `Connection: close`, and that the server then closes the connection.
+pub fn expect_error(addr: SocketAddr, raw: &[u8], status: u16) -> Response {
+    let mut c = Conn::open(addr);
+    // The server may close before reading all of what we send; that is fine.
+    let _ = c.try_send(raw);
+    let r = c.read_response(false);
+    assert_eq!(
+        r.status,
+        status,
+        "request {:?}\n got response head {:?} body {:?}",
+        String::from_utf8_lossy(raw),
+        r.raw_head,
+        r.body_str()
+    );
+    r.assert_common();
+    assert!(
+        r.connection_has("close"),
+        "error response must carry `Connection: close`; request {:?} response {:?}",
+        String::from_utf8_lossy(raw),
+        r.raw_head
+    );
+    assert!(
+        !r.body.is_empty() && r.body.len() < 4096,
+        "error response should have a small body, got {} bytes",
+        r.body.len()
+    );
+    if let Some(ct) = r.header("content-type") {
+        assert!(
+            ct.starts_with("text/"),
+            "error body should be text, got Content-Type {ct:?}"
+        );
+    }
+    c.expect_eof();
+    r
+}
+
+// ---------------------------------------------------------------------------
+// Temp dirs and small utilities
+// ---------------------------------------------------------------------------
+
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "ringd-test-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+
+    pub fn write(&self, rel: &str, data: &[u8]) -> PathBuf {
+        let p = self.path.join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        for b in r.to_le_bytes() {
+            if v.len() < len {
+                v.push(b);
+            }
+        }
+    }
+    v
+}
+
+/// Poll `f` (bounded) until it returns true.
+pub fn poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::yield_now();
+        // A short park between polls; not a correctness margin.
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+/// Run `python3 -c SCRIPT ARGS...` and parse its stdout as JSON.
+pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
+    require_tool("python3", "python3");
+    let out = run_bounded(
+        Command::new("python3").arg("-c").arg(script).args(args),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "python3 failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout_str(),
+        out.stderr
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "python3 output is not JSON ({e}):\n{}\nstderr:\n{}",
+            out.stdout_str(),
+            out.stderr
+        )
+    })
+}

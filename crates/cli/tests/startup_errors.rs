@@ -1,0 +1,437 @@
+//! The command line: --version/--help, usage errors (exit 2), start-up
+//! errors (exit 1 with one `error:` line), signals (exit 0), and multiple
+//! listen addresses.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Run a command that is expected to fail at start-up. Fails the test if it
+/// starts listening instead, or does not exit within the bound.
+fn run_expect_exit(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = LogBuf::default();
+    let err = LogBuf::default();
+    let t1 = out.drain_from(child.stdout.take().unwrap());
+    let t2 = err.drain_from(child.stderr.take().unwrap());
+    let deadline = Instant::now() + START_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if err.text().contains("listening on") {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} was expected to fail at start-up but started listening:\n{}",
+                err.text()
+            );
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not exit within {START_TIMEOUT:?}:\n{}", err.text());
+        }
+        err.wait_for(Duration::from_millis(50), |t| t.contains("listening on"));
+    };
+    let _ = t1.join();
+    let _ = t2.join();
+    Output {
+        status,
+        stdout: out.text().into_bytes(),
+        stderr: err.text(),
+    }
+}
+
+/// Assert: exit status 1, exactly one stderr line starting with `error:`,
+/// no panic text. Returns the error line.
+fn assert_startup_error(out: &Output, what: &str) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what}: expected exit status 1, got {}; stderr:\n{}",
+        out.status,
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("panicked") && !out.stderr.contains("RUST_BACKTRACE"),
+        "{what}: panic text on stderr:\n{}",
+        out.stderr
+    );
+    let errs: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errs.len(),
+        1,
+        "{what}: expected exactly one line starting with `error:`; stderr:\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("Caused by"),
+        "{what}: the error should be one line; stderr:\n{}",
+        out.stderr
+    );
+    errs[0].to_string()
+}
+
+fn ringd(args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args);
+    c
+}
+
+// ---------------------------------------------------------------------------
+// --version / --help / usage
+// ---------------------------------------------------------------------------
+
+#[test]
+fn version() {
+    let out = run_bounded(&mut ringd(&["--version"]), Duration::from_secs(20));
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.stdout_str().trim(), "ringd 0.1.0");
+}
+
+#[test]
+fn help() {
+    let out = run_bounded(&mut ringd(&["--help"]), Duration::from_secs(20));
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout_str().contains("serve"), "{}", out.stdout_str());
+
+    let out = run_bounded(&mut ringd(&["serve", "--help"]), Duration::from_secs(20));
+    assert!(out.status.success(), "{}", out.stderr);
+    let text = out.stdout_str();
+    for flag in [
+        "--listen",
+        "--root",
+        "--workers",
+        "--config",
+        "--backlog",
+        "--max-body",
+        "--max-request-line",
+        "--max-header-bytes",
+        "--max-headers",
+        "--max-requests-per-conn",
+        "--buffers",
+        "--buffer-size",
+    ] {
+        assert!(text.contains(flag), "`serve --help` does not mention {flag}:\n{text}");
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    for args in [
+        &["serve", "--no-such-flag"][..],
+        &["serve", "--workers", "abc"][..],
+        &["serve", "--listen"][..],
+        &["no-such-subcommand"][..],
+    ] {
+        let out = run_expect_exit(&mut ringd(args));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "ringd {args:?}: expected usage error exit 2, got {}; stderr:\n{}",
+            out.status,
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Start-up errors
+// ---------------------------------------------------------------------------
+
+#[test]
+fn port_in_use() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = holder.local_addr().unwrap().to_string();
+    let out = run_expect_exit(&mut ringd(&["serve", "--listen", &addr, "--workers", "1"]));
+    let line = assert_startup_error(&out, "port in use");
+    assert!(line.contains("in use"), "error line should say `in use`: {line}");
+    drop(holder);
+}
+
+#[test]
+fn root_does_not_exist() {
+    let dir = TempDir::new("noroot");
+    let missing = dir.join("does-not-exist-xyz");
+    let missing = missing.to_str().unwrap();
+    let out = run_expect_exit(&mut ringd(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--root",
+        missing,
+    ]));
+    let line = assert_startup_error(&out, "--root missing");
+    assert!(line.contains(missing), "error line should name {missing}: {line}");
+}
+
+#[test]
+fn root_nonexistent_literal() {
+    let out = run_expect_exit(&mut ringd(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--root",
+        "/nonexistent",
+    ]));
+    let line = assert_startup_error(&out, "--root /nonexistent");
+    assert!(line.contains("/nonexistent"), "{line}");
+}
+
+#[test]
+fn config_unknown_key() {
+    let dir = TempDir::new("config");
+    let cfg = dir.write("ringd.toml", b"definitely_not_a_ringd_key = 5\n");
+    let out = run_expect_exit(&mut ringd(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]));
+    let line = assert_startup_error(&out, "config unknown key");
+    assert!(
+        line.contains("definitely_not_a_ringd_key"),
+        "error line should name the unknown key: {line}"
+    );
+}
+
+#[test]
+fn config_missing_file() {
+    let dir = TempDir::new("config-missing");
+    let cfg = dir.join("nope.toml");
+    let cfg = cfg.to_str().unwrap();
+    let out = run_expect_exit(&mut ringd(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--config",
+        cfg,
+    ]));
+    let line = assert_startup_error(&out, "config missing");
+    assert!(line.contains(cfg), "error line should name {cfg}: {line}");
+}
+
+#[test]
+fn workers_zero() {
+    let out = run_expect_exit(&mut ringd(&["serve", "--listen", "127.0.0.1:0", "--workers", "0"]));
+    // The spec lists this with the start-up errors (exit 1); a clap range
+    // check (usage error, exit 2) is also an honest refusal.
+    assert!(
+        matches!(out.status.code(), Some(1) | Some(2)),
+        "--workers 0: expected exit 1 (or 2), got {}; stderr:\n{}",
+        out.status,
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no `error:` line:\n{}", out.stderr));
+    assert!(line.contains("workers") || line.contains('0'), "{line}");
+}
+
+fn euid() -> u32 {
+    let st = std::fs::read_to_string("/proc/self/status").unwrap();
+    st.lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|s| s.parse().ok())
+        .expect("parse Uid from /proc/self/status")
+}
+
+#[test]
+fn memlock_limit_too_low() {
+    require_tool("prlimit", "util-linux");
+    let mut cmd;
+    let _dir;
+    if euid() == 0 {
+        require_tool("setpriv", "util-linux");
+        // nobody must be able to execute the binary: copy it to a
+        // world-readable temp dir.
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("memlock");
+        std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let b = dir.join("ringd");
+        std::fs::copy(bin(), &b).unwrap();
+        std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cmd = Command::new("prlimit");
+        cmd.args([
+            "--memlock=65536:65536",
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+        ])
+        .arg(&b);
+        _dir = Some(dir);
+    } else {
+        cmd = Command::new("prlimit");
+        cmd.arg("--memlock=65536:65536").arg(bin());
+        _dir = None;
+    }
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--buffers",
+        "256",
+        "--buffer-size",
+        "65536",
+    ]);
+    let out = run_expect_exit(&mut cmd);
+    let line = assert_startup_error(&out, "memlock");
+    assert!(
+        line.contains("memlock") || line.contains("locked memory"),
+        "error line should mention memlock / locked memory: {line}"
+    );
+    assert!(
+        line.contains("LimitMEMLOCK"),
+        "error line should tell how to fix it (LimitMEMLOCK): {line}"
+    );
+}
+
+const SECCOMP_C: &str = r#"
+#include <stddef.h>
+#include <stdio.h>
+#include <errno.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/seccomp.h>
+#include <linux/filter.h>
+#include <linux/audit.h>
+
+#if defined(__x86_64__)
+#define ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define ARCH AUDIT_ARCH_AARCH64
+#else
+#error unsupported arch
+#endif
+
+int main(int argc, char **argv) {
+    if (argc < 2) { fprintf(stderr, "usage: %s PROG ARGS...\n", argv[0]); return 125; }
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 425, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { (unsigned short)(sizeof(f) / sizeof(f[0])), f };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) { perror("prctl(NO_NEW_PRIVS)"); return 120; }
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) { perror("prctl(SECCOMP)"); return 121; }
+    /* Self-check: io_uring_setup must now fail with EPERM. */
+    char params[256] = {0};
+    long r = syscall(425, 4, params);
+    if (r >= 0 || errno != EPERM) { fprintf(stderr, "seccomp self-check failed: r=%ld errno=%d\n", r, errno); return 122; }
+    execv(argv[1], argv + 1);
+    perror("execv");
+    return 123;
+}
+"#;
+
+#[test]
+fn io_uring_blocked_by_seccomp() {
+    if !(cfg!(target_arch = "x86_64") || cfg!(target_arch = "aarch64")) {
+        eprintln!("NOTE: io_uring_blocked_by_seccomp skipped: syscall number 425 is only known for x86_64/aarch64");
+        return;
+    }
+    require_tool("cc", "gcc");
+    let dir = TempDir::new("seccomp");
+    let src = dir.write("noiouring.c", SECCOMP_C.as_bytes());
+    let exe = dir.join("noiouring");
+    let cc = run_bounded(
+        Command::new("cc").arg("-O1").arg("-o").arg(&exe).arg(&src),
+        Duration::from_secs(60),
+    );
+    assert!(
+        cc.status.success(),
+        "compiling the seccomp helper failed (install gcc and linux-libc-dev):\n{}",
+        cc.stderr
+    );
+    let mut cmd = Command::new(&exe);
+    cmd.arg(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"]);
+    let out = run_expect_exit(&mut cmd);
+    assert!(
+        !matches!(out.status.code(), Some(120..=125)),
+        "seccomp helper itself failed ({}):\n{}",
+        out.status,
+        out.stderr
+    );
+    let line = assert_startup_error(&out, "io_uring blocked");
+    assert!(line.contains("io_uring"), "error line should mention io_uring: {line}");
+    assert!(line.contains("seccomp"), "error line should mention seccomp: {line}");
+}
+
+// ---------------------------------------------------------------------------
+// Signals and listen addresses
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sigterm_exits_0() {
+    let mut s = Server::start(&[]);
+    let r = roundtrip(s.addr, b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    s.signal("TERM");
+    let st = s.wait_exit(Duration::from_secs(20));
+    assert_eq!(st.code(), Some(0), "exit after SIGTERM: {st}; log:\n{}", s.log());
+    s.assert_no_panic();
+}
+
+#[test]
+fn sigint_exits_0() {
+    let mut s = Server::start(&[]);
+    s.signal("INT");
+    let st = s.wait_exit(Duration::from_secs(20));
+    assert_eq!(st.code(), Some(0), "exit after SIGINT: {st}; log:\n{}", s.log());
+}
+
+#[test]
+fn sigterm_with_idle_keepalive_connection_exits_0() {
+    let mut s = Server::start(&["--workers", "2"]);
+    let mut c = Conn::open(s.addr);
+    c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.read_response(false).status, 200);
+    // Connection left open and idle.
+    s.signal("TERM");
+    let st = s.wait_exit(Duration::from_secs(20));
+    assert_eq!(st.code(), Some(0), "exit after SIGTERM: {st}; log:\n{}", s.log());
+    s.assert_no_panic();
+}
+
+#[test]
+fn two_listen_addresses() {
+    let s = Server::start(&["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"]);
+    assert_eq!(s.addrs.len(), 2, "log:\n{}", s.log());
+    assert_ne!(s.addrs[0], s.addrs[1]);
+    for a in &s.addrs {
+        let r = roundtrip(*a, b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.status, 200, "{a}: {}", r.raw_head);
+        assert_eq!(r.body_str(), "Hello, World!");
+    }
+}
