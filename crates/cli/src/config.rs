@@ -207,6 +207,25 @@ mod tests {
     }
 
     #[test]
+    fn example_config_is_valid_and_says_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/ringd.toml");
+        let s = Settings::load(&ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        // Every value in the example is the built-in default, except the site root.
+        let defaults = ServerConfig::default();
+        assert_eq!(s.server.listen, defaults.listen);
+        assert_eq!(s.server.limits, defaults.limits);
+        assert_eq!(s.server.buffers, defaults.buffers);
+        assert_eq!(s.server.timeouts, defaults.timeouts);
+        assert_eq!(s.server.backlog, defaults.backlog);
+        assert_eq!(s.server.max_requests_per_conn, defaults.max_requests_per_conn);
+        assert_eq!(s.root, Some(PathBuf::from("/var/lib/ringd/www")));
+    }
+
+    #[test]
     fn defaults_without_file() {
         let s = Settings::load(&ServeArgs::default()).unwrap();
         assert_eq!(s.server.listen, vec!["127.0.0.1:8080".parse().unwrap()]);

@@ -3,6 +3,7 @@
 
 mod args;
 mod config;
+mod notify;
 mod site;
 
 use std::io::IsTerminal;
@@ -61,6 +62,15 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
     for addr in running.local_addrs() {
         tracing::info!("listening on {addr} with {} workers, serving {what}", running.workers());
     }
+    let addrs: Vec<String> = running.local_addrs().iter().map(ToString::to_string).collect();
+    let status = format!(
+        "READY=1\nMAINPID={}\nSTATUS=listening on {}",
+        std::process::id(),
+        addrs.join(", ")
+    );
+    if let Err(e) = notify::notify(&status) {
+        tracing::warn!("could not notify the service manager (NOTIFY_SOCKET): {e}");
+    }
     std::thread::Builder::new()
         .name("ringd-signals".to_owned())
         .spawn(move || {
@@ -72,6 +82,7 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
                     _ => {
                         let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
                         tracing::info!("{name} received; exiting");
+                        let _ = notify::notify("STOPPING=1");
                         // The runtimes are never torn down with operations in flight: the process
                         // ends and the kernel reclaims the rings.
                         std::process::exit(0);

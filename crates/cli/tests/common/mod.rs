@@ -138,6 +138,15 @@ impl Server {
     }
 
     pub fn try_start(args: &[&str]) -> Result<Server, String> {
+        Self::try_start_env(args, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::try_start_env(args, env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn try_start_env(args: &[&str], env: &[(&str, &str)]) -> Result<Server, String> {
         let mut full: Vec<String> = vec!["serve".into()];
         if !args.contains(&"--listen") {
             full.push("--listen".into());
@@ -152,6 +161,7 @@ impl Server {
 
         let mut child = Command::new(bin())
             .args(&full)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,31 @@
+//! `Type=notify`: ringd tells the service manager when every worker listens, and when it stops.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use common::Server;
+
+#[test]
+fn ready_then_stopping_on_notify_socket() {
+    let dir = common::TempDir::new("notify");
+    let path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let server = Server::start_with_env(
+        &["--listen", "127.0.0.1:0"],
+        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+    );
+    let mut buf = [0u8; 1024];
+    let n = socket.recv(&mut buf).expect("no READY=1 from ringd within 10 s");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
+    assert!(msg.contains(&format!("MAINPID={}", server.pid())), "{msg:?}");
+    assert!(msg.contains(&server.addr.to_string()), "{msg:?}");
+    let mut server = server;
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+    let n = socket.recv(&mut buf).expect("no STOPPING=1 after SIGTERM");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+}
