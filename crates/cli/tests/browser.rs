@@ -1,0 +1,95 @@
+//! A real browser (headless Chromium) loads the pages ringd serves: the built-in page, and a
+//! static site whose stylesheet, script, image and JSON must all arrive intact for the page's
+//! own script to report success.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{require_tool, run_bounded, Server, TempDir};
+
+/// Loads `url` in headless Chromium and returns the DOM after the page's scripts ran.
+fn dump_dom(url: &str) -> String {
+    require_tool("chromium", "chromium");
+    let profile = TempDir::new("chromium-profile");
+    let out = run_bounded(
+        Command::new("chromium").args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=5000",
+            &format!("--user-data-dir={}", profile.path.display()),
+            "--dump-dom",
+            url,
+        ]),
+        Duration::from_secs(90),
+    );
+    assert!(
+        out.status.success(),
+        "chromium failed ({}):\n{}",
+        out.status,
+        out.stderr
+    );
+    out.stdout_str()
+}
+
+#[test]
+fn browser_renders_the_builtin_page() {
+    let server = Server::start(&[]);
+    let dom = dump_dom(&server.url("/"));
+    assert!(dom.contains("<title>ringd is running</title>"), "{dom}");
+    assert!(dom.contains("<h1>ringd is running</h1>"), "{dom}");
+    assert!(
+        dom.contains(r#"href="/plaintext""#) && dom.contains(r#"href="/json""#),
+        "{dom}"
+    );
+    server.assert_no_panic();
+}
+
+#[test]
+fn browser_loads_a_static_site_with_all_its_parts() {
+    let site = TempDir::new("browser-site");
+    site.write(
+        "index.html",
+        br#"<!doctype html>
+<html><head><meta charset="utf-8"><title>site</title>
+<link rel="stylesheet" href="css/style.css">
+<script src="js/app.js"></script>
+</head><body>
+<div id="probe">probe</div>
+<img id="logo" src="img/logo.svg" alt="logo">
+<p id="result">not run</p>
+</body></html>"#,
+    );
+    site.write("css/style.css", b"#probe { width: 123px; color: rgb(1, 2, 3); }\n");
+    site.write(
+        "img/logo.svg",
+        br#"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30"><rect width="40" height="30" fill="teal"/></svg>"#,
+    );
+    site.write("data/info.json", br#"{"greeting":"h\u00e9llo"}"#);
+    site.write(
+        "js/app.js",
+        br#"window.addEventListener('load', async () => {
+  const probe = getComputedStyle(document.getElementById('probe'));
+  const img = document.getElementById('logo');
+  const data = await (await fetch('/data/info.json')).json();
+  document.getElementById('result').textContent =
+    `css=${probe.width}/${probe.color} img=${img.naturalWidth}x${img.naturalHeight} json=${data.greeting}`;
+});
+"#,
+    );
+    let root = site.path.to_str().unwrap().to_owned();
+    let server = Server::start(&["--root", &root]);
+    let dom = dump_dom(&server.url("/"));
+    assert!(
+        dom.contains("css=123px/rgb(1, 2, 3) img=40x30 json=h\u{e9}llo"),
+        "the page's script did not see every resource:\n{dom}"
+    );
+    server.assert_no_panic();
+}
