@@ -3,6 +3,9 @@
 # tree (no systemd needed), plus the refusal on a host without systemd (inside a mount namespace
 # where /run is an empty tmpfs). Prints "ok NAME" / "FAIL NAME" per test.
 # Usage: bash tests/deploy/install_staged.sh WORKDIR
+# Test bodies are functions called through t/check (SC2317), and use `A && B || { report; return 1; }`
+# where the report must run when either fails (SC2015).
+# shellcheck disable=SC2317,SC2015
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 work=${1:?usage: install_staged.sh WORKDIR}
@@ -13,7 +16,7 @@ mkdir -p "$work"
 ok() { echo "ok $1"; }
 bad() {
   echo "FAIL $1"
-  [ -z "${2:-}" ] || sed 's/^/  /' <<<"$2"
+  [ -z "${2:-}" ] || while IFS= read -r l; do echo "  $l"; done <<<"$2"
 }
 check() {
   local name=$1 out
@@ -100,7 +103,9 @@ refuse_uninstall() {
   ((rc != 0)) && grep -q '^error: this host is not running systemd' <<<"$out" || { echo "exit $rc: $out"; return 1; }
 }
 check "uninstall.sh refuses on a host without systemd" refuse_uninstall
+# shellcheck disable=SC2016 # expanded by the inner bash
 check "install.sh rejects a relative --prefix" bash -c '! DESTDIR="$1" deploy/install.sh --prefix opt --bin "$2" 2>/dev/null' _ "$stage" "$work/ringd"
+# shellcheck disable=SC2016 # expanded by the inner bash
 check "install.sh names a missing binary" bash -c 'DESTDIR="$1" deploy/install.sh --bin /nonexistent 2>&1 | grep -q "cargo build --release -p ringd"' _ "$stage"
 
 # uninstall removes binary and unit, keeps config and site; --purge removes those too.

@@ -3,9 +3,12 @@
 # unit through `systemd-analyze verify` and `systemd-analyze security --offline=yes` (exposure
 # <= 2.0); the sysctl scripts inside a fresh network namespace (`unshare -n`, where net.* values are
 # the namespace's own) with every file staged under a DESTDIR; install.sh/uninstall.sh into a
-# staging tree. RINGD_BOOT_TEST=1 adds tests/deploy/boot.sh (a real systemd in a container).
+# staging tree; tests/deploy/boot.sh, a real systemd in a container (RINGD_BOOT_TEST=0 skips it).
 # Needs root (unshare, mount); installs shellcheck/systemd/util-linux/procps with apt-get if missing.
 # Last line: "deploy: N passed, M failed"; exit status 1 if any failed.
+# Test bodies are functions called through t/check (SC2317), and use `A && B || { report; return 1; }`
+# where the report must run when either fails (SC2015).
+# shellcheck disable=SC2317,SC2015
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 
@@ -19,7 +22,7 @@ pass() {
 fail() {
   failed=$((failed + 1))
   echo "FAIL  $1"
-  [ -z "${2:-}" ] || sed 's/^/      /' <<<"$2"
+  [ -z "${2:-}" ] || while IFS= read -r l; do echo "      $l"; done <<<"$2"
 }
 # t NAME CMD...: runs CMD, passes if it exits 0; its output is shown only on failure.
 t() {
@@ -127,7 +130,7 @@ memlock_fits() {
   size=$(sed -n '/^\[buffers\]/,/^\[/s/^size *= *\([0-9]*\).*/\1/p' deploy/ringd.toml)
   entries=$(sed -n 's/^ring_entries *= *\([0-9]*\).*/\1/p' deploy/ringd.toml)
   [ -n "$count" ] && [ -n "$size" ] && [ -n "$entries" ] || { echo "deploy/ringd.toml lacks buffers.count/size or ring_entries"; return 1; }
-  need=$((64 * (count * size + (entries + 1023) / 1024 * 128 * 1024)))
+  need=$((64 * (count * size + (entries + 1023) * 128 * 1024 / 1024)))
   echo "LimitMEMLOCK=$m bytes, 64 workers need $need"
   ((m >= need))
 }
@@ -173,17 +176,26 @@ while IFS= read -r line; do
 done <"$work/install.log"
 grep -qE '^(ok|FAIL) ' "$work/install.log" || fail "install: install_staged.sh ran no test" "$(cat "$work/install.log")"
 
-# ---- optional: a real systemd in a container ----------------------------------------------------
-if [ "${RINGD_BOOT_TEST:-0}" = 1 ]; then
+# ---- a real systemd in a container ---------------------------------------------------------------
+# On by default when a ringd binary is built (about 10 s; the first run also debootstraps a Debian
+# root into /var/cache/ringd-boottest, about 80 s). RINGD_BOOT_TEST=0 skips it, =1 requires it.
+boot=${RINGD_BOOT_TEST:-auto}
+if [ "$boot" = auto ]; then
+  if [ -x target/release/ringd ] || [ -x target/debug/ringd ]; then boot=1; else
+    echo "note  boot test skipped: no target/{release,debug}/ringd (cargo build --release -p ringd)"
+    boot=0
+  fi
+fi
+if [ "$boot" = 1 ]; then
   bash tests/deploy/boot.sh >"$work/boot.log" 2>&1
   while IFS= read -r line; do
     case $line in
       "ok "*) pass "boot: ${line#ok }" ;;
       "FAIL "*) fail "boot: ${line#FAIL }" ;;
+      "  boot: "*) echo "$line" ;;
       "  "*) echo "$line" ;;
     esac
   done <"$work/boot.log"
   grep -qE '^(ok|FAIL) ' "$work/boot.log" || fail "boot: boot.sh ran no test" "$(cat "$work/boot.log")"
 fi
-
 finish

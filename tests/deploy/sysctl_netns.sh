@@ -4,6 +4,9 @@
 # Only net.* keys are written (--only net.): fs.* and kernel.* are host-wide even here.
 # Prints "ok NAME" or "FAIL NAME" per test, with indented detail after a failure.
 # Usage: unshare -n bash tests/deploy/sysctl_netns.sh WORKDIR
+# Test bodies are functions called through t/check (SC2317), and use `A && B || { report; return 1; }`
+# where the report must run when either fails (SC2015).
+# shellcheck disable=SC2317,SC2015
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 work=${1:?usage: sysctl_netns.sh WORKDIR}
@@ -13,7 +16,7 @@ mkdir -p "$DESTDIR"
 ok() { echo "ok $1"; }
 bad() {
   echo "FAIL $1"
-  [ -z "${2:-}" ] || sed 's/^/  /' <<<"$2"
+  [ -z "${2:-}" ] || while IFS= read -r l; do echo "  $l"; done <<<"$2"
 }
 check() { # check NAME CMD...
   local name=$1 out
@@ -61,11 +64,11 @@ out=$(sysctl/apply.sh --only net. 2>&1)
 rc=$?
 if ((rc == 0)); then ok "apply.sh exits 0"; else bad "apply.sh (exit $rc)" "$out"; fi
 applied_ok() {
-  local entry key rule target reason cur
+  local entry key rule target cur
   # shellcheck source=../../sysctl/tuning.sh
   . sysctl/tuning.sh
   for entry in "${TUNING[@]}"; do
-    IFS='|' read -r key rule target reason <<<"$entry"
+    IFS='|' read -r key rule target _ <<<"$entry"
     [[ $key == net.* ]] || continue
     cur=$(current_value "$key") || continue
     meets "$rule" "$target" "$cur" || { echo "$key=$cur does not meet $rule $target"; return 1; }

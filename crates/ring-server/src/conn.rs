@@ -51,6 +51,12 @@ const LINGER_BYTES: usize = 1 << 20;
 pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     let stream = Rc::new(stream);
     let key = worker.conns.insert(stream.clone());
+    // Removes the slot however this task ends, a panic included: the slot holds the socket, so a
+    // slot left behind would be a connection that never closes.
+    let _slot = SlotGuard {
+        worker: worker.clone(),
+        key,
+    };
     let mut conn = Conn {
         out: OutBuf::new(worker.pool.clone(), worker.config.buffers.size),
         worker,
@@ -67,8 +73,19 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker
     conn.run().await;
     let fallbacks = conn.out.fallbacks;
     conn.worker.fallbacks.set(conn.worker.fallbacks.get() + fallbacks);
-    conn.worker.conns.remove(conn.key);
-    // Dropping the last `Rc<TcpStream>` closes the socket; no operation is in flight any more.
+    // Dropping the last `Rc<TcpStream>` (after `_slot` removes its copy) closes the socket; no
+    // operation is in flight any more.
+}
+
+struct SlotGuard {
+    worker: Rc<Worker>,
+    key: usize,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.worker.conns.remove(self.key);
+    }
 }
 
 /// Where the body of the request at `start` stands.
@@ -86,7 +103,7 @@ enum BodyState {
 /// What answering the request at the front of the buffer led to.
 enum Step {
     /// Answered; this many bytes were the request.
-    Answered { consumed: usize, close: bool },
+    Answered { consumed: usize, close: Option<Close> },
     /// The head is incomplete: read more.
     NeedHead,
     /// The head is complete but the body is not here yet.
@@ -156,8 +173,12 @@ impl Conn {
     /// Reads more of a request head (or the first byte of the next request).
     async fn read_head(&mut self) -> io::Result<usize> {
         let t = &self.worker.config.timeouts;
-        let (phase, deadline) = if self.start == self.rbuf.len() {
+        let (phase, deadline) = if self.start == self.rbuf.len() && self.served > 0 {
             (Phase::Idle, Instant::now() + t.keepalive)
+        } else if self.start == self.rbuf.len() {
+            // A new connection's first request is timed like a head, as nginx's
+            // client_header_timeout: a client that connects and says nothing is not idle.
+            (Phase::Head, Instant::now() + t.header)
         } else {
             let started = *self.head_started.get_or_insert_with(Instant::now);
             (Phase::Head, started + t.header)
@@ -175,6 +196,9 @@ impl Conn {
         let filled = buf.len();
         let (res, slice) = self.stream.read(buf.slice(filled..)).await;
         self.rbuf = slice.into_inner();
+        // What follows a read is parsing and the handler, which have no deadline (yet): the read's
+        // deadline must not cut them short.
+        self.worker.conns.set(self.key, Phase::Handler, None);
         res
     }
 
@@ -190,8 +214,8 @@ impl Conn {
                     self.served += 1;
                     self.head_started = None;
                     self.body_state = BodyState::Unread;
-                    if close {
-                        return Some(Close::Now);
+                    if close.is_some() {
+                        return close;
                     }
                     if self.out.len() >= STREAM_FLUSH && self.flush().await.is_err() {
                         return Some(Close::Now);
@@ -246,29 +270,34 @@ impl Conn {
         let keep_alive = head.keep_alive && !skipped && self.served + 1 < config.max_requests_per_conn;
         let response = respond(worker, &head, body, self.peer).await;
         let date = worker.date();
-        let close = match encode(&mut self.out, response, &head, keep_alive, &date, worker) {
-            Encoded::Done { keep_alive } => !keep_alive,
-            Encoded::Stream { stream, framing } => {
-                match send_stream(&mut self.out, &self.stream, worker, self.key, stream, framing).await {
-                    Ok(()) => !keep_alive || framing == ResponseFraming::CloseDelimited,
-                    Err(_) => return Step::Broken,
-                }
-            }
-            Encoded::Large { bytes } => {
-                if flush_out(&mut self.out, &self.stream, worker, self.key).await.is_err() {
+        let keep_alive = match encode(&mut self.out, response, &head, keep_alive, &date, worker) {
+            Encoded::Done { keep_alive } => keep_alive,
+            Encoded::Stream {
+                stream,
+                framing,
+                keep_alive,
+            } => match send_stream(&mut self.out, &self.stream, worker, self.key, stream, framing).await {
+                Ok(()) => keep_alive,
+                Err(_) => return Step::Broken,
+            },
+            Encoded::Large { bytes, keep_alive } => {
+                if flush_out(&mut self.out, &self.stream, worker, self.key).await.is_err()
+                    || send_bytes(&self.stream, worker, self.key, bytes).await.is_err()
+                {
                     return Step::Broken;
                 }
-                worker.conns.set(
-                    self.key,
-                    Phase::Write(None),
-                    Some(Instant::now() + config.timeouts.send),
-                );
-                let (res, _) = self.stream.write_all(bytes).await;
-                if res.is_err() {
-                    return Step::Broken;
-                }
-                !keep_alive
+                keep_alive
             }
+        };
+        let close = if keep_alive {
+            None
+        } else if !head.keep_alive && !skipped {
+            // The client asked to close: it sends nothing more.
+            Some(Close::Now)
+        } else {
+            // We chose to close (a limit, a skipped body, a handler's wish): the client may still
+            // be sending, and unread input at close would reset the connection.
+            Some(Close::Linger)
         };
         Step::Answered { consumed, close }
     }
@@ -414,6 +443,23 @@ async fn flush_out(out: &mut OutBuf, stream: &TcpStream, worker: &Worker, key: u
     out.flush(stream).await
 }
 
+/// Sends a large body in pieces, re-arming the send timeout for each (nginx's `send_timeout` is
+/// between writes, so a slow but live client is not cut off).
+async fn send_bytes(stream: &TcpStream, worker: &Worker, key: usize, mut bytes: Bytes) -> io::Result<()> {
+    const PIECE: usize = 256 * 1024;
+    while !bytes.is_empty() {
+        let piece = bytes.split_to(bytes.len().min(PIECE));
+        worker.conns.set(
+            key,
+            Phase::Write(None),
+            Some(Instant::now() + worker.config.timeouts.send),
+        );
+        let (res, _) = stream.write_all(piece).await;
+        res?;
+    }
+    Ok(())
+}
+
 /// Runs the router and the handler for one request. A handler that panics gets a 500.
 async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer: SocketAddr) -> Response {
     let router = &worker.router;
@@ -423,7 +469,8 @@ async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer:
             allow.push("OPTIONS");
             return Response::new(204).header("Allow", allow.join(", "));
         }
-        Target::Authority(_) => return Response::error(501),
+        // Tunnels are not served; what a client sends after CONNECT is not HTTP, so close.
+        Target::Authority(_) => return Response::error(501).header("Connection", "close"),
         Target::Origin | Target::Absolute { .. } => {}
     }
     match router.find(head.method, &head.path) {
@@ -470,11 +517,12 @@ enum Encoded {
     /// Everything is queued.
     Done { keep_alive: bool },
     /// A large in-memory body, to be sent on its own after the queue.
-    Large { bytes: Bytes },
+    Large { bytes: Bytes, keep_alive: bool },
     /// A streamed body, framed as said.
     Stream {
         stream: Box<dyn crate::handler::BodyStream>,
         framing: ResponseFraming,
+        keep_alive: bool,
     },
 }
 
@@ -508,8 +556,12 @@ fn encode(
             out.put(&bytes);
             Encoded::Done { keep_alive }
         }
-        (_, Body::Full(bytes)) => Encoded::Large { bytes },
-        (framing, Body::Stream(stream)) => Encoded::Stream { stream, framing },
+        (_, Body::Full(bytes)) => Encoded::Large { bytes, keep_alive },
+        (framing, Body::Stream(stream)) => Encoded::Stream {
+            stream,
+            framing,
+            keep_alive,
+        },
     }
 }
 
@@ -606,8 +658,26 @@ async fn send_stream(
 ) -> io::Result<()> {
     let mut sent: u64 = 0;
     loop {
+        // Nothing is held while the stream works: a stream that stalls must not pin a fixed
+        // buffer (the pool is shared by every connection of this core).
+        if !out.is_empty() {
+            flush_out(out, stream, worker, key).await?;
+        }
         worker.conns.set(key, Phase::Handler, None);
-        let piece = body.next_chunk().await?;
+        let mut next = body.next_chunk();
+        let piece = std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| next.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(_) => Poll::Ready(Err(io::Error::other("response body stream panicked"))),
+        })
+        .await;
+        drop(next);
+        let piece = match piece {
+            Ok(piece) => piece,
+            Err(e) => {
+                tracing::error!("response body failed mid-stream: {e}; closing the connection");
+                return Err(e);
+            }
+        };
         let Some(piece) = piece else { break };
         if piece.is_empty() {
             continue;
@@ -618,9 +688,6 @@ async fn send_stream(
                 write_chunk_header(out, piece.len());
                 out.put(&piece);
                 out.put(b"\r\n");
-                if out.len() >= STREAM_FLUSH {
-                    flush_out(out, stream, worker, key).await?;
-                }
             }
             ResponseFraming::Length(n) if sent > n => {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "body longer than announced"));

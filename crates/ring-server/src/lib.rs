@@ -3,7 +3,7 @@
 //! One worker thread per core, each pinned, each with its own `tokio-uring` runtime, its own
 //! `SO_REUSEPORT` listener and its own pool of io_uring registered fixed buffers. Connections on a
 //! core never leave it. `DESIGN.md` at the workspace root follows a request through these modules.
-#![deny(unsafe_code)]
+#![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 /// Registered fixed buffers and the output buffer that falls back to the heap.

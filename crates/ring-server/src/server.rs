@@ -60,7 +60,7 @@ impl Server {
             let (config, factory, tx) = (config.clone(), self.factory.clone(), tx.clone());
             std::thread::Builder::new()
                 .name(format!("ringd-w{id}"))
-                .spawn(move || worker::run(id, core, listeners, config, factory, tx))
+                .spawn(move || worker::run(id, count, core, listeners, config, factory, tx))
                 .map_err(|e| ServerError::Spawn { worker: id, cause: e })?;
         }
         drop(tx);

@@ -79,7 +79,7 @@ impl StaticFiles {
         };
         if is_dir(&stat) {
             if !req.path().ends_with('/') {
-                let mut location = format!("{}/", req.path());
+                let mut location = format!("{}/", percent_encode_path(req.path()));
                 if let Some(q) = req.query() {
                     location.push('?');
                     location.push_str(q);
@@ -143,6 +143,20 @@ impl Handler for StaticFiles {
     fn reads_body(&self) -> bool {
         false
     }
+}
+
+/// Re-encodes a decoded path for a `Location` header: every byte outside RFC 3986 `pchar` and `/`
+/// becomes `%XX`, so a directory named `a b` or `x?y` redirects correctly.
+fn percent_encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn open_status(e: &io::Error) -> u16 {
@@ -247,6 +261,13 @@ mod tests {
         assert_eq!(s.join("a/b.txt"), Some(PathBuf::from("/srv/a/b.txt")));
         assert_eq!(s.join("../etc/passwd"), None);
         assert_eq!(s.join("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn location_paths_are_re_encoded() {
+        assert_eq!(percent_encode_path("/a b/x?y#z/%"), "/a%20b/x%3Fy%23z/%25");
+        assert_eq!(percent_encode_path("/docs/é"), "/docs/%C3%A9");
+        assert_eq!(percent_encode_path("/plain/path-1_2.~"), "/plain/path-1_2.~");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::io;
 
+use crate::buf::PAGE;
 use crate::config::BufferConfig;
 use crate::error::ServerError;
 
@@ -60,17 +61,16 @@ fn read_sysctl(name: &str) -> Option<u8> {
 }
 
 /// Turns a failed `io_uring_register(REGISTER_BUFFERS)` into an error that says what to change.
-pub(crate) fn register_error(buffers: BufferConfig, e: io::Error) -> ServerError {
+pub(crate) fn register_error(buffers: BufferConfig, workers: usize, e: io::Error) -> ServerError {
     if e.raw_os_error() == Some(libc::ENOMEM) || e.raw_os_error() == Some(libc::EPERM) {
-        // Pinned pages are charged per page, and each buffer may straddle one more.
-        let page = 4096;
-        let per_buf = buffers.size.div_ceil(page) * page + page;
+        // Buffers are page-aligned (`PageBuf`), so each pins exactly its size in whole pages.
+        let per_worker_kib = buffers.count * buffers.size.div_ceil(PAGE) * PAGE / 1024;
         ServerError::Memlock {
             what: format!(
-                "registering {} fixed buffers of {} bytes ({} KiB per worker)",
+                "registering {} fixed buffers of {} bytes ({per_worker_kib} KiB per worker, {} KiB for {workers} workers, plus each worker's ring; the limit covers all of this user's processes)",
                 buffers.count,
                 buffers.size,
-                buffers.count * per_buf / 1024
+                per_worker_kib * workers,
             ),
             limit: memlock_limit(),
         }
@@ -109,11 +109,12 @@ mod tests {
     fn enomem_on_register_is_memlock_advice() {
         let e = register_error(
             BufferConfig { count: 4, size: 8192 },
+            3,
             io::Error::from_raw_os_error(libc::ENOMEM),
         );
         let msg = e.to_string();
         assert!(msg.contains("RLIMIT_MEMLOCK") && msg.contains("LimitMEMLOCK"), "{msg}");
-        assert!(msg.contains("48 KiB"), "{msg}");
+        assert!(msg.contains("32 KiB per worker, 96 KiB for 3 workers"), "{msg}");
     }
 
     #[test]

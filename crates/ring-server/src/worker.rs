@@ -12,6 +12,7 @@ use ringd_core::DateCache;
 use tokio_uring::buf::fixed::FixedBufPool;
 use tokio_uring::net::TcpListener;
 
+use crate::buf::PageBuf;
 use crate::config::ServerConfig;
 use crate::conn;
 use crate::conn_table::ConnTable;
@@ -34,7 +35,7 @@ pub(crate) enum WorkerEvent {
 pub(crate) struct Worker {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) router: Router,
-    pub(crate) pool: FixedBufPool<Vec<u8>>,
+    pub(crate) pool: FixedBufPool<PageBuf>,
     pub(crate) conns: ConnTable,
     date: RefCell<DateCache>,
     /// Fixed-buffer fallbacks since the last log line about them.
@@ -73,6 +74,7 @@ impl Drop for ExitGuard {
 /// Runs worker `id` on the calling thread; returns only if it fails.
 pub(crate) fn run(
     id: usize,
+    workers_total: usize,
     core: Option<core_affinity::CoreId>,
     listeners: Vec<StdListener>,
     config: Arc<ServerConfig>,
@@ -101,9 +103,10 @@ pub(crate) fn run(
     };
     rt.block_on(async move {
         let buffers = config.buffers;
-        let pool = FixedBufPool::new(std::iter::repeat_with(|| vec![0u8; buffers.size]).take(buffers.count));
+        let workers = workers_total;
+        let pool = FixedBufPool::new(std::iter::repeat_with(|| PageBuf::zeroed(buffers.size)).take(buffers.count));
         if let Err(e) = pool.register() {
-            let _ = events.send(WorkerEvent::Failed(uring::register_error(buffers, e)));
+            let _ = events.send(WorkerEvent::Failed(uring::register_error(buffers, workers, e)));
             return;
         }
         let worker = Rc::new(Worker {

@@ -3,9 +3,12 @@
 //!
 //! A connection holds a fixed buffer only between its first response byte and the end of the
 //! send that carries it: idle keep-alive connections hold none, so a small pool serves many
-//! connections. The pool keeps its own free list; the connection table records which buffer a
+//! connections. Buffers are page-aligned ([`PageBuf`]) so that each pins no more locked memory
+//! than its size. The pool keeps its own free list; the connection table records which buffer a
 //! connection holds while it writes.
 
+mod aligned;
 mod out;
 
+pub(crate) use aligned::{PageBuf, PAGE};
 pub(crate) use out::OutBuf;

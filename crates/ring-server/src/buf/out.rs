@@ -3,16 +3,18 @@
 use std::io;
 
 use tokio_uring::buf::fixed::{FixedBuf, FixedBufPool};
+
+use super::PageBuf;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 /// Response bytes waiting to be sent, in order: first into a registered fixed buffer, then,
 /// once that is full or when the pool had none, into a heap `Vec` (`spill`).
 ///
-/// The pool's buffers are created zero-filled, so a `FixedBuf` derefs to its whole capacity and
-/// copying into it needs no `unsafe`.
+/// The pool's buffers are zero-filled [`PageBuf`]s, so a `FixedBuf` derefs to its whole capacity
+/// and copying into it needs no `unsafe`.
 pub(crate) struct OutBuf {
-    pool: FixedBufPool<Vec<u8>>,
+    pool: FixedBufPool<PageBuf>,
     buf_size: usize,
     fixed: Option<FixedBuf>,
     fixed_len: usize,
@@ -28,7 +30,7 @@ pub(crate) struct OutBuf {
 const SPILL_KEEP: usize = 64 * 1024;
 
 impl OutBuf {
-    pub(crate) fn new(pool: FixedBufPool<Vec<u8>>, buf_size: usize) -> OutBuf {
+    pub(crate) fn new(pool: FixedBufPool<PageBuf>, buf_size: usize) -> OutBuf {
         OutBuf {
             pool,
             buf_size,

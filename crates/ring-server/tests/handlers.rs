@@ -1,0 +1,209 @@
+//! The library API end to end: a real `Server` (io_uring workers on loopback) with handlers the
+//! built-in site does not have: slow ones, panicking streams, handlers that ask to close.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use ring_server::handler::ChunkFuture;
+use ring_server::{handler_async, Body, BodyStream, Bytes, Request, Response, Router, Server, ServerConfig, Workers};
+
+fn start(config: ServerConfig, routes: impl Fn(&mut Router) + Send + Sync + 'static) -> SocketAddr {
+    let config = ServerConfig {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: Workers::Count(1),
+        ..config
+    };
+    let server = Server::new(config, move |_| {
+        let mut r = Router::new();
+        routes(&mut r);
+        r
+    })
+    .start()
+    .expect("server starts");
+    let addr = server.local_addrs()[0];
+    // The workers run until the test process exits.
+    std::mem::forget(server);
+    addr
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Reads until the server closes; panics if it does not within the read timeout.
+fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return all,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return all,
+            Err(e) => panic!(
+                "no close within the read timeout ({e}); got {:?}",
+                String::from_utf8_lossy(&all)
+            ),
+        }
+    }
+}
+
+fn count(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+/// Server-side sockets on `port` that still hold a connection open (anything but the listener
+/// and TIME-WAIT, which holds no fd). Counted with `ss`, since the tests share one process.
+fn live_server_sockets(port: u16) -> Vec<String> {
+    let out = std::process::Command::new("ss")
+        .args(["-Htan", &format!("sport = :{port}")])
+        .output()
+        .expect("run ss (apt-get install -y iproute2)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("LISTEN") && !l.starts_with("TIME-WAIT"))
+        .map(str::to_owned)
+        .collect()
+}
+
+struct PanickingStream;
+
+impl BodyStream for PanickingStream {
+    fn length(&self) -> Option<u64> {
+        Some(10)
+    }
+    fn next_chunk(&mut self) -> ChunkFuture<'_> {
+        Box::pin(async { panic!("stream failure (expected by the test)") })
+    }
+}
+
+#[test]
+fn a_panicking_body_stream_closes_its_connection_and_leaks_nothing() {
+    let addr = start(ServerConfig::default(), |r| {
+        r.route("GET /panic", |_: &Request<'_>| {
+            Response::new(200).body(Body::Stream(Box::new(PanickingStream)))
+        })
+        .unwrap();
+        r.route("GET /ok", |_: &Request<'_>| Response::text("ok")).unwrap();
+    });
+    let mut warm = connect(addr);
+    warm.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    read_to_close(&mut warm);
+    drop(warm);
+    for _ in 0..20 {
+        let mut s = connect(addr);
+        s.write_all(b"GET /panic HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let got = read_to_close(&mut s);
+        // The head went out, then the body failed: the connection must close, not hang.
+        assert!(
+            got.starts_with(b"HTTP/1.1 200 OK\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    // Every server-side socket must be closed again (a leaked slot would sit in CLOSE-WAIT).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = live_server_sockets(addr.port());
+        if live.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server sockets still open: {live:#?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut s = connect(addr);
+    s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert!(read_to_close(&mut s).ends_with(b"ok"));
+}
+
+#[test]
+fn a_slow_handler_is_not_cut_by_the_idle_deadline_of_the_read_before_it() {
+    let config = ServerConfig {
+        timeouts: ring_server::Timeouts {
+            keepalive: Duration::from_secs(2),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = start(config, |r| {
+        r.route(
+            "GET /slow",
+            handler_async(async |_: &Request<'_>| {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                Response::text("slow")
+            }),
+        )
+        .unwrap();
+        r.route("GET /ok", |_: &Request<'_>| Response::text("ok")).unwrap();
+    });
+    let mut s = connect(addr);
+    s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).unwrap();
+    assert!(buf[..n].ends_with(b"ok"));
+    // Idle for most of the keep-alive timeout, then a request whose handler outlasts the rest.
+    std::thread::sleep(Duration::from_millis(1500));
+    s.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let got = read_to_close(&mut s);
+    assert!(got.ends_with(b"slow"), "{:?}", String::from_utf8_lossy(&got));
+}
+
+#[test]
+fn a_handler_asking_to_close_is_obeyed_even_with_a_large_body() {
+    let big = Bytes::from(vec![b'x'; 100_000]);
+    let addr = start(ServerConfig::default(), move |r| {
+        let big = big.clone();
+        r.route("GET /big", move |_: &Request<'_>| {
+            Response::new(200)
+                .header("Connection", "close")
+                .body(Body::Full(big.clone()))
+        })
+        .unwrap();
+        r.route("GET /ok", |_: &Request<'_>| Response::text("ok")).unwrap();
+    });
+    let mut s = connect(addr);
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\nGET /ok HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let got = read_to_close(&mut s);
+    assert_eq!(
+        count(&got, b"HTTP/1.1 "),
+        1,
+        "the request after the close must not be answered"
+    );
+    assert_eq!(count(&got, b"Connection: close\r\n"), 1);
+    assert!(got.ends_with(&[b'x'; 1000]));
+}
+
+#[test]
+fn connect_is_refused_and_the_connection_closed() {
+    let addr = start(ServerConfig::default(), |r| {
+        r.route("/", |_: &Request<'_>| Response::text("catch-all")).unwrap();
+    });
+    let mut s = connect(addr);
+    s.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        .unwrap();
+    let got = read_to_close(&mut s);
+    assert!(got.starts_with(b"HTTP/1.1 501 "), "{:?}", String::from_utf8_lossy(&got));
+}
+
+#[test]
+fn a_silent_new_connection_gets_the_header_timeout_not_the_keepalive_one() {
+    let config = ServerConfig {
+        timeouts: ring_server::Timeouts {
+            header: Duration::from_secs(1),
+            keepalive: Duration::from_secs(600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = start(config, |r| {
+        r.route("GET /ok", |_: &Request<'_>| Response::text("ok")).unwrap();
+    });
+    let mut s = connect(addr);
+    assert!(read_to_close(&mut s).is_empty());
+}
