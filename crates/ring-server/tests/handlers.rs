@@ -207,3 +207,49 @@ fn a_silent_new_connection_gets_the_header_timeout_not_the_keepalive_one() {
     let mut s = connect(addr);
     assert!(read_to_close(&mut s).is_empty());
 }
+
+#[test]
+fn handlers_read_forms_json_params_and_queries() {
+    let addr = start(ServerConfig::default(), |r| {
+        r.route("POST /form", |req: &Request<'_>| {
+            let pairs: Vec<String> = req.form().map(|(k, v)| format!("{k}={v}")).collect();
+            Response::text("").body(Body::Full(Bytes::from(pairs.join("|"))))
+        })
+        .unwrap();
+        r.route("POST /json", |req: &Request<'_>| {
+            match req.json::<serde_json::Value>() {
+                Ok(v) => Response::json(&serde_json::json!({ "n": v["n"].as_i64().map(|n| n * 2) })),
+                Err(_) => Response::error(400),
+            }
+        })
+        .unwrap();
+        r.route("GET /users/{id}/files/{path...}", |req: &Request<'_>| {
+            let q: Vec<String> = req.query_pairs().map(|(k, v)| format!("{k}={v}")).collect();
+            let text = format!(
+                "{} {} {}",
+                req.param("id").unwrap(),
+                req.param("path").unwrap(),
+                q.join("&")
+            );
+            Response::text("").body(Body::Full(Bytes::from(text)))
+        })
+        .unwrap();
+    });
+    let ask = |raw: &[u8]| {
+        let mut s = connect(addr);
+        s.write_all(raw).unwrap();
+        String::from_utf8(read_to_close(&mut s)).unwrap()
+    };
+    let form = ask(b"POST /form HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 27\r\n\r\nname=J%C3%B6rg+K&lang=rust&");
+    assert!(form.ends_with("\r\n\r\nname=Jörg K|lang=rust"), "{form}");
+    let json = ask(b"POST /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 8\r\n\r\n{\"n\":21}");
+    assert!(
+        json.ends_with("\r\n\r\n{\"n\":42}") && json.contains("Content-Type: application/json\r\n"),
+        "{json}"
+    );
+    let bad = ask(b"POST /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 3\r\n\r\n{{{");
+    assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
+    let params =
+        ask(b"GET /users/7/files/a/b%20c.txt?x=1&y=two+words HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert!(params.ends_with("\r\n\r\n7 a/b c.txt x=1&y=two words"), "{params}");
+}
