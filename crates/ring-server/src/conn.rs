@@ -694,13 +694,7 @@ async fn send_stream(
             }
             _ => {
                 flush_out(out, stream, worker, key).await?;
-                worker.conns.set(
-                    key,
-                    Phase::Write(None),
-                    Some(Instant::now() + worker.config.timeouts.send),
-                );
-                let (res, _) = stream.write_all(piece).await;
-                res?;
+                send_bytes(stream, worker, key, piece).await?;
             }
         }
     }

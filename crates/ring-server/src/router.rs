@@ -248,49 +248,39 @@ impl Router {
 
     /// The methods `path` can be requested with (GET implies HEAD), in a stable order.
     pub fn allowed(&self, path: &str) -> Vec<&str> {
-        let mut methods: Vec<&str> = Vec::new();
         let mut params = Params::default();
-        for route in &self.routes {
-            if route.path_matches(path, &mut params) {
-                match route.method.as_deref() {
-                    None => {
-                        return vec!["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
-                    }
-                    Some(m) => {
-                        methods.push(m);
-                        if m == "GET" {
-                            methods.push("HEAD");
-                        }
-                    }
-                }
-            }
-        }
-        sort_methods(&mut methods);
-        methods
+        methods_of(self.routes.iter().filter(|r| r.path_matches(path, &mut params)))
     }
 
     /// Every method some route accepts (for `OPTIONS *`).
     pub fn all_methods(&self) -> Vec<&str> {
-        let mut methods: Vec<&str> = Vec::new();
-        for route in &self.routes {
-            match route.method.as_deref() {
-                None => return vec!["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-                Some(m) => {
-                    methods.push(m);
-                    if m == "GET" {
-                        methods.push("HEAD");
-                    }
-                }
-            }
-        }
-        sort_methods(&mut methods);
-        methods
+        methods_of(self.routes.iter())
     }
 
     /// The patterns, most specific first (for logs and `ringd check`).
     pub fn patterns(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().map(|r| r.pattern.as_str())
     }
+}
+
+/// The methods these routes accept, GET implying HEAD, in the usual order; a route without a
+/// method accepts the common ones.
+fn methods_of<'r>(routes: impl Iterator<Item = &'r Route>) -> Vec<&'r str> {
+    const ANY: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+    let mut methods: Vec<&str> = Vec::new();
+    for route in routes {
+        match route.method.as_deref() {
+            None => methods.extend(ANY),
+            Some(m) => {
+                methods.push(m);
+                if m == "GET" {
+                    methods.push("HEAD");
+                }
+            }
+        }
+    }
+    sort_methods(&mut methods);
+    methods
 }
 
 fn sort_methods(methods: &mut Vec<&str>) {
