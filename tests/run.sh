@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs ringd's whole test suite: unit tests, property tests, and the end-to-end tests that start
-# the real `ringd` binary on loopback and talk to it with raw sockets, curl, Python's http.client
-# and wrk. On a Debian-like host it installs the clients it needs (as root, or through sudo).
+# Runs ringd's whole test suite: unit tests, property tests, the end-to-end tests that start the
+# real `ringd` binary on loopback and talk to it with raw sockets, curl, Python's http.client, wrk
+# and headless Chromium, and the deploy/sysctl tests. On a Debian-like host it installs the tools
+# it needs (as root, or through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +24,11 @@ fi
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo is missing: install Rust (https://rustup.rs)" >&2; exit 1; }
 
 cargo test --workspace --locked "$@"
+
+# deploy/ and sysctl/: shellcheck, the unit's security score, the sysctl scripts inside a network
+# namespace, staged installs, and a real systemd booted in a container (needs root).
+if [ "$(id -u)" -eq 0 ]; then
+  bash tests/deploy/run.sh
+else
+  sudo bash tests/deploy/run.sh
+fi
