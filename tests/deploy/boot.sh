@@ -4,7 +4,7 @@
 # systemctl. The Debian root is made once with debootstrap and cached in
 # $RINGD_BOOT_CACHE (default /var/cache/ringd-boottest); each run boots a throw-away copy of it
 # with its own network namespace (--private-network: only loopback). Needs root, a built ringd
-# (target/release, else target/debug) and, the first time, Debian's package mirror.
+# (the newer of target/release and target/debug) and, the first time, Debian's package mirror.
 # Prints "ok NAME" / "FAIL NAME" lines.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
@@ -18,8 +18,11 @@ fail() {
   exit 1
 }
 
+# The newer of the two builds: a stale release binary must not stand in for the code under test.
 bin="$repo/target/release/ringd"
-[ -x "$bin" ] || bin="$repo/target/debug/ringd"
+if [ ! -x "$bin" ] || { [ -x "$repo/target/debug/ringd" ] && [ "$repo/target/debug/ringd" -nt "$bin" ]; }; then
+  bin="$repo/target/debug/ringd"
+fi
 [ -x "$bin" ] || fail "no target/release/ringd (or target/debug/ringd): cargo build --release -p ringd"
 echo "  boot: testing $bin"
 for tool in debootstrap:debootstrap systemd-nspawn:systemd-container; do

@@ -134,6 +134,34 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The settings (named as in the config file) that differ from `new`.
+    pub fn changes(&self, new: &Settings) -> Vec<&'static str> {
+        let (a, b) = (&self.server, &new.server);
+        let mut changed = Vec::new();
+        let mut check = |name, differs: bool| {
+            if differs {
+                changed.push(name);
+            }
+        };
+        check("listen", a.listen != b.listen);
+        check("workers", a.workers != b.workers);
+        check("backlog", a.backlog != b.backlog);
+        check("buffers", a.buffers != b.buffers);
+        check("ring_entries", a.ring_entries != b.ring_entries);
+        check("root", self.root != new.root);
+        check("limits", a.limits != b.limits);
+        check("timeouts", a.timeouts != b.timeouts);
+        check(
+            "max_requests_per_connection",
+            a.max_requests_per_conn != b.max_requests_per_conn,
+        );
+        check("server_name", a.server_name != b.server_name);
+        check("log", self.log != new.log);
+        changed
+    }
+}
+
 fn set<T>(field: &mut T, file: Option<T>, flag: Option<T>) {
     if let Some(v) = flag.or(file) {
         *field = v;

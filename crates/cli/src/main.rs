@@ -11,9 +11,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use ring_server::{Server, StaticFiles};
+use ring_server::{RunningServer, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
 
 use crate::args::{Cli, Command};
 use crate::config::Settings;
@@ -37,30 +40,19 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: &args::ServeArgs) -> Result<()> {
-    let settings = Settings::load(args)?;
-    init_logging(&settings.log)?;
-    let site = match &settings.root {
-        Some(root) => Site::Files(StaticFiles::new(root)?),
-        None => Site::Builtin,
-    };
-    // Build one router now so that a bad route is a start-up error, not a worker's.
-    site.router().context("building the routes")?;
-    // signal-hook turns each signal into a message for the thread below, whichever thread
-    // the kernel delivers it to.
+    let mut settings = Settings::load(args)?;
+    let log_filter = init_logging(&settings.log)?;
+    let site = Site::new(settings.root.as_deref())?;
+    // signal-hook turns each signal into a message for the loop below, whichever thread the
+    // kernel delivers it to.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing signal handlers")?;
-    let router_site = site.clone();
-    let server = Server::new(settings.server.clone(), move |_| {
-        router_site
-            .router()
-            .expect("routes were checked before the workers started")
-    });
-    let running = server.start()?;
-    let what = match &settings.root {
-        Some(root) => format!("files from {}", root.display()),
-        None => "the built-in site".to_owned(),
-    };
+    let mut running = Server::new(settings.server.clone(), site.router_factory()).start()?;
     for addr in running.local_addrs() {
-        tracing::info!("listening on {addr} with {} workers, serving {what}", running.workers());
+        tracing::info!(
+            "listening on {addr} with {} workers, serving {}",
+            running.workers(),
+            site.describe()
+        );
     }
     let addrs: Vec<String> = running.local_addrs().iter().map(ToString::to_string).collect();
     let status = format!(
@@ -71,37 +63,74 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
     if let Err(e) = notify::notify(&status) {
         tracing::warn!("could not notify the service manager (NOTIFY_SOCKET): {e}");
     }
+    // A worker that dies takes the process with it, so the service manager restarts ringd.
+    let watch = running.watch();
     std::thread::Builder::new()
-        .name("ringd-signals".to_owned())
+        .name("ringd-watch".to_owned())
         .spawn(move || {
-            for signal in signals.forever() {
-                match signal {
-                    SIGHUP => tracing::warn!(
-                        "SIGHUP: configuration reload is not supported yet; restart ringd to apply changes"
-                    ),
-                    _ => {
-                        let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
-                        tracing::info!("{name} received; exiting");
-                        let _ = notify::notify("STOPPING=1");
-                        // The runtimes are never torn down with operations in flight: the process
-                        // ends and the kernel reclaims the rings.
-                        std::process::exit(0);
-                    }
-                }
-            }
+            let e = watch.wait();
+            eprintln!("error: {e}");
+            std::process::exit(1);
         })
-        .context("starting the signal thread")?;
-    Err(running.wait().into())
+        .context("starting the watch thread")?;
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            reload(args, &mut settings, &mut running, &log_filter);
+            continue;
+        }
+        let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
+        tracing::info!("{name} received; exiting");
+        let _ = notify::notify("STOPPING=1");
+        // The runtimes are never torn down with operations in flight: the process ends and the
+        // kernel reclaims the rings.
+        std::process::exit(0);
+    }
+    Ok(())
 }
 
-fn init_logging(filter: &str) -> Result<()> {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
+/// SIGHUP: reads the configuration again and applies what can change while running. A bad
+/// configuration is logged and the running one kept.
+fn reload(args: &args::ServeArgs, current: &mut Settings, running: &mut RunningServer, log_filter: &LogFilter) {
+    let mut attempt = || -> Result<Vec<&'static str>> {
+        let new = Settings::load(args)?;
+        let site = Site::new(new.root.as_deref())?;
+        let filter = EnvFilter::try_new(&new.log).with_context(|| format!("invalid log filter {:?}", new.log))?;
+        let changed = current.changes(&new);
+        let restart_only = running.reload(new.server.clone(), site.router_factory())?;
+        log_filter.reload(filter).context("applying the log filter")?;
+        let live: Vec<&str> = changed.iter().copied().filter(|c| !restart_only.contains(c)).collect();
+        if live.is_empty() {
+            tracing::info!("SIGHUP: configuration reloaded; nothing changed");
+        } else {
+            tracing::info!("SIGHUP: configuration reloaded; changed: {}", live.join(", "));
+        }
+        *current = new;
+        Ok(restart_only)
+    };
+    match attempt() {
+        Ok(restart_only) if !restart_only.is_empty() => tracing::warn!(
+            "SIGHUP: {} cannot change while ringd runs; restart it to apply (the running values are kept)",
+            restart_only.join(", ")
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!("SIGHUP: reload failed, the running configuration is kept: {e:#}"),
+    }
+}
+
+/// The handle that swaps the log filter on reload.
+type LogFilter = tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>;
+
+fn init_logging(filter: &str) -> Result<LogFilter> {
+    let filter = EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_target(false),
+        )
         .init();
-    Ok(())
+    Ok(handle)
 }

@@ -21,6 +21,31 @@ pub enum Site {
 }
 
 impl Site {
+    /// The files below `root`, or the built-in site.
+    pub fn new(root: Option<&std::path::Path>) -> anyhow::Result<Site> {
+        let site = match root {
+            Some(root) => Site::Files(StaticFiles::new(root)?),
+            None => Site::Builtin,
+        };
+        // Build the routes once here, so that a bad route is an error now, not a worker's.
+        site.router()?;
+        Ok(site)
+    }
+
+    /// What is served, for the log.
+    pub fn describe(&self) -> String {
+        match self {
+            Site::Builtin => "the built-in site".to_owned(),
+            Site::Files(files) => format!("files from {}", files.root().display()),
+        }
+    }
+
+    /// Builds each worker's router (on the worker's thread).
+    pub fn router_factory(&self) -> impl Fn(usize) -> Router + Send + Sync + 'static {
+        let site = self.clone();
+        move |_| site.router().expect("routes were checked when the site was made")
+    }
+
     /// One worker's router for this site.
     pub fn router(&self) -> Result<Router, RouterError> {
         let mut r = Router::new();

@@ -58,7 +58,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker
         key,
     };
     let mut conn = Conn {
-        out: OutBuf::new(worker.pool.clone(), worker.config.buffers.size),
+        out: OutBuf::new(worker.pool.clone(), worker.config().buffers.size),
         worker,
         stream,
         key,
@@ -172,7 +172,7 @@ impl Conn {
 
     /// Reads more of a request head (or the first byte of the next request).
     async fn read_head(&mut self) -> io::Result<usize> {
-        let t = &self.worker.config.timeouts;
+        let t = self.worker.config().timeouts;
         let (phase, deadline) = if self.start == self.rbuf.len() && self.served > 0 {
             (Phase::Idle, Instant::now() + t.keepalive)
         } else if self.start == self.rbuf.len() {
@@ -236,7 +236,7 @@ impl Conn {
     /// Parses the request at `start` and, when its body is here, answers it.
     async fn answer_one(&mut self) -> Step {
         let worker = &*self.worker;
-        let config = &*worker.config;
+        let config = worker.config();
         let buf = &self.rbuf[self.start..];
         let mut slots = header_slots();
         let head = match parse_request(buf, &config.limits, &mut slots) {
@@ -254,7 +254,7 @@ impl Conn {
             }
             (BodyFraming::Chunked, BodyState::Chunked(used)) => (&self.body[..], head_len + used),
             (framing, _) => {
-                let reads_body = match worker.router.find(head.method, &head.path) {
+                let reads_body = match worker.router().find(head.method, &head.path) {
                     RouteMatch::Found(handler, _) => handler.reads_body(),
                     _ => false,
                 };
@@ -305,8 +305,8 @@ impl Conn {
     /// Reads the body of the request at `start`. `Err(Some)` is a malformed body, `Err(None)` a
     /// client that went away.
     async fn read_body(&mut self, pending: PendingBody) -> Result<(), Option<ParseError>> {
-        let limits = self.worker.config.limits;
-        let body_timeout = self.worker.config.timeouts.body;
+        let limits = self.worker.config().limits;
+        let body_timeout = self.worker.config().timeouts.body;
         let mut continue_sent = false;
         match pending.framing {
             BodyFraming::Length(n) => {
@@ -438,7 +438,7 @@ async fn flush_out(out: &mut OutBuf, stream: &TcpStream, worker: &Worker, key: u
     worker.conns.set(
         key,
         Phase::Write(out.fixed_index()),
-        Some(Instant::now() + worker.config.timeouts.send),
+        Some(Instant::now() + worker.config().timeouts.send),
     );
     out.flush(stream).await
 }
@@ -452,7 +452,7 @@ async fn send_bytes(stream: &TcpStream, worker: &Worker, key: usize, mut bytes: 
         worker.conns.set(
             key,
             Phase::Write(None),
-            Some(Instant::now() + worker.config.timeouts.send),
+            Some(Instant::now() + worker.config().timeouts.send),
         );
         let (res, _) = stream.write_all(piece).await;
         res?;
@@ -462,7 +462,7 @@ async fn send_bytes(stream: &TcpStream, worker: &Worker, key: usize, mut bytes: 
 
 /// Runs the router and the handler for one request. A handler that panics gets a 500.
 async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer: SocketAddr) -> Response {
-    let router = &worker.router;
+    let router = worker.router();
     match head.target {
         Target::Asterisk => {
             let mut allow = router.all_methods();
@@ -634,7 +634,7 @@ fn encode_head(
         keep_alive,
         head_request: is_head,
     };
-    match write_head(out, &head, date, worker.config.server_name.as_bytes()) {
+    match write_head(out, &head, date, worker.config().server_name.as_bytes()) {
         Ok(framing) => Some(framing),
         Err(e) => {
             let name = headers.get(e.index).map_or("?", |h| h.0);

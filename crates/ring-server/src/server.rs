@@ -9,7 +9,7 @@ use crate::config::{ServerConfig, Workers};
 use crate::error::ServerError;
 use crate::listener;
 use crate::router::Router;
-use crate::worker::{self, WorkerEvent};
+use crate::worker::{self, Reload, WorkerEvent, WorkerSetup};
 
 /// Builds a worker's router; called once on each worker's thread with the worker's index.
 pub(crate) type RouterFactory = Arc<dyn Fn(usize) -> Router + Send + Sync>;
@@ -55,12 +55,26 @@ impl Server {
         }
         let config = Arc::new(self.config);
         let (tx, events) = mpsc::channel();
+        let mut reloads = Vec::with_capacity(count);
         for (id, listeners) in per_worker.into_iter().enumerate() {
             let core = Some(cores[id % cores.len()]);
             let (config, factory, tx) = (config.clone(), self.factory.clone(), tx.clone());
+            let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+            reloads.push(reload_tx);
             std::thread::Builder::new()
                 .name(format!("ringd-w{id}"))
-                .spawn(move || worker::run(id, count, core, listeners, config, factory, tx))
+                .spawn(move || {
+                    worker::run(WorkerSetup {
+                        id,
+                        workers_total: count,
+                        core,
+                        listeners,
+                        config,
+                        factory,
+                        events: tx,
+                        reloads: reload_rx,
+                    })
+                })
                 .map_err(|e| ServerError::Spawn { worker: id, cause: e })?;
         }
         drop(tx);
@@ -81,7 +95,9 @@ impl Server {
         Ok(RunningServer {
             local_addrs,
             workers: count,
-            events,
+            config: (*config).clone(),
+            reloads,
+            events: Some(events),
         })
     }
 }
@@ -90,8 +106,13 @@ impl Server {
 pub struct RunningServer {
     local_addrs: Vec<SocketAddr>,
     workers: usize,
-    events: Receiver<WorkerEvent>,
+    config: ServerConfig,
+    reloads: Vec<tokio::sync::mpsc::UnboundedSender<Reload>>,
+    events: Option<Receiver<WorkerEvent>>,
 }
+
+/// Settings a running server cannot change: they shape sockets, threads and locked memory.
+pub const RESTART_ONLY: [&str; 5] = ["listen", "workers", "backlog", "buffers", "ring_entries"];
 
 impl RunningServer {
     /// The addresses listened on, in `listen` order, with port 0 resolved.
@@ -104,10 +125,87 @@ impl RunningServer {
         self.workers
     }
 
+    /// The configuration in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Replaces the configuration and routes of every worker without dropping a connection:
+    /// requests in progress finish as they started, the next ones use the new settings.
+    /// Returns the names of changed settings that only a restart can apply (see
+    /// [`RESTART_ONLY`]); those keep their running values.
+    pub fn reload(
+        &mut self,
+        mut config: ServerConfig,
+        routes: impl Fn(usize) -> Router + Send + Sync + 'static,
+    ) -> Result<Vec<&'static str>, ServerError> {
+        config.validate()?;
+        let mut ignored = Vec::new();
+        if config.listen != self.config.listen {
+            ignored.push("listen");
+        }
+        if config.workers != self.config.workers {
+            ignored.push("workers");
+        }
+        if config.backlog != self.config.backlog {
+            ignored.push("backlog");
+        }
+        if config.buffers != self.config.buffers {
+            ignored.push("buffers");
+        }
+        if config.ring_entries != self.config.ring_entries {
+            ignored.push("ring_entries");
+        }
+        config.listen = self.config.listen.clone();
+        config.workers = self.config.workers.clone();
+        config.backlog = self.config.backlog;
+        config.buffers = self.config.buffers;
+        config.ring_entries = self.config.ring_entries;
+        let shared = Arc::new(config.clone());
+        let factory: RouterFactory = Arc::new(routes);
+        for (worker, tx) in self.reloads.iter().enumerate() {
+            tx.send(Reload {
+                config: shared.clone(),
+                factory: factory.clone(),
+            })
+            .map_err(|_| ServerError::WorkerDied {
+                worker,
+                reason: "it no longer takes reloads".to_owned(),
+            })?;
+        }
+        self.config = config;
+        Ok(ignored)
+    }
+
+    /// Takes the watch over the workers, to wait for a failure on another thread while this
+    /// handle keeps serving reloads.
+    pub fn watch(&mut self) -> WorkerWatch {
+        WorkerWatch {
+            events: self.events.take(),
+        }
+    }
+
     /// Blocks until a worker stops, which only happens when something went wrong.
+    pub fn wait(mut self) -> ServerError {
+        self.watch().wait()
+    }
+}
+
+/// Waits for the first worker failure.
+pub struct WorkerWatch {
+    events: Option<Receiver<WorkerEvent>>,
+}
+
+impl WorkerWatch {
+    /// Blocks until a worker stops (or forever, if another watch was taken first).
     pub fn wait(self) -> ServerError {
+        let Some(events) = self.events else {
+            loop {
+                std::thread::park();
+            }
+        };
         loop {
-            match self.events.recv() {
+            match events.recv() {
                 Ok(WorkerEvent::Died(worker, reason)) => return ServerError::WorkerDied { worker, reason },
                 Ok(WorkerEvent::Failed(e)) => return e,
                 Ok(WorkerEvent::Ready) => {}

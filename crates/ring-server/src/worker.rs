@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringd_core::DateCache;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_uring::buf::fixed::FixedBufPool;
 use tokio_uring::net::TcpListener;
 
@@ -33,8 +34,9 @@ pub(crate) enum WorkerEvent {
 
 /// A worker's state, shared by its tasks through an `Rc` (single thread).
 pub(crate) struct Worker {
-    pub(crate) config: Arc<ServerConfig>,
-    pub(crate) router: Router,
+    /// Replaced as a whole by a reload; connections take an `Rc` of it per request.
+    config: RefCell<Rc<ServerConfig>>,
+    router: RefCell<Rc<Router>>,
     pub(crate) pool: FixedBufPool<PageBuf>,
     pub(crate) conns: ConnTable,
     date: RefCell<DateCache>,
@@ -43,6 +45,16 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// The configuration in force (reloads replace it; a request in progress keeps its copy).
+    pub(crate) fn config(&self) -> Rc<ServerConfig> {
+        self.config.borrow().clone()
+    }
+
+    /// The routes in force.
+    pub(crate) fn router(&self) -> Rc<Router> {
+        self.router.borrow().clone()
+    }
+
     /// The current `Date` value (re-rendered at most once a second).
     pub(crate) fn date(&self) -> [u8; 29] {
         let mut out = [b' '; 29];
@@ -52,6 +64,12 @@ impl Worker {
         out[..n].copy_from_slice(&value[..n]);
         out
     }
+}
+
+/// A new configuration and routes for a running worker (SIGHUP).
+pub(crate) struct Reload {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) factory: RouterFactory,
 }
 
 /// Sends `Died` if the worker's thread ends, however it ends.
@@ -71,16 +89,31 @@ impl Drop for ExitGuard {
     }
 }
 
-/// Runs worker `id` on the calling thread; returns only if it fails.
-pub(crate) fn run(
-    id: usize,
-    workers_total: usize,
-    core: Option<core_affinity::CoreId>,
-    listeners: Vec<StdListener>,
-    config: Arc<ServerConfig>,
-    factory: RouterFactory,
-    events: Sender<WorkerEvent>,
-) {
+/// Everything a worker starts with.
+pub(crate) struct WorkerSetup {
+    pub(crate) id: usize,
+    /// How many workers the server runs (for memlock advice).
+    pub(crate) workers_total: usize,
+    pub(crate) core: Option<core_affinity::CoreId>,
+    pub(crate) listeners: Vec<StdListener>,
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) factory: RouterFactory,
+    pub(crate) events: Sender<WorkerEvent>,
+    pub(crate) reloads: UnboundedReceiver<Reload>,
+}
+
+/// Runs a worker on the calling thread; returns only if it fails.
+pub(crate) fn run(setup: WorkerSetup) {
+    let WorkerSetup {
+        id,
+        workers_total,
+        core,
+        listeners,
+        config,
+        factory,
+        events,
+        reloads,
+    } = setup;
     let _guard = ExitGuard {
         id,
         events: events.clone(),
@@ -110,8 +143,8 @@ pub(crate) fn run(
             return;
         }
         let worker = Rc::new(Worker {
-            router: factory(id),
-            config,
+            router: RefCell::new(Rc::new(factory(id))),
+            config: RefCell::new(Rc::new((*config).clone())),
             pool,
             conns: ConnTable::default(),
             date: RefCell::new(DateCache::new()),
@@ -121,6 +154,7 @@ pub(crate) fn run(
             tokio_uring::spawn(accept_loop(id, TcpListener::from_std(listener), worker.clone()));
         }
         tokio_uring::spawn(sweeper(id, worker.clone()));
+        tokio_uring::spawn(reloader(id, worker.clone(), reloads));
         let _ = events.send(WorkerEvent::Ready);
         // The runtime must never be dropped while operations are in flight (the kernel would
         // write into freed buffers), so the worker runs until the process exits.
@@ -160,6 +194,20 @@ async fn accept_loop(id: usize, listener: TcpListener, worker: Rc<Worker>) {
                 // Back off instead of spinning; connections wait in the backlog meanwhile.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+        }
+    }
+}
+
+/// Applies reloads: the new routes are built on this thread, then both are swapped in. Requests
+/// already being answered finish with what they started with.
+async fn reloader(id: usize, worker: Rc<Worker>, mut reloads: UnboundedReceiver<Reload>) {
+    while let Some(reload) = reloads.recv().await {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (reload.factory)(id))) {
+            Ok(router) => {
+                *worker.router.borrow_mut() = Rc::new(router);
+                *worker.config.borrow_mut() = Rc::new((*reload.config).clone());
+            }
+            Err(_) => tracing::error!(worker = id, "building the new routes panicked; keeping the old ones"),
         }
     }
 }
