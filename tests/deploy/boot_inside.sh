@@ -74,6 +74,12 @@ sandbox() {
 check "ringd runs as a dynamic non-root user with only CAP_NET_BIND_SERVICE, under seccomp" sandbox
 check "ringd's journal shows it started (READY=1 reached systemd)" bash -c 'journalctl -u ringd.service --no-pager | grep -q "Started ringd.service"'
 
+watchdog() {
+  [ "$(prop WatchdogUSec)" = 10s ] || { echo "WatchdogUSec=$(prop WatchdogUSec)"; return 1; }
+  journalctl -u ringd.service --no-pager | grep "feeding the systemd watchdog"
+}
+check "the watchdog is armed (WatchdogSec=10s) and ringd feeds it" watchdog
+
 # `systemctl reload` (ExecReload= sends SIGHUP): ringd re-reads its config in place.
 reload() {
   local pid

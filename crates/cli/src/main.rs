@@ -63,6 +63,9 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
     if let Err(e) = notify::notify(&status) {
         tracing::warn!("could not notify the service manager (NOTIFY_SOCKET): {e}");
     }
+    if let Some(period) = notify::watchdog_period() {
+        start_watchdog(period, running.heartbeats())?;
+    }
     // A worker that dies takes the process with it, so the service manager restarts ringd.
     let watch = running.watch();
     std::thread::Builder::new()
@@ -85,6 +88,37 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
         // kernel reclaims the rings.
         std::process::exit(0);
     }
+    Ok(())
+}
+
+/// Feeds systemd's watchdog (`WatchdogSec=`) at half its period, but only while every worker's
+/// heartbeat advances: a stuck worker stops the feeding, and systemd restarts ringd.
+fn start_watchdog(period: std::time::Duration, heartbeats: ring_server::Heartbeats) -> Result<()> {
+    // Workers beat once a second; a shorter interval could not tell stuck from not yet.
+    let interval = (period / 2).max(std::time::Duration::from_millis(1500));
+    tracing::info!("feeding the systemd watchdog every {interval:?}");
+    std::thread::Builder::new()
+        .name("ringd-watchdog".to_owned())
+        .spawn(move || {
+            let mut last = heartbeats.snapshot();
+            loop {
+                std::thread::sleep(interval);
+                let now = heartbeats.snapshot();
+                let stuck: Vec<usize> = (0..now.len()).filter(|&i| now[i] == last[i]).collect();
+                if stuck.is_empty() {
+                    if let Err(e) = notify::notify("WATCHDOG=1") {
+                        tracing::warn!("could not feed the watchdog: {e}");
+                    }
+                } else {
+                    tracing::error!(
+                        ?stuck,
+                        "workers made no progress for {interval:?}; not feeding the watchdog"
+                    );
+                }
+                last = now;
+            }
+        })
+        .context("starting the watchdog thread")?;
     Ok(())
 }
 

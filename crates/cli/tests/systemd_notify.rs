@@ -29,3 +29,49 @@ fn ready_then_stopping_on_notify_socket() {
     let n = socket.recv(&mut buf).expect("no STOPPING=1 after SIGTERM");
     assert_eq!(&buf[..n], b"STOPPING=1");
 }
+
+#[test]
+fn watchdog_is_fed_while_workers_run() {
+    let dir = common::TempDir::new("watchdog");
+    let path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _server = Server::start_with_env(
+        &["--listen", "127.0.0.1:0", "--workers", "2"],
+        &[("NOTIFY_SOCKET", path.to_str().unwrap()), ("WATCHDOG_USEC", "3000000")],
+    );
+    let mut buf = [0u8; 1024];
+    let mut seen = Vec::new();
+    // READY=1 first, then WATCHDOG=1 every 1.5 s; two feeds prove it repeats.
+    while seen.iter().filter(|m: &&String| m.as_str() == "WATCHDOG=1").count() < 2 {
+        let n = socket
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no watchdog feed within 10 s ({e}); got {seen:?}"));
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(seen[0].starts_with("READY=1"), "{seen:?}");
+}
+
+#[test]
+fn watchdog_meant_for_another_process_is_ignored() {
+    let dir = common::TempDir::new("watchdog-other");
+    let path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let server = Server::start_with_env(
+        &["--listen", "127.0.0.1:0"],
+        &[
+            ("NOTIFY_SOCKET", path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "2000000"),
+            ("WATCHDOG_PID", "1"),
+        ],
+    );
+    let mut buf = [0u8; 1024];
+    let n = socket.recv(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"READY=1"));
+    assert!(
+        !server.log().contains("feeding the systemd watchdog"),
+        "{}",
+        server.log()
+    );
+}

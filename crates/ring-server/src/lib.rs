@@ -37,5 +37,5 @@ pub use error::ServerError;
 pub use handler::{handler_async, Body, BodyStream, Handler, IgnoresBody, Reply, Request, Response};
 pub use ringd_core::Limits;
 pub use router::{Router, RouterError};
-pub use server::{RunningServer, Server, WorkerWatch, RESTART_ONLY};
+pub use server::{Heartbeats, RunningServer, Server, WorkerWatch, RESTART_ONLY};
 pub use static_files::StaticFiles;

@@ -2,6 +2,7 @@
 //! before anything runs), start one pinned worker per core, and wait until all are listening.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 
@@ -56,9 +57,11 @@ impl Server {
         let config = Arc::new(self.config);
         let (tx, events) = mpsc::channel();
         let mut reloads = Vec::with_capacity(count);
+        let heartbeats = Heartbeats::new(count);
         for (id, listeners) in per_worker.into_iter().enumerate() {
             let core = Some(cores[id % cores.len()]);
             let (config, factory, tx) = (config.clone(), self.factory.clone(), tx.clone());
+            let heartbeats = heartbeats.clone();
             let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
             reloads.push(reload_tx);
             std::thread::Builder::new()
@@ -73,6 +76,7 @@ impl Server {
                         factory,
                         events: tx,
                         reloads: reload_rx,
+                        heartbeats,
                     })
                 })
                 .map_err(|e| ServerError::Spawn { worker: id, cause: e })?;
@@ -97,6 +101,7 @@ impl Server {
             workers: count,
             config: (*config).clone(),
             reloads,
+            heartbeats,
             events: Some(events),
         })
     }
@@ -108,6 +113,7 @@ pub struct RunningServer {
     workers: usize,
     config: ServerConfig,
     reloads: Vec<tokio::sync::mpsc::UnboundedSender<Reload>>,
+    heartbeats: Heartbeats,
     events: Option<Receiver<WorkerEvent>>,
 }
 
@@ -123,6 +129,11 @@ impl RunningServer {
     /// How many workers run.
     pub fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// Each worker's heartbeat, which advances once a second while its runtime runs.
+    pub fn heartbeats(&self) -> Heartbeats {
+        self.heartbeats.clone()
     }
 
     /// The configuration in force.
@@ -217,5 +228,26 @@ impl WorkerWatch {
                 }
             }
         }
+    }
+}
+
+/// One counter per worker, advanced by the worker's own runtime once a second: a worker whose
+/// counter stops is stuck (a handler that blocks its thread, a wedged ring). Written once a
+/// second, so the atomics cost nothing on the request path.
+#[derive(Clone, Debug)]
+pub struct Heartbeats(Arc<[AtomicU64]>);
+
+impl Heartbeats {
+    fn new(workers: usize) -> Heartbeats {
+        Heartbeats((0..workers).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    pub(crate) fn beat(&self, worker: usize) {
+        self.0[worker].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current count of every worker.
+    pub fn snapshot(&self) -> Vec<u64> {
+        self.0.iter().map(|b| b.load(Ordering::Relaxed)).collect()
     }
 }

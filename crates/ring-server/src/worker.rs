@@ -19,7 +19,7 @@ use crate::conn;
 use crate::conn_table::ConnTable;
 use crate::error::ServerError;
 use crate::router::Router;
-use crate::server::RouterFactory;
+use crate::server::{Heartbeats, RouterFactory};
 use crate::uring;
 
 /// What a worker reports to the thread that started it.
@@ -100,6 +100,7 @@ pub(crate) struct WorkerSetup {
     pub(crate) factory: RouterFactory,
     pub(crate) events: Sender<WorkerEvent>,
     pub(crate) reloads: UnboundedReceiver<Reload>,
+    pub(crate) heartbeats: Heartbeats,
 }
 
 /// Runs a worker on the calling thread; returns only if it fails.
@@ -113,6 +114,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         factory,
         events,
         reloads,
+        heartbeats,
     } = setup;
     let _guard = ExitGuard {
         id,
@@ -153,7 +155,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         for listener in listeners {
             tokio_uring::spawn(accept_loop(id, TcpListener::from_std(listener), worker.clone()));
         }
-        tokio_uring::spawn(sweeper(id, worker.clone()));
+        tokio_uring::spawn(sweeper(id, worker.clone(), heartbeats));
         tokio_uring::spawn(reloader(id, worker.clone(), reloads));
         let _ = events.send(WorkerEvent::Ready);
         // The runtime must never be dropped while operations are in flight (the kernel would
@@ -212,13 +214,15 @@ async fn reloader(id: usize, worker: Rc<Worker>, mut reloads: UnboundedReceiver<
     }
 }
 
-/// Once a second: enforce deadlines and report fixed-buffer fallbacks.
-async fn sweeper(id: usize, worker: Rc<Worker>) {
+/// Once a second: beat the heart (for a service manager's watchdog), enforce deadlines, and
+/// report fixed-buffer fallbacks.
+async fn sweeper(id: usize, worker: Rc<Worker>, heartbeats: Heartbeats) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_fallback_log = Instant::now();
     loop {
         tick.tick().await;
+        heartbeats.beat(id);
         let expired = worker.conns.sweep(Instant::now());
         if expired > 0 {
             tracing::debug!(worker = id, expired, "closed connections past their deadline");
