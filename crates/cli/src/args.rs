@@ -57,6 +57,15 @@ pub struct ServeArgs {
     /// Requests served on one keep-alive connection before it closes.
     #[arg(long, value_name = "N")]
     pub max_requests_per_conn: Option<u64>,
+    /// Open connections per worker; more are answered 503 and closed.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Seconds a handler may take before the client gets 503 (0: no limit, the default).
+    #[arg(long, value_name = "SECS")]
+    pub handler_timeout: Option<u64>,
+    /// Seconds a graceful shutdown (SIGTERM/SIGINT) waits for open requests.
+    #[arg(long, value_name = "SECS")]
+    pub drain_timeout: Option<u64>,
     /// Registered fixed buffers per worker (locked memory: RLIMIT_MEMLOCK).
     #[arg(long, value_name = "N")]
     pub buffers: Option<usize>,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ring_server::{ServerConfig, Workers};
+use ring_server::{ServerConfig, Shed, Workers};
 use serde::Deserialize;
 
 use crate::args::{parse_listen, ServeArgs, WorkersArg};
@@ -28,6 +28,8 @@ struct FileConfig {
     root: Option<PathBuf>,
     backlog: Option<u32>,
     max_requests_per_connection: Option<u64>,
+    max_connections: Option<usize>,
+    shed: Option<String>,
     server_name: Option<String>,
     ring_entries: Option<u32>,
     log: Option<String>,
@@ -70,6 +72,10 @@ struct TimeoutsFile {
     body: Option<u64>,
     keepalive: Option<u64>,
     send: Option<u64>,
+    /// 0 = no handler deadline.
+    handler: Option<u64>,
+    drain: Option<u64>,
+    drain_idle: Option<u64>,
 }
 
 impl Settings {
@@ -105,6 +111,12 @@ impl Settings {
             file.max_requests_per_connection,
             args.max_requests_per_conn,
         );
+        set(&mut s.max_connections, file.max_connections, args.max_connections);
+        s.shed = match file.shed.as_deref() {
+            None | Some("503") => Shed::Respond503,
+            Some("close") => Shed::Close,
+            Some(other) => bail!("config: shed: {other:?} is neither \"503\" nor \"close\""),
+        };
         set(&mut s.ring_entries, file.ring_entries, None);
         set(&mut s.server_name, file.server_name, None);
         let l = &mut s.limits;
@@ -127,6 +139,11 @@ impl Settings {
         set_secs(&mut t.body, file.timeouts.body, args.body_timeout);
         set_secs(&mut t.keepalive, file.timeouts.keepalive, args.keepalive_timeout);
         set_secs(&mut t.send, file.timeouts.send, args.send_timeout);
+        set_secs(&mut t.drain, file.timeouts.drain, args.drain_timeout);
+        set_secs(&mut t.drain_idle, file.timeouts.drain_idle, None);
+        if let Some(secs) = args.handler_timeout.or(file.timeouts.handler) {
+            t.handler = (secs > 0).then(|| Duration::from_secs(secs));
+        }
         s.validate()?;
         let root = args.root.clone().or(file.root);
         let log = args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned());

@@ -76,17 +76,45 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
             std::process::exit(1);
         })
         .context("starting the watch thread")?;
+    let running = std::sync::Arc::new(std::sync::Mutex::new(running));
+    let mut draining = false;
     for signal in signals.forever() {
         if signal == SIGHUP {
-            reload(args, &mut settings, &mut running, &log_filter);
+            // Held by the drain thread once shutting down: no reload then, and no waiting for it.
+            match running.try_lock() {
+                Ok(mut running) if !draining => reload(args, &mut settings, &mut running, &log_filter),
+                _ => tracing::warn!("SIGHUP during shutdown: ignored"),
+            }
             continue;
         }
         let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
-        tracing::info!("{name} received; exiting");
+        if draining {
+            tracing::warn!("{name} again: exiting without waiting for the drain");
+            std::process::exit(0);
+        }
+        draining = true;
+        tracing::info!("{name} received: draining (again to exit at once)");
         let _ = notify::notify("STOPPING=1");
-        // The runtimes are never torn down with operations in flight: the process ends and the
-        // kernel reclaims the rings.
-        std::process::exit(0);
+        let running = running.clone();
+        std::thread::Builder::new()
+            .name("ringd-drain".to_owned())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                // Held to the end: a SIGHUP arriving now must not reload a draining server.
+                let running = running.lock().unwrap_or_else(|e| e.into_inner());
+                if running.drain() {
+                    tracing::info!("drained in {:?}; exiting", started.elapsed());
+                } else {
+                    tracing::warn!(
+                        "drain timeout ({:?}) reached with connections still open; exiting",
+                        running.config().timeouts.drain
+                    );
+                }
+                // The runtimes are never torn down with operations in flight: the process ends
+                // and the kernel reclaims the rings.
+                std::process::exit(0);
+            })
+            .context("starting the drain thread")?;
     }
     Ok(())
 }

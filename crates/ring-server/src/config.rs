@@ -47,6 +47,13 @@ pub struct Timeouts {
     pub keepalive: Duration,
     /// A write the client does not read (nginx `send_timeout`, 60 s).
     pub send: Duration,
+    /// A handler that has not answered: the client gets 503 (none by default).
+    pub handler: Option<Duration>,
+    /// A graceful shutdown (SIGTERM) waits this long for open requests, then exits anyway.
+    pub drain: Duration,
+    /// During a drain, an idle keep-alive connection may still send one request this long: closing
+    /// it at once would race with a request already on its way (RFC 9112 §9.6).
+    pub drain_idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -56,8 +63,20 @@ impl Default for Timeouts {
             body: Duration::from_secs(60),
             keepalive: Duration::from_secs(75),
             send: Duration::from_secs(60),
+            handler: None,
+            drain: Duration::from_secs(20),
+            drain_idle: Duration::from_secs(1),
         }
     }
+}
+
+/// What a worker does with a connection beyond [`ServerConfig::max_connections`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shed {
+    /// Answer `503 Service Unavailable` with `Retry-After: 1`, then close.
+    Respond503,
+    /// Close at once.
+    Close,
 }
 
 /// Everything a [`Server`](crate::Server) needs, validated by [`ServerConfig::validate`].
@@ -73,6 +92,10 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Requests served on one connection before it is closed (nginx `keepalive_requests`).
     pub max_requests_per_conn: u64,
+    /// Open connections per worker; past it new ones are shed (nginx `worker_connections`).
+    pub max_connections: usize,
+    /// How connections past `max_connections` are shed.
+    pub shed: Shed,
     /// Registered fixed buffers per worker.
     pub buffers: BufferConfig,
     /// Per-connection deadlines.
@@ -91,6 +114,8 @@ impl Default for ServerConfig {
             backlog: 4096,
             limits: Limits::default(),
             max_requests_per_conn: 1000,
+            max_connections: 16384,
+            shed: Shed::Respond503,
             buffers: BufferConfig::default(),
             timeouts: Timeouts::default(),
             ring_entries: 1024,
@@ -139,6 +164,9 @@ impl ServerConfig {
         if self.buffers.size < 4096 || self.buffers.size > 1 << 30 {
             return err("buffers.size", "must be between 4096 and 1 GiB");
         }
+        if self.max_connections == 0 {
+            return err("max_connections", "must be at least 1");
+        }
         if self.max_requests_per_conn == 0 {
             return err("max_requests_per_connection", "must be at least 1");
         }
@@ -163,6 +191,11 @@ impl ServerConfig {
             ("timeouts.body", self.timeouts.body),
             ("timeouts.keepalive", self.timeouts.keepalive),
             ("timeouts.send", self.timeouts.send),
+            ("timeouts.drain", self.timeouts.drain),
+            (
+                "timeouts.handler",
+                self.timeouts.handler.unwrap_or(Duration::from_secs(1)),
+            ),
         ] {
             if t.is_zero() {
                 return err(name, "must be at least 1 second");

@@ -77,6 +77,36 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker
     // operation is in flight any more.
 }
 
+/// Answers a connection over the worker's limit with a canned 503 (or closes it, as configured),
+/// then closes it lingering briefly so the answer is not lost to a reset.
+pub(crate) async fn shed(stream: TcpStream, worker: Rc<Worker>) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n";
+    if worker.config().shed == crate::config::Shed::Close {
+        return;
+    }
+    let stream = Rc::new(stream);
+    let key = worker.conns.insert(stream.clone());
+    let _slot = SlotGuard {
+        worker: worker.clone(),
+        key,
+    };
+    worker.conns.set(key, Phase::Write(None), Some(Instant::now() + LINGER));
+    let (res, _) = stream.write_all(BUSY).await;
+    if res.is_err() || stream.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    worker.conns.set(key, Phase::Closing, Some(Instant::now() + LINGER));
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        let (res, b) = stream.read(buf).await;
+        match res {
+            Ok(0) | Err(_) => return,
+            Ok(_) => buf = b,
+        }
+        buf.clear();
+    }
+}
+
 struct SlotGuard {
     worker: Rc<Worker>,
     key: usize,
@@ -173,7 +203,10 @@ impl Conn {
     /// Reads more of a request head (or the first byte of the next request).
     async fn read_head(&mut self) -> io::Result<usize> {
         let t = self.worker.config().timeouts;
-        let (phase, deadline) = if self.start == self.rbuf.len() && self.served > 0 {
+        let (phase, deadline) = if self.start == self.rbuf.len() && self.worker.draining.get() {
+            // Draining: one last request may still be on its way (RFC 9112 §9.6).
+            (Phase::Idle, Instant::now() + t.drain_idle)
+        } else if self.start == self.rbuf.len() && self.served > 0 {
             (Phase::Idle, Instant::now() + t.keepalive)
         } else if self.start == self.rbuf.len() {
             // A new connection's first request is timed like a head, as nginx's
@@ -267,8 +300,20 @@ impl Conn {
             }
         };
         let skipped = self.body_state == BodyState::Skipped;
-        let keep_alive = head.keep_alive && !skipped && self.served + 1 < config.max_requests_per_conn;
-        let response = respond(worker, &head, body, self.peer).await;
+        let keep_alive =
+            head.keep_alive && !skipped && self.served + 1 < config.max_requests_per_conn && !worker.draining.get();
+        let response = match config.timeouts.handler {
+            None => respond(worker, &head, body, self.peer).await,
+            Some(limit) => match tokio::time::timeout(limit, respond(worker, &head, body, self.peer)).await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::warn!(method = head.method.as_str(), path = %head.path, "handler took longer than timeouts.handler; answered 503");
+                    Response::error(503)
+                        .header("Retry-After", "1")
+                        .header("Connection", "close")
+                }
+            },
+        };
         let date = worker.date();
         let keep_alive = match encode(&mut self.out, response, &head, keep_alive, &date, worker) {
             Encoded::Done { keep_alive } => keep_alive,

@@ -69,6 +69,15 @@ impl ConnTable {
         }
     }
 
+    /// Brings the deadline of every idle connection forward to `at` (a drain's grace period).
+    pub(crate) fn shorten_idle(&self, at: Instant) {
+        for (_, slot) in self.slots.borrow_mut().iter_mut() {
+            if slot.phase == Phase::Idle && slot.deadline.is_none_or(|d| d > at) {
+                slot.deadline = Some(at);
+            }
+        }
+    }
+
     /// Shuts down every connection past its deadline; returns how many.
     pub(crate) fn sweep(&self, now: Instant) -> usize {
         let mut expired = 0;

@@ -32,7 +32,7 @@ mod uring;
 mod worker;
 
 pub use bytes::Bytes;
-pub use config::{BufferConfig, ServerConfig, Timeouts, Workers};
+pub use config::{BufferConfig, ServerConfig, Shed, Timeouts, Workers};
 pub use error::ServerError;
 pub use handler::{handler_async, Body, BodyStream, Handler, IgnoresBody, Reply, Request, Response};
 pub use ringd_core::Limits;

@@ -10,7 +10,7 @@ use crate::config::{ServerConfig, Workers};
 use crate::error::ServerError;
 use crate::listener;
 use crate::router::Router;
-use crate::worker::{self, Reload, WorkerEvent, WorkerSetup};
+use crate::worker::{self, Control, WorkerEvent, WorkerSetup};
 
 /// Builds a worker's router; called once on each worker's thread with the worker's index.
 pub(crate) type RouterFactory = Arc<dyn Fn(usize) -> Router + Send + Sync>;
@@ -75,7 +75,7 @@ impl Server {
                         config,
                         factory,
                         events: tx,
-                        reloads: reload_rx,
+                        control: reload_rx,
                         heartbeats,
                     })
                 })
@@ -112,7 +112,7 @@ pub struct RunningServer {
     local_addrs: Vec<SocketAddr>,
     workers: usize,
     config: ServerConfig,
-    reloads: Vec<tokio::sync::mpsc::UnboundedSender<Reload>>,
+    reloads: Vec<tokio::sync::mpsc::UnboundedSender<Control>>,
     heartbeats: Heartbeats,
     events: Option<Receiver<WorkerEvent>>,
 }
@@ -175,7 +175,7 @@ impl RunningServer {
         let shared = Arc::new(config.clone());
         let factory: RouterFactory = Arc::new(routes);
         for (worker, tx) in self.reloads.iter().enumerate() {
-            tx.send(Reload {
+            tx.send(Control::Reload {
                 config: shared.clone(),
                 factory: factory.clone(),
             })
@@ -186,6 +186,28 @@ impl RunningServer {
         }
         self.config = config;
         Ok(ignored)
+    }
+
+    /// Drains every worker: stop accepting (queued connections go to another listener of the
+    /// port when `net.ipv4.tcp_migrate_req=1`), answer open requests with `Connection: close`,
+    /// give idle keep-alive connections `timeouts.drain_idle` for a last request, and wait until
+    /// all connections are closed or `timeouts.drain` has passed. Returns whether every worker
+    /// finished in time. The workers' runtimes are left running (and idle): the caller exits.
+    pub fn drain(&self) -> bool {
+        let drained = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for tx in &self.reloads {
+            let _ = tx.send(Control::Drain {
+                drained: drained.clone(),
+            });
+        }
+        let deadline = std::time::Instant::now() + self.config.timeouts.drain;
+        while drained.load(Ordering::SeqCst) < self.reloads.len() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        true
     }
 
     /// Takes the watch over the workers, to wait for a failure on another thread while this

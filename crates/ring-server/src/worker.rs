@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::net::TcpListener as StdListener;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +43,12 @@ pub(crate) struct Worker {
     date: RefCell<DateCache>,
     /// Fixed-buffer fallbacks since the last log line about them.
     pub(crate) fallbacks: Cell<u64>,
+    /// Set by a drain: answer with `Connection: close`, give idle connections a short grace.
+    pub(crate) draining: Cell<bool>,
+    /// Duplicates of the listening sockets, to shut them down when draining (a pending accept
+    /// cannot be cancelled; `shutdown` makes it fail, and with `net.ipv4.tcp_migrate_req=1` the
+    /// kernel hands queued connections to another listener of the port).
+    listeners: Vec<StdListener>,
 }
 
 impl Worker {
@@ -66,10 +73,15 @@ impl Worker {
     }
 }
 
-/// A new configuration and routes for a running worker (SIGHUP).
-pub(crate) struct Reload {
-    pub(crate) config: Arc<ServerConfig>,
-    pub(crate) factory: RouterFactory,
+/// What the main thread asks of a running worker.
+pub(crate) enum Control {
+    /// New configuration and routes (SIGHUP).
+    Reload {
+        config: Arc<ServerConfig>,
+        factory: RouterFactory,
+    },
+    /// Stop accepting, finish what is open, then count itself in `drained`.
+    Drain { drained: Arc<AtomicUsize> },
 }
 
 /// Sends `Died` if the worker's thread ends, however it ends.
@@ -99,7 +111,7 @@ pub(crate) struct WorkerSetup {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) factory: RouterFactory,
     pub(crate) events: Sender<WorkerEvent>,
-    pub(crate) reloads: UnboundedReceiver<Reload>,
+    pub(crate) control: UnboundedReceiver<Control>,
     pub(crate) heartbeats: Heartbeats,
 }
 
@@ -113,7 +125,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         config,
         factory,
         events,
-        reloads,
+        control,
         heartbeats,
     } = setup;
     let _guard = ExitGuard {
@@ -144,6 +156,13 @@ pub(crate) fn run(setup: WorkerSetup) {
             let _ = events.send(WorkerEvent::Failed(uring::register_error(buffers, workers, e)));
             return;
         }
+        let mut dups = Vec::with_capacity(listeners.len());
+        for l in &listeners {
+            match l.try_clone() {
+                Ok(d) => dups.push(d),
+                Err(e) => tracing::warn!(worker = id, "cannot keep a handle on a listener for draining: {e}"),
+            }
+        }
         let worker = Rc::new(Worker {
             router: RefCell::new(Rc::new(factory(id))),
             config: RefCell::new(Rc::new((*config).clone())),
@@ -151,12 +170,14 @@ pub(crate) fn run(setup: WorkerSetup) {
             conns: ConnTable::default(),
             date: RefCell::new(DateCache::new()),
             fallbacks: Cell::new(0),
+            draining: Cell::new(false),
+            listeners: dups,
         });
         for listener in listeners {
             tokio_uring::spawn(accept_loop(id, TcpListener::from_std(listener), worker.clone()));
         }
         tokio_uring::spawn(sweeper(id, worker.clone(), heartbeats));
-        tokio_uring::spawn(reloader(id, worker.clone(), reloads));
+        tokio_uring::spawn(controller(id, worker.clone(), control));
         let _ = events.send(WorkerEvent::Ready);
         // The runtime must never be dropped while operations are in flight (the kernel would
         // write into freed buffers), so the worker runs until the process exits.
@@ -167,7 +188,19 @@ pub(crate) fn run(setup: WorkerSetup) {
 async fn accept_loop(id: usize, listener: TcpListener, worker: Rc<Worker>) {
     let mut last_warning: Option<Instant> = None;
     loop {
-        match listener.accept().await {
+        let accepted = listener.accept().await;
+        if worker.draining.get() {
+            // The listener was shut down; a connection accepted in the same instant is still
+            // served (with `Connection: close`), never dropped.
+            if let Ok((stream, peer)) = accepted {
+                tokio_uring::spawn(conn::serve(stream, peer, worker.clone()));
+            }
+            return;
+        }
+        match accepted {
+            Ok((stream, _)) if worker.conns.len() >= worker.config().max_connections => {
+                tokio_uring::spawn(conn::shed(stream, worker.clone()));
+            }
             Ok((stream, peer)) => {
                 tokio_uring::spawn(conn::serve(stream, peer, worker.clone()));
             }
@@ -200,17 +233,42 @@ async fn accept_loop(id: usize, listener: TcpListener, worker: Rc<Worker>) {
     }
 }
 
-/// Applies reloads: the new routes are built on this thread, then both are swapped in. Requests
-/// already being answered finish with what they started with.
-async fn reloader(id: usize, worker: Rc<Worker>, mut reloads: UnboundedReceiver<Reload>) {
-    while let Some(reload) = reloads.recv().await {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (reload.factory)(id))) {
-            Ok(router) => {
-                *worker.router.borrow_mut() = Rc::new(router);
-                *worker.config.borrow_mut() = Rc::new((*reload.config).clone());
+/// Applies what the main thread asks: reloads (the new routes are built on this thread, then
+/// swapped in; requests already being answered finish with what they started with) and drains.
+async fn controller(id: usize, worker: Rc<Worker>, mut control: UnboundedReceiver<Control>) {
+    while let Some(msg) = control.recv().await {
+        match msg {
+            Control::Reload { config, factory } => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| factory(id))) {
+                    Ok(router) => {
+                        *worker.router.borrow_mut() = Rc::new(router);
+                        *worker.config.borrow_mut() = Rc::new((*config).clone());
+                    }
+                    Err(_) => tracing::error!(worker = id, "building the new routes panicked; keeping the old ones"),
+                }
             }
-            Err(_) => tracing::error!(worker = id, "building the new routes panicked; keeping the old ones"),
+            Control::Drain { drained } => {
+                drain(id, &worker).await;
+                drained.fetch_add(1, Ordering::SeqCst);
+            }
         }
+    }
+}
+
+/// Stops accepting and waits until every connection of this worker has closed. Connections
+/// close themselves: each answers its current request with `Connection: close`, and idle ones
+/// get `timeouts.drain_idle` to send one last request.
+async fn drain(id: usize, worker: &Worker) {
+    worker.draining.set(true);
+    for l in &worker.listeners {
+        let _ = socket2::SockRef::from(l).shutdown(std::net::Shutdown::Both);
+    }
+    let grace = Instant::now() + worker.config().timeouts.drain_idle;
+    worker.conns.shorten_idle(grace);
+    let open = worker.conns.len();
+    tracing::debug!(worker = id, open, "draining");
+    while worker.conns.len() > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
