@@ -132,7 +132,7 @@ fn check_head(h: &RequestHead<'_, '_>, buf: &[u8], limits: &Limits) {
         );
         assert_eq!(trim_ows(f.value), f.value, "value not trimmed");
     }
-    let named = |name: &str| h.headers.iter().filter(move |f| f.name.eq_ignore_ascii_case(name));
+    let named = |name: &'static str| h.headers.iter().filter(move |f| f.name.eq_ignore_ascii_case(name));
     let hosts = named("host").count();
     assert!(hosts <= 1);
     if h.version == Version::Http11 {

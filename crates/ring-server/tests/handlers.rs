@@ -253,3 +253,32 @@ fn handlers_read_forms_json_params_and_queries() {
         ask(b"GET /users/7/files/a/b%20c.txt?x=1&y=two+words HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     assert!(params.ends_with("\r\n\r\n7 a/b c.txt x=1&y=two words"), "{params}");
 }
+
+#[test]
+fn a_handler_past_its_deadline_gets_the_client_a_503() {
+    let config = ServerConfig {
+        timeouts: ring_server::Timeouts {
+            handler: Some(Duration::from_secs(1)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = start(config, |r| {
+        r.route(
+            "GET /stuck",
+            handler_async(async |_: &Request<'_>| {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Response::text("never")
+            }),
+        )
+        .unwrap();
+    });
+    let mut s = connect(addr);
+    s.write_all(b"GET /stuck HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let got = String::from_utf8(read_to_close(&mut s)).unwrap();
+    assert!(got.starts_with("HTTP/1.1 503 "), "{got}");
+    assert!(
+        got.contains("\r\nRetry-After: 1\r\n") && got.contains("\r\nConnection: close\r\n"),
+        "{got}"
+    );
+}

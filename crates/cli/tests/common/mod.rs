@@ -147,6 +147,15 @@ impl Server {
     }
 
     pub fn try_start_env(args: &[&str], env: &[(&str, &str)]) -> Result<Server, String> {
+        Self::try_start_wrapped(&[], args, env)
+    }
+
+    /// Like [`Server::start`], run through a wrapper command (e.g. `prlimit --nofile=256 --`).
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Server {
+        Self::try_start_wrapped(wrapper, args, &[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn try_start_wrapped(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Result<Server, String> {
         let mut full: Vec<String> = vec!["serve".into()];
         if !args.contains(&"--listen") {
             full.push("--listen".into());
@@ -159,7 +168,15 @@ impl Server {
         full.extend(args.iter().map(|s| s.to_string()));
         let expected_addrs = full.iter().filter(|a| *a == "--listen").count();
 
-        let mut child = Command::new(bin())
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = command
             .args(&full)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
