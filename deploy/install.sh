@@ -81,6 +81,8 @@ install_file "$bin" "$DESTDIR$prefix/bin/ringd" 0755
 sed "s#^ExecStart=/usr/local/bin/ringd #ExecStart=$prefix/bin/ringd #" "$here/ringd.service" >"$tmp/ringd.service"
 grep -q "^ExecStart=$prefix/bin/ringd " "$tmp/ringd.service" || die "could not set ExecStart in the unit"
 install_file "$tmp/ringd.service" "$DESTDIR$unitdir/ringd.service" 0644
+# The optional socket unit: installed, not enabled (`systemctl enable --now ringd.socket`).
+install_file "$here/ringd.socket" "$DESTDIR$unitdir/ringd.socket" 0644
 
 # 3. The configuration: never overwrite the operator's.
 conf="$DESTDIR/etc/ringd/ringd.toml"

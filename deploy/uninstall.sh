@@ -51,11 +51,14 @@ remove() {
 }
 
 unit="$DESTDIR$unitdir/ringd.service"
+socket="$DESTDIR$unitdir/ringd.socket"
 if ((live)) && { [ -e "$unit" ] || systemctl cat ringd.service >/dev/null 2>&1; }; then
+  systemctl disable --now --quiet ringd.socket 2>/dev/null || true
   systemctl disable --now --quiet ringd.service 2>/dev/null || true
-  echo "  stopped and disabled ringd.service"
+  echo "  stopped and disabled ringd.service (and ringd.socket)"
 fi
 remove "$unit"
+remove "$socket"
 remove "$DESTDIR$prefix/bin/ringd"
 ((live)) && systemctl daemon-reload
 

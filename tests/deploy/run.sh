@@ -73,6 +73,8 @@ verify_clean() {
   [ -z "$out" ] || { echo "$out"; return 1; }
 }
 t "unit: systemd-analyze verify prints nothing" verify_clean "$work/verify/ringd.service"
+cp deploy/ringd.socket "$work/verify/ringd.socket"
+t "socket unit: systemd-analyze verify prints nothing" verify_clean "$work/verify/ringd.socket"
 
 exposure_at_most() {
   local max=$1 file=$2 out score

@@ -1,6 +1,8 @@
 //! The `ringd` command: parse flags, load the configuration, start one pinned io_uring worker per
 //! core, and run until a signal says stop.
+#![deny(unsafe_code)]
 
+mod activation;
 mod args;
 mod config;
 mod notify;
@@ -46,7 +48,16 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
     // signal-hook turns each signal into a message for the loop below, whichever thread the
     // kernel delivers it to.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing signal handlers")?;
-    let mut running = Server::new(settings.server.clone(), site.router_factory()).start()?;
+    let inherited = activation::inherited_listeners()?;
+    if !inherited.is_empty() {
+        tracing::info!(
+            "socket activation: serving {} inherited socket(s); `listen` is ignored",
+            inherited.len()
+        );
+    }
+    let mut running = Server::new(settings.server.clone(), site.router_factory())
+        .with_listeners(inherited)
+        .start()?;
     for addr in running.local_addrs() {
         tracing::info!(
             "listening on {addr} with {} workers, serving {}",

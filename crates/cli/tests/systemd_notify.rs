@@ -3,7 +3,7 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::Server;
 
@@ -73,5 +73,65 @@ fn watchdog_meant_for_another_process_is_ignored() {
         !server.log().contains("feeding the systemd watchdog"),
         "{}",
         server.log()
+    );
+}
+
+/// Socket activation: systemd (here its `systemd-socket-activate` tool) owns the listening socket
+/// and passes it as descriptor 3 with LISTEN_FDS; ringd serves on it with every worker.
+#[test]
+fn serves_on_a_socket_passed_by_socket_activation() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+
+    common::require_tool("systemd-socket-activate", "systemd");
+    // Ask the OS for a free port; systemd-socket-activate binds it itself.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("systemd-socket-activate")
+        .args([
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            common::bin(),
+            "serve",
+            "--workers",
+            "2",
+        ])
+        .args(["--listen", "127.0.0.1:1"]) // ignored under socket activation
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = common::LogBuf::default();
+    log.drain_from(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("systemd-socket-activate never listened on {port}: {e}"),
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .write_all(b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = String::new();
+    let read = stream.read_to_string(&mut got);
+    let _ = child.kill();
+    let _ = child.wait();
+    read.unwrap_or_else(|e| panic!("no answer ({e}); log:\n{}", log.text()));
+    assert!(
+        got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("Hello, World!"),
+        "{got}"
+    );
+    let text = log.text();
+    assert!(text.contains("socket activation: serving 1 inherited socket"), "{text}");
+    assert!(
+        text.contains(&format!("listening on 127.0.0.1:{port} with 2 workers")),
+        "{text}"
     );
 }

@@ -35,6 +35,12 @@ pub enum ServerError {
         /// What the kernel said.
         cause: io::Error,
     },
+    /// A listening socket handed over by the service manager is unusable.
+    #[error("an inherited listening socket (LISTEN_FDS) is unusable: {cause}")]
+    Inherited {
+        /// What the kernel said.
+        cause: io::Error,
+    },
     /// `kernel.io_uring_disabled` forbids io_uring for this process.
     #[error("io_uring is disabled on this host (kernel.io_uring_disabled={value}{group}): run `sysctl -w kernel.io_uring_disabled=0` (or sysctl/apply.sh)")]
     IoUringDisabled {

@@ -19,6 +19,7 @@ pub(crate) type RouterFactory = Arc<dyn Fn(usize) -> Router + Send + Sync>;
 pub struct Server {
     config: ServerConfig,
     factory: RouterFactory,
+    inherited: Vec<std::net::TcpListener>,
 }
 
 impl Server {
@@ -28,7 +29,15 @@ impl Server {
         Server {
             config,
             factory: Arc::new(routes),
+            inherited: Vec::new(),
         }
+    }
+
+    /// Serves on listening sockets made by someone else (systemd socket activation) instead of
+    /// binding `config.listen`. Every worker accepts from each of them (one shared queue).
+    pub fn with_listeners(mut self, listeners: Vec<std::net::TcpListener>) -> Server {
+        self.inherited = listeners;
+        self
     }
 
     /// Binds, starts every worker and returns once all of them listen, or the first error.
@@ -43,7 +52,23 @@ impl Server {
         };
         let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..count).map(|_| Vec::new()).collect();
         let mut local_addrs = Vec::new();
-        for addr in &self.config.listen {
+        for l in &self.inherited {
+            let addr = l.local_addr().map_err(|e| ServerError::Inherited { cause: e })?;
+            // Accepted sockets inherit TCP_NODELAY from the listener, as with our own.
+            socket2::SockRef::from(l)
+                .set_nodelay(true)
+                .map_err(|e| ServerError::Inherited { cause: e })?;
+            local_addrs.push(addr);
+            for slot in per_worker.iter_mut() {
+                slot.push(l.try_clone().map_err(|e| ServerError::Inherited { cause: e })?);
+            }
+        }
+        let own: &[SocketAddr] = if self.inherited.is_empty() {
+            &self.config.listen
+        } else {
+            &[]
+        };
+        for addr in own {
             let group = listener::bind_group(*addr, count, self.config.backlog)?;
             local_addrs.push(
                 group[0]
@@ -54,6 +79,7 @@ impl Server {
                 per_worker[i].push(l);
             }
         }
+        let inherited = !self.inherited.is_empty();
         let config = Arc::new(self.config);
         let (tx, events) = mpsc::channel();
         let mut reloads = Vec::with_capacity(count);
@@ -72,6 +98,7 @@ impl Server {
                         workers_total: count,
                         core,
                         listeners,
+                        inherited,
                         config,
                         factory,
                         events: tx,

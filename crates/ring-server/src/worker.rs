@@ -108,6 +108,9 @@ pub(crate) struct WorkerSetup {
     pub(crate) workers_total: usize,
     pub(crate) core: Option<core_affinity::CoreId>,
     pub(crate) listeners: Vec<StdListener>,
+    /// The listeners came from the service manager: a drain must not shut them down (the next
+    /// instance inherits the same sockets), only stop accepting.
+    pub(crate) inherited: bool,
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) factory: RouterFactory,
     pub(crate) events: Sender<WorkerEvent>,
@@ -122,6 +125,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         workers_total,
         core,
         listeners,
+        inherited,
         config,
         factory,
         events,
@@ -157,7 +161,7 @@ pub(crate) fn run(setup: WorkerSetup) {
             return;
         }
         let mut dups = Vec::with_capacity(listeners.len());
-        for l in &listeners {
+        for l in listeners.iter().filter(|_| !inherited) {
             match l.try_clone() {
                 Ok(d) => dups.push(d),
                 Err(e) => tracing::warn!(worker = id, "cannot keep a handle on a listener for draining: {e}"),
