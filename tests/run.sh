@@ -25,6 +25,10 @@ command -v cargo >/dev/null || { echo "tests/run.sh: cargo is missing: install R
 
 cargo test --workspace --locked "$@"
 
+# A short soak of the real binary under mixed load: no fd leak, bounded RSS, no wrong answer
+# (benches/soak --seconds 600 is the long version).
+python3 benches/soak --seconds 20 --ringd-bin target/debug/ringd
+
 # deploy/ and sysctl/: shellcheck, the unit's security score, the sysctl scripts inside a network
 # namespace, staged installs, and a real systemd booted in a container (needs root).
 if [ "$(id -u)" -eq 0 ]; then
