@@ -267,6 +267,8 @@ mod tests {
         assert_eq!(s.server.timeouts, defaults.timeouts);
         assert_eq!(s.server.backlog, defaults.backlog);
         assert_eq!(s.server.max_requests_per_conn, defaults.max_requests_per_conn);
+        assert_eq!(s.server.max_connections, defaults.max_connections);
+        assert_eq!(s.server.shed, defaults.shed);
         assert_eq!(s.root, Some(PathBuf::from("/var/lib/ringd/www")));
     }
 
