@@ -21,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve HTTP (the default): the built-in site, or the files of --root.
     Serve(ServeArgs),
+    /// Check the configuration (file, flags, environment) and print it as ringd would run it;
+    /// exit 0 if it is valid, 1 if not (like `nginx -t`).
+    Check(ServeArgs),
 }
 
 /// Flags of `ringd serve`.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use ring_server::{ServerConfig, Shed, Workers};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::args::{parse_listen, ServeArgs, WorkersArg};
 
@@ -20,7 +20,7 @@ pub struct Settings {
 }
 
 /// The config file. Unknown keys are errors (a typo must not be silently ignored).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<Vec<String>>,
@@ -41,14 +41,14 @@ struct FileConfig {
     timeouts: TimeoutsFile,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(untagged)]
 enum WorkersSetting {
     Count(usize),
     Name(String),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct LimitsFile {
     max_request_line: Option<usize>,
@@ -57,7 +57,7 @@ struct LimitsFile {
     max_body: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct BuffersFile {
     count: Option<usize>,
@@ -65,7 +65,7 @@ struct BuffersFile {
 }
 
 /// Seconds.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct TimeoutsFile {
     header: Option<u64>,
@@ -152,6 +152,50 @@ impl Settings {
 }
 
 impl Settings {
+    /// The effective configuration as a config file (every key, defaults included).
+    pub fn to_toml(&self) -> String {
+        let s = &self.server;
+        let t = &s.timeouts;
+        let file = FileConfig {
+            listen: Some(s.listen.iter().map(ToString::to_string).collect()),
+            workers: Some(match s.workers {
+                Workers::Auto => WorkersSetting::Name("auto".to_owned()),
+                Workers::Count(n) => WorkersSetting::Count(n),
+            }),
+            root: self.root.clone(),
+            backlog: Some(s.backlog),
+            max_requests_per_connection: Some(s.max_requests_per_conn),
+            max_connections: Some(s.max_connections),
+            shed: Some(match s.shed {
+                Shed::Respond503 => "503".to_owned(),
+                Shed::Close => "close".to_owned(),
+            }),
+            server_name: Some(s.server_name.clone()),
+            ring_entries: Some(s.ring_entries),
+            log: Some(self.log.clone()),
+            limits: LimitsFile {
+                max_request_line: Some(s.limits.max_request_line),
+                max_header_bytes: Some(s.limits.max_header_bytes),
+                max_headers: Some(s.limits.max_headers),
+                max_body: Some(s.limits.max_body),
+            },
+            buffers: BuffersFile {
+                count: Some(s.buffers.count),
+                size: Some(s.buffers.size),
+            },
+            timeouts: TimeoutsFile {
+                header: Some(t.header.as_secs()),
+                body: Some(t.body.as_secs()),
+                keepalive: Some(t.keepalive.as_secs()),
+                send: Some(t.send.as_secs()),
+                handler: Some(t.handler.map_or(0, |h| h.as_secs())),
+                drain: Some(t.drain.as_secs()),
+                drain_idle: Some(t.drain_idle.as_secs()),
+            },
+        };
+        toml::to_string(&file).expect("a config always serialises")
+    }
+
     /// The settings (named as in the config file) that differ from `new`.
     pub fn changes(&self, new: &Settings) -> Vec<&'static str> {
         let (a, b) = (&self.server, &new.server);
@@ -270,6 +314,24 @@ mod tests {
         assert_eq!(s.server.max_connections, defaults.max_connections);
         assert_eq!(s.server.shed, defaults.shed);
         assert_eq!(s.root, Some(PathBuf::from("/var/lib/ringd/www")));
+    }
+
+    #[test]
+    fn effective_config_round_trips_through_its_toml() {
+        let s = load_toml(
+            "workers = 3\nshed = \"close\"\n[timeouts]\nhandler = 7\n",
+            ServeArgs {
+                max_body: Some(99),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let text = s.to_toml();
+        let again = load_toml(&text, ServeArgs::default()).unwrap();
+        assert_eq!(again.to_toml(), text);
+        assert_eq!(again.server.limits.max_body, 99);
+        assert_eq!(again.server.timeouts.handler, Some(Duration::from_secs(7)));
+        assert_eq!(again.server.shed, Shed::Close);
     }
 
     #[test]

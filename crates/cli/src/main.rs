@@ -29,12 +29,37 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Check(args)) => return check(&args),
         None => cli.serve,
     };
     match serve(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, for journalctl and for people: the chain joined by ": ".
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `ringd check`: everything `serve` checks before it binds, then the effective configuration.
+fn check(args: &args::ServeArgs) -> ExitCode {
+    let checked = Settings::load(args).and_then(|settings| {
+        EnvFilter::try_new(&settings.log).with_context(|| format!("invalid log filter {:?}", settings.log))?;
+        Site::new(settings.root.as_deref())?;
+        Ok(settings)
+    });
+    match checked {
+        Ok(settings) => {
+            print!("{}", settings.to_toml());
+            let source = args
+                .config
+                .as_ref()
+                .map_or("flags and defaults".to_owned(), |c| c.display().to_string());
+            eprintln!("ringd: the configuration ({source}) is valid");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }

@@ -1,0 +1,70 @@
+//! `ringd check`: validates the configuration like `nginx -t` and prints it as it would run.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{bin, run_bounded, TempDir};
+
+fn check(args: &[&str]) -> common::Output {
+    run_bounded(Command::new(bin()).arg("check").args(args), Duration::from_secs(30))
+}
+
+#[test]
+fn the_example_config_checks_and_prints_every_key() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/ringd.toml");
+    let site = TempDir::new("check-site");
+    let out = check(&[
+        "--config",
+        example,
+        "--root",
+        site.path.to_str().unwrap(),
+        "--max-body",
+        "5",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let printed = out.stdout_str();
+    for key in [
+        "listen = [\"127.0.0.1:8080\"]",
+        "workers = \"auto\"",
+        "max_body = 5",
+        "[buffers]",
+        "drain_idle = 1",
+    ] {
+        assert!(printed.contains(key), "{key} missing from:\n{printed}");
+    }
+    assert!(out.stderr.contains("is valid"), "{}", out.stderr);
+    // What it prints is itself a valid config.
+    let dir = TempDir::new("check-roundtrip");
+    let again = dir.write("effective.toml", printed.as_bytes());
+    let out2 = check(&["--config", again.to_str().unwrap()]);
+    assert!(out2.status.success(), "{}", out2.stderr);
+    assert_eq!(out2.stdout_str(), printed);
+}
+
+#[test]
+fn each_bad_config_fails_with_one_line_naming_the_problem() {
+    let dir = TempDir::new("check-bad");
+    let cases: [(&str, &str); 6] = [
+        ("bogus = 1\n", "bogus"),
+        ("[limits]\nmax_body = \"big\"\n", "line 2"),
+        ("workers = \"many\"\n", "workers"),
+        ("[buffers]\ncount = 0\n", "buffers.count"),
+        ("root = \"/nonexistent-ringd-site\"\n", "/nonexistent-ringd-site"),
+        ("shed = \"drop\"\n", "shed"),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let file = dir.write(&format!("bad{i}.toml"), text.as_bytes());
+        let out = check(&["--config", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{text:?} was accepted");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{text:?}: {:?}", out.stderr);
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(needle),
+            "{text:?}: {}",
+            lines[0]
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
