@@ -21,6 +21,8 @@ if ((${#missing[@]})); then
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $pkgs >/dev/null
 fi
+# The metrics test validates /metrics with a real Prometheus parser.
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus-client
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo is missing: install Rust (https://rustup.rs)" >&2; exit 1; }
 
 cargo test --workspace --locked "$@"

@@ -49,7 +49,7 @@ fn prefix_points(buf: &[u8], limits: &Limits) -> Vec<usize> {
         if b == b'\r' || b == b'\n' {
             pts.extend([i, i + 1]);
         }
-        if pts.len() > 256 {
+        if pts.len() > 64 {
             break;
         }
     }

@@ -87,6 +87,9 @@ pub struct ServeArgs {
     /// Seconds a client may leave a response unread.
     #[arg(long, value_name = "SECS")]
     pub send_timeout: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given; keep it private).
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen, env = "RINGD_ADMIN")]
+    pub admin: Option<SocketAddr>,
     /// Log filter (error, warn, info, debug, trace, or tracing directives).
     #[arg(long, value_name = "FILTER", env = "RINGD_LOG")]
     pub log: Option<String>,

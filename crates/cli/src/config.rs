@@ -17,6 +17,8 @@ pub struct Settings {
     pub root: Option<PathBuf>,
     /// Log filter.
     pub log: String,
+    /// Where `/metrics` is served, if anywhere.
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// The config file. Unknown keys are errors (a typo must not be silently ignored).
@@ -33,6 +35,7 @@ struct FileConfig {
     server_name: Option<String>,
     ring_entries: Option<u32>,
     log: Option<String>,
+    admin: Option<String>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -147,7 +150,17 @@ impl Settings {
         s.validate()?;
         let root = args.root.clone().or(file.root);
         let log = args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned());
-        Ok(Settings { server: s, root, log })
+        let admin = match (args.admin, file.admin) {
+            (Some(a), _) => Some(a),
+            (None, Some(a)) => Some(parse_listen(&a).map_err(|e| anyhow::anyhow!("config: admin: {e}"))?),
+            (None, None) => None,
+        };
+        Ok(Settings {
+            server: s,
+            root,
+            log,
+            admin,
+        })
     }
 }
 
@@ -173,6 +186,7 @@ impl Settings {
             server_name: Some(s.server_name.clone()),
             ring_entries: Some(s.ring_entries),
             log: Some(self.log.clone()),
+            admin: self.admin.map(|a| a.to_string()),
             limits: LimitsFile {
                 max_request_line: Some(s.limits.max_request_line),
                 max_header_bytes: Some(s.limits.max_header_bytes),
@@ -219,6 +233,7 @@ impl Settings {
         );
         check("server_name", a.server_name != b.server_name);
         check("log", self.log != new.log);
+        check("admin", self.admin != new.admin);
         changed
     }
 }

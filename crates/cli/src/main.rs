@@ -90,6 +90,11 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
             site.describe()
         );
     }
+    if let Some(admin) = settings.admin {
+        let bound = ring_server::admin::serve_metrics(admin, running.metrics())
+            .with_context(|| format!("cannot serve metrics on --admin {admin}"))?;
+        tracing::info!("metrics on http://{bound}/metrics");
+    }
     let addrs: Vec<String> = running.local_addrs().iter().map(ToString::to_string).collect();
     let status = format!(
         "READY=1\nMAINPID={}\nSTATUS=listening on {}",
@@ -194,7 +199,10 @@ fn reload(args: &args::ServeArgs, current: &mut Settings, running: &mut RunningS
         let site = Site::new(new.root.as_deref())?;
         let filter = EnvFilter::try_new(&new.log).with_context(|| format!("invalid log filter {:?}", new.log))?;
         let changed = current.changes(&new);
-        let restart_only = running.reload(new.server.clone(), site.router_factory())?;
+        let mut restart_only = running.reload(new.server.clone(), site.router_factory())?;
+        if changed.contains(&"admin") {
+            restart_only.push("admin");
+        }
         log_filter.reload(filter).context("applying the log filter")?;
         let live: Vec<&str> = changed.iter().copied().filter(|c| !restart_only.contains(c)).collect();
         if live.is_empty() {

@@ -121,6 +121,9 @@ fn serves_on_a_socket_passed_by_socket_activation() {
         .unwrap();
     let mut got = String::new();
     let read = stream.read_to_string(&mut got);
+    // The workers answer as soon as they run; the main thread logs `listening on` just after.
+    let want = format!("listening on 127.0.0.1:{port} with 2 workers");
+    log.wait_for(Duration::from_secs(10), |t| t.contains(&want));
     let _ = child.kill();
     let _ = child.wait();
     read.unwrap_or_else(|e| panic!("no answer ({e}); log:\n{}", log.text()));
@@ -130,8 +133,5 @@ fn serves_on_a_socket_passed_by_socket_activation() {
     );
     let text = log.text();
     assert!(text.contains("socket activation: serving 1 inherited socket"), "{text}");
-    assert!(
-        text.contains(&format!("listening on 127.0.0.1:{port} with 2 workers")),
-        "{text}"
-    );
+    assert!(text.contains(&want), "{text}");
 }

@@ -31,6 +31,7 @@ use crate::buf::OutBuf;
 use crate::conn_table::Phase;
 use crate::handler::{Body, Reply, Request, Response};
 use crate::router::RouteMatch;
+use crate::stats::Op;
 use crate::worker::Worker;
 
 /// The read buffer's starting size: enough for nearly every browser or API request head.
@@ -58,7 +59,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker
         key,
     };
     let mut conn = Conn {
-        out: OutBuf::new(worker.pool.clone(), worker.config().buffers.size),
+        out: OutBuf::new(worker.pool.clone(), worker.config().buffers.size, worker.stats.clone()),
         worker,
         stream,
         key,
@@ -71,8 +72,6 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker
         body_state: BodyState::Unread,
     };
     conn.run().await;
-    let fallbacks = conn.out.fallbacks;
-    conn.worker.fallbacks.set(conn.worker.fallbacks.get() + fallbacks);
     // Dropping the last `Rc<TcpStream>` (after `_slot` removes its copy) closes the socket; no
     // operation is in flight any more.
 }
@@ -227,8 +226,12 @@ impl Conn {
         self.worker.conns.set(self.key, phase, Some(deadline));
         let buf = std::mem::take(&mut self.rbuf);
         let filled = buf.len();
+        self.worker.stats.op(Op::Read);
         let (res, slice) = self.stream.read(buf.slice(filled..)).await;
         self.rbuf = slice.into_inner();
+        if let Ok(n) = res {
+            self.worker.stats.bytes_in.add(n as u64);
+        }
         // What follows a read is parsing and the handler, which have no deadline (yet): the read's
         // deadline must not cut them short.
         self.worker.conns.set(self.key, Phase::Handler, None);
@@ -302,6 +305,7 @@ impl Conn {
         let skipped = self.body_state == BodyState::Skipped;
         let keep_alive =
             head.keep_alive && !skipped && self.served + 1 < config.max_requests_per_conn && !worker.draining.get();
+        let started = Instant::now();
         let response = match config.timeouts.handler {
             None => respond(worker, &head, body, self.peer).await,
             Some(limit) => match tokio::time::timeout(limit, respond(worker, &head, body, self.peer)).await {
@@ -315,6 +319,9 @@ impl Conn {
             },
         };
         let date = worker.date();
+        worker
+            .stats
+            .request(head.method.as_str(), response.status, started.elapsed());
         let keep_alive = match encode(&mut self.out, response, &head, keep_alive, &date, worker) {
             Encoded::Done { keep_alive } => keep_alive,
             Encoded::Stream {
@@ -421,6 +428,7 @@ impl Conn {
 
     /// Queues the error response for a malformed request; the connection then closes.
     fn malformed(&mut self, e: ParseError) -> Close {
+        self.worker.stats.request("OTHER", e.status(), Duration::ZERO);
         let body = Bytes::from(format!("{} {}: {}\n", e.status(), e.reason(), e.message()));
         let response = Response::new(e.status())
             .content_type_static("text/plain; charset=utf-8")
@@ -499,8 +507,11 @@ async fn send_bytes(stream: &TcpStream, worker: &Worker, key: usize, mut bytes: 
             Phase::Write(None),
             Some(Instant::now() + worker.config().timeouts.send),
         );
+        let len = piece.len() as u64;
+        worker.stats.op(Op::Write);
         let (res, _) = stream.write_all(piece).await;
         res?;
+        worker.stats.bytes_out.add(len);
     }
     Ok(())
 }

@@ -6,6 +6,8 @@
 #![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+/// The admin listener: `/metrics` for Prometheus, off the public port.
+pub mod admin;
 /// Registered fixed buffers and the output buffer that falls back to the heap.
 mod buf;
 /// Validated server configuration.
@@ -26,6 +28,8 @@ pub mod router;
 pub mod server;
 /// A plain, safe static file handler (the full feature set is the static-files issue).
 pub mod static_files;
+/// Per-worker counters and their Prometheus exposition.
+pub mod stats;
 /// io_uring availability checks that turn kernel errors into advice.
 mod uring;
 /// A worker: one pinned thread, one runtime, its listeners and connections.
@@ -39,3 +43,4 @@ pub use ringd_core::Limits;
 pub use router::{Router, RouterError};
 pub use server::{Heartbeats, RunningServer, Server, WorkerWatch, RESTART_ONLY};
 pub use static_files::StaticFiles;
+pub use stats::Metrics;

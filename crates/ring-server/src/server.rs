@@ -10,6 +10,7 @@ use crate::config::{ServerConfig, Workers};
 use crate::error::ServerError;
 use crate::listener;
 use crate::router::Router;
+use crate::stats::Metrics;
 use crate::worker::{self, Control, WorkerEvent, WorkerSetup};
 
 /// Builds a worker's router; called once on each worker's thread with the worker's index.
@@ -84,10 +85,12 @@ impl Server {
         let (tx, events) = mpsc::channel();
         let mut reloads = Vec::with_capacity(count);
         let heartbeats = Heartbeats::new(count);
+        let metrics = Metrics::new(count);
         for (id, listeners) in per_worker.into_iter().enumerate() {
             let core = Some(cores[id % cores.len()]);
             let (config, factory, tx) = (config.clone(), self.factory.clone(), tx.clone());
             let heartbeats = heartbeats.clone();
+            let stats = metrics.worker(id);
             let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
             reloads.push(reload_tx);
             std::thread::Builder::new()
@@ -104,6 +107,7 @@ impl Server {
                         events: tx,
                         control: reload_rx,
                         heartbeats,
+                        stats,
                     })
                 })
                 .map_err(|e| ServerError::Spawn { worker: id, cause: e })?;
@@ -129,6 +133,7 @@ impl Server {
             config: (*config).clone(),
             reloads,
             heartbeats,
+            metrics,
             events: Some(events),
         })
     }
@@ -141,6 +146,7 @@ pub struct RunningServer {
     config: ServerConfig,
     reloads: Vec<tokio::sync::mpsc::UnboundedSender<Control>>,
     heartbeats: Heartbeats,
+    metrics: Metrics,
     events: Option<Receiver<WorkerEvent>>,
 }
 
@@ -161,6 +167,11 @@ impl RunningServer {
     /// Each worker's heartbeat, which advances once a second while its runtime runs.
     pub fn heartbeats(&self) -> Heartbeats {
         self.heartbeats.clone()
+    }
+
+    /// Every worker's counters, for a scrape from any thread.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// The configuration in force.

@@ -21,6 +21,7 @@ use crate::conn_table::ConnTable;
 use crate::error::ServerError;
 use crate::router::Router;
 use crate::server::{Heartbeats, RouterFactory};
+use crate::stats::{Op, WorkerStats};
 use crate::uring;
 
 /// What a worker reports to the thread that started it.
@@ -41,14 +42,14 @@ pub(crate) struct Worker {
     pub(crate) pool: FixedBufPool<PageBuf>,
     pub(crate) conns: ConnTable,
     date: RefCell<DateCache>,
-    /// Fixed-buffer fallbacks since the last log line about them.
-    pub(crate) fallbacks: Cell<u64>,
     /// Set by a drain: answer with `Connection: close`, give idle connections a short grace.
     pub(crate) draining: Cell<bool>,
     /// Duplicates of the listening sockets, to shut them down when draining (a pending accept
     /// cannot be cancelled; `shutdown` makes it fail, and with `net.ipv4.tcp_migrate_req=1` the
     /// kernel hands queued connections to another listener of the port).
     listeners: Vec<StdListener>,
+    /// This worker's counters (it is their only writer).
+    pub(crate) stats: Arc<WorkerStats>,
 }
 
 impl Worker {
@@ -116,6 +117,7 @@ pub(crate) struct WorkerSetup {
     pub(crate) events: Sender<WorkerEvent>,
     pub(crate) control: UnboundedReceiver<Control>,
     pub(crate) heartbeats: Heartbeats,
+    pub(crate) stats: Arc<WorkerStats>,
 }
 
 /// Runs a worker on the calling thread; returns only if it fails.
@@ -131,6 +133,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         events,
         control,
         heartbeats,
+        stats,
     } = setup;
     let _guard = ExitGuard {
         id,
@@ -173,10 +176,11 @@ pub(crate) fn run(setup: WorkerSetup) {
             pool,
             conns: ConnTable::default(),
             date: RefCell::new(DateCache::new()),
-            fallbacks: Cell::new(0),
             draining: Cell::new(false),
             listeners: dups,
+            stats,
         });
+        worker.stats.fixed_total.set(buffers.count as u64);
         for listener in listeners {
             tokio_uring::spawn(accept_loop(id, TcpListener::from_std(listener), worker.clone()));
         }
@@ -192,6 +196,7 @@ pub(crate) fn run(setup: WorkerSetup) {
 async fn accept_loop(id: usize, listener: TcpListener, worker: Rc<Worker>) {
     let mut last_warning: Option<Instant> = None;
     loop {
+        worker.stats.op(Op::Accept);
         let accepted = listener.accept().await;
         if worker.draining.get() {
             // The listener was shut down; a connection accepted in the same instant is still
@@ -203,9 +208,11 @@ async fn accept_loop(id: usize, listener: TcpListener, worker: Rc<Worker>) {
         }
         match accepted {
             Ok((stream, _)) if worker.conns.len() >= worker.config().max_connections => {
+                worker.stats.shed.add(1);
                 tokio_uring::spawn(conn::shed(stream, worker.clone()));
             }
             Ok((stream, peer)) => {
+                worker.stats.accepted.add(1);
                 tokio_uring::spawn(conn::serve(stream, peer, worker.clone()));
             }
             Err(e) => {
@@ -282,20 +289,24 @@ async fn sweeper(id: usize, worker: Rc<Worker>, heartbeats: Heartbeats) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_fallback_log = Instant::now();
+    let mut fallbacks_logged = 0;
     loop {
         tick.tick().await;
         heartbeats.beat(id);
         let expired = worker.conns.sweep(Instant::now());
+        worker.stats.timed_out.add(expired as u64);
         if expired > 0 {
             tracing::debug!(worker = id, expired, "closed connections past their deadline");
         }
-        if last_fallback_log.elapsed() >= Duration::from_secs(60) && worker.fallbacks.get() > 0 {
+        let fallbacks = worker.stats.fixed_fallbacks.get();
+        if last_fallback_log.elapsed() >= Duration::from_secs(60) && fallbacks > fallbacks_logged {
             tracing::info!(
                 worker = id,
-                fallbacks = worker.fallbacks.replace(0),
+                fallbacks = fallbacks - fallbacks_logged,
                 "fixed-buffer pool was empty for some sends (heap used instead); consider raising buffers.count"
             );
             last_fallback_log = Instant::now();
+            fallbacks_logged = fallbacks;
         }
     }
 }

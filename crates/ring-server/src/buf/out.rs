@@ -5,6 +5,8 @@ use std::io;
 use tokio_uring::buf::fixed::{FixedBuf, FixedBufPool};
 
 use super::PageBuf;
+use crate::stats::{Op, WorkerStats};
+use std::sync::Arc;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
@@ -21,8 +23,7 @@ pub(crate) struct OutBuf {
     spill: Vec<u8>,
     /// Whether this batch already asked the pool (so an empty pool is asked once per batch).
     asked: bool,
-    /// Batches that found the pool empty (for the log and, later, metrics).
-    pub(crate) fallbacks: u64,
+    stats: Arc<WorkerStats>,
 }
 
 /// A spill buffer above this is released after its send, so that one large response does not
@@ -30,7 +31,7 @@ pub(crate) struct OutBuf {
 const SPILL_KEEP: usize = 64 * 1024;
 
 impl OutBuf {
-    pub(crate) fn new(pool: FixedBufPool<PageBuf>, buf_size: usize) -> OutBuf {
+    pub(crate) fn new(pool: FixedBufPool<PageBuf>, buf_size: usize, stats: Arc<WorkerStats>) -> OutBuf {
         OutBuf {
             pool,
             buf_size,
@@ -38,7 +39,7 @@ impl OutBuf {
             fixed_len: 0,
             spill: Vec::new(),
             asked: false,
-            fallbacks: 0,
+            stats,
         }
     }
 
@@ -60,16 +61,28 @@ impl OutBuf {
         self.asked = false;
         if let Some(fixed) = self.fixed.take() {
             let len = std::mem::take(&mut self.fixed_len);
-            if len > 0 {
+            let res = if len > 0 {
+                self.stats.op(Op::WriteFixed);
                 let (res, _slice) = stream.write_fixed_all(fixed.slice(0..len)).await;
-                res?;
-            }
-            // Dropping the slice returns the buffer to the pool.
+                res
+            } else {
+                drop(fixed);
+                Ok(())
+            };
+            // The slice (or the buffer) is dropped by now: it is back in the pool.
+            self.stats
+                .fixed_in_use
+                .set(self.stats.fixed_in_use.get().saturating_sub(1));
+            res?;
+            self.stats.bytes_out.add(len as u64);
         }
         if !self.spill.is_empty() {
             let spill = std::mem::take(&mut self.spill);
+            let len = spill.len() as u64;
+            self.stats.op(Op::Write);
             let (res, mut spill) = stream.write_all(spill).await;
             res?;
+            self.stats.bytes_out.add(len);
             spill.clear();
             if spill.capacity() <= SPILL_KEEP {
                 self.spill = spill;
@@ -85,8 +98,10 @@ impl ringd_core::WriteBuf for OutBuf {
             if !self.asked {
                 self.asked = true;
                 self.fixed = self.pool.try_next(self.buf_size);
-                if self.fixed.is_none() {
-                    self.fallbacks += 1;
+                if self.fixed.is_some() {
+                    self.stats.fixed_in_use.add(1);
+                } else {
+                    self.stats.fixed_fallbacks.add(1);
                 }
             }
             if let Some(fixed) = self.fixed.as_mut() {

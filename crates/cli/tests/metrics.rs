@@ -1,0 +1,105 @@
+//! `/metrics` on the admin listener: Prometheus text that a real parser (prometheus_client)
+//! accepts, with counters that move as traffic flows; nothing of it on the public port.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{python_json, require_tool, roundtrip, run_bounded, Server};
+
+const PARSE: &str = r#"
+import json, sys, urllib.request
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    sys.exit("prometheus_client is missing: python3 -m pip install prometheus-client")
+text = urllib.request.urlopen(sys.argv[1], timeout=10).read().decode()
+out = {}
+for family in text_string_to_metric_families(text):
+    for s in family.samples:
+        key = s.name + "".join(f"|{k}={v}" for k, v in sorted(s.labels.items()))
+        out[key] = s.value
+print(json.dumps(out))
+"#;
+
+fn admin_url(server: &Server) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        if let Some(at) = log.find("metrics on http://") {
+            let rest = &log[at + "metrics on ".len()..];
+            return rest.split_whitespace().next().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no metrics address logged:\n{log}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn scrape(url: &str) -> serde_json::Value {
+    python_json(PARSE, &[url])
+}
+
+fn get(m: &serde_json::Value, key: &str) -> f64 {
+    m.get(key)
+        .and_then(|v| v.as_f64())
+        .unwrap_or_else(|| panic!("no {key} in {m:#}"))
+}
+
+#[test]
+fn metrics_parse_and_move_with_traffic() {
+    require_tool("wrk", "wrk");
+    let server = Server::start(&["--workers", "2", "--admin", "127.0.0.1:0"]);
+    let url = admin_url(&server);
+    let before = scrape(&url);
+    let out = run_bounded(
+        Command::new("wrk").args(["-t1", "-c10", "-d1s", &server.url("/plaintext")]),
+        Duration::from_secs(30),
+    );
+    let wrk = out.stdout_str();
+    let sent: f64 = wrk
+        .split(" requests in")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        roundtrip(server.addr, b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n").status,
+        404
+    );
+    assert_eq!(roundtrip(server.addr, b"GET / HTTP/1.1\r\n\r\n").status, 400);
+    let after = scrape(&url);
+
+    let ok = get(&after, "ringd_http_requests_total|code=200|method=GET");
+    // wrk counts only completed requests; a few more may have been answered as it stopped.
+    assert!(ok >= sent && ok <= sent + 20.0, "{ok} GET 200 counted, wrk got {sent}");
+    assert_eq!(get(&after, "ringd_http_requests_total|code=404|method=GET"), 1.0);
+    assert_eq!(get(&after, "ringd_http_requests_total|code=400|method=OTHER"), 1.0);
+    let count = get(&after, "ringd_http_request_duration_seconds_count");
+    assert!(count >= ok + 1.0, "histogram count {count} < requests");
+    assert_eq!(get(&after, "ringd_http_request_duration_seconds_bucket|le=+Inf"), count);
+    for key in ["ringd_received_bytes_total", "ringd_sent_bytes_total"] {
+        assert!(get(&after, key) > get(&before, key) + 1000.0, "{key} did not grow");
+    }
+    let accepted = get(&after, "ringd_connections_accepted_total|worker=0")
+        + get(&after, "ringd_connections_accepted_total|worker=1");
+    assert!(accepted >= 12.0, "{accepted} connections accepted");
+    assert_eq!(get(&after, "ringd_fixed_buffers|worker=0"), 64.0);
+    assert!(get(&after, "ringd_io_uring_submissions_total|op=write_fixed") >= ok);
+    assert!(get(&after, "process_resident_memory_bytes") > 1e6);
+    assert!(get(&after, "process_open_fds") > 5.0);
+    server.assert_no_panic();
+}
+
+#[test]
+fn metrics_are_not_on_the_public_port_and_admin_is_off_by_default() {
+    let server = Server::start(&[]);
+    assert_eq!(
+        roundtrip(server.addr, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").status,
+        404
+    );
+    assert!(!server.log().contains("metrics on"));
+}

@@ -1,0 +1,346 @@
+//! Per-worker counters and their Prometheus text exposition.
+//!
+//! Each worker owns one [`WorkerStats`] and is its only writer: a count is a relaxed load and
+//! store of a word only that core writes (no locked instruction, no shared cache line being
+//! fought over), so counting costs next to nothing on the request path. A scrape, on another
+//! thread, reads every worker's counters and sums them.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A counter written by one thread only.
+#[derive(Debug, Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning worker calls this, so load + store loses nothing.
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        self.0
+            .store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Sets the value (for gauges).
+    #[inline]
+    pub(crate) fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The methods counted by name; anything else is `OTHER`.
+const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"];
+/// Status codes counted by value; anything else is counted by class (`1xx` … `5xx`).
+const CODES: [u16; 24] = [
+    200, 201, 204, 206, 301, 302, 304, 400, 403, 404, 405, 408, 411, 412, 413, 414, 416, 417, 431, 500, 501, 503, 504,
+    505,
+];
+const CODE_SLOTS: usize = CODES.len() + 5;
+/// Upper bounds of the latency histogram, in seconds.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5,
+];
+
+/// Operations ringd submits to io_uring, by kind.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Op {
+    Accept = 0,
+    Read = 1,
+    Write = 2,
+    WriteFixed = 3,
+}
+const OPS: [&str; 4] = ["accept", "read", "write", "write_fixed"];
+
+/// One worker's counters.
+#[derive(Debug)]
+pub(crate) struct WorkerStats {
+    pub(crate) accepted: Counter,
+    pub(crate) shed: Counter,
+    pub(crate) timed_out: Counter,
+    pub(crate) open: Counter,
+    pub(crate) bytes_in: Counter,
+    pub(crate) bytes_out: Counter,
+    pub(crate) fixed_in_use: Counter,
+    pub(crate) fixed_fallbacks: Counter,
+    pub(crate) fixed_total: Counter,
+    requests: Vec<Counter>,
+    latency: Vec<Counter>,
+    latency_sum_ns: Counter,
+    ops: Vec<Counter>,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats {
+            accepted: Counter::default(),
+            shed: Counter::default(),
+            timed_out: Counter::default(),
+            open: Counter::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            fixed_in_use: Counter::default(),
+            fixed_fallbacks: Counter::default(),
+            fixed_total: Counter::default(),
+            requests: (0..METHODS.len() * CODE_SLOTS).map(|_| Counter::default()).collect(),
+            latency: (0..=LATENCY_BUCKETS.len()).map(|_| Counter::default()).collect(),
+            latency_sum_ns: Counter::default(),
+            ops: (0..OPS.len()).map(|_| Counter::default()).collect(),
+        }
+    }
+}
+
+impl WorkerStats {
+    /// Counts one answered request.
+    #[inline]
+    pub(crate) fn request(&self, method: &str, status: u16, took: Duration) {
+        let m = METHODS.iter().position(|x| *x == method).unwrap_or(METHODS.len() - 1);
+        let c = CODES
+            .iter()
+            .position(|x| *x == status)
+            .unwrap_or_else(|| CODES.len() + (status / 100).clamp(1, 5) as usize - 1);
+        self.requests[m * CODE_SLOTS + c].add(1);
+        let secs = took.as_secs_f64();
+        let b = LATENCY_BUCKETS
+            .iter()
+            .position(|le| secs <= *le)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency[b].add(1);
+        self.latency_sum_ns.add(took.as_nanos() as u64);
+    }
+
+    /// Counts one operation submitted to io_uring.
+    #[inline]
+    pub(crate) fn op(&self, op: Op) {
+        self.ops[op as usize].add(1);
+    }
+}
+
+/// The counters of every worker, for scraping from any thread.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    workers: Arc<[Arc<WorkerStats>]>,
+}
+
+impl Metrics {
+    pub(crate) fn new(workers: usize) -> Metrics {
+        Metrics {
+            workers: (0..workers).map(|_| Arc::new(WorkerStats::default())).collect(),
+        }
+    }
+
+    pub(crate) fn worker(&self, id: usize) -> Arc<WorkerStats> {
+        self.workers[id].clone()
+    }
+
+    /// Requests answered so far, all workers.
+    pub fn requests_total(&self) -> u64 {
+        self.workers
+            .iter()
+            .flat_map(|w| w.requests.iter())
+            .map(Counter::get)
+            .sum()
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every counter, plus the process's
+    /// resident memory and open descriptors.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let sum = |f: &dyn Fn(&WorkerStats) -> u64| self.workers.iter().map(|w| f(w)).sum::<u64>();
+
+        header(
+            &mut out,
+            "ringd_http_requests_total",
+            "counter",
+            "HTTP requests answered, by method and status code.",
+        );
+        for (m, method) in METHODS.iter().enumerate() {
+            for c in 0..CODE_SLOTS {
+                let n = sum(&|w| w.requests[m * CODE_SLOTS + c].get());
+                if n > 0 {
+                    let code = match CODES.get(c) {
+                        Some(code) => code.to_string(),
+                        None => format!("{}xx", c - CODES.len() + 1),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "ringd_http_requests_total{{method=\"{method}\",code=\"{code}\"}} {n}"
+                    );
+                }
+            }
+        }
+
+        header(
+            &mut out,
+            "ringd_http_request_duration_seconds",
+            "histogram",
+            "From a request's head being parsed to its response being queued for sending.",
+        );
+        let mut cumulative = 0;
+        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += sum(&|w| w.latency[i].get());
+            let _ = writeln!(
+                out,
+                "ringd_http_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
+        cumulative += sum(&|w| w.latency[LATENCY_BUCKETS.len()].get());
+        let _ = writeln!(
+            out,
+            "ringd_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let seconds = sum(&|w| w.latency_sum_ns.get()) as f64 / 1e9;
+        let _ = writeln!(out, "ringd_http_request_duration_seconds_sum {seconds}");
+        let _ = writeln!(out, "ringd_http_request_duration_seconds_count {cumulative}");
+
+        for (name, help, get) in [
+            (
+                "ringd_received_bytes_total",
+                "Bytes read from clients.",
+                (|w: &WorkerStats| w.bytes_in.get()) as fn(&WorkerStats) -> u64,
+            ),
+            ("ringd_sent_bytes_total", "Bytes written to clients.", |w| {
+                w.bytes_out.get()
+            }),
+        ] {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", sum(&get));
+        }
+
+        type PerWorker = (&'static str, &'static str, &'static str, fn(&WorkerStats) -> u64);
+        let per_worker: [PerWorker; 7] = [
+            ("ringd_connections_open", "gauge", "Connections open now.", |w| {
+                w.open.get()
+            }),
+            (
+                "ringd_connections_accepted_total",
+                "counter",
+                "Connections accepted.",
+                |w| w.accepted.get(),
+            ),
+            (
+                "ringd_connections_shed_total",
+                "counter",
+                "Connections refused over max_connections.",
+                |w| w.shed.get(),
+            ),
+            (
+                "ringd_connections_timed_out_total",
+                "counter",
+                "Connections closed by a timeout.",
+                |w| w.timed_out.get(),
+            ),
+            (
+                "ringd_fixed_buffers",
+                "gauge",
+                "Registered fixed buffers in the pool.",
+                |w| w.fixed_total.get(),
+            ),
+            (
+                "ringd_fixed_buffers_in_use",
+                "gauge",
+                "Registered fixed buffers holding unsent responses now.",
+                |w| w.fixed_in_use.get(),
+            ),
+            (
+                "ringd_fixed_buffer_fallbacks_total",
+                "counter",
+                "Sends that found the pool empty and used the heap.",
+                |w| w.fixed_fallbacks.get(),
+            ),
+        ];
+        for (name, kind, help, get) in per_worker {
+            header(&mut out, name, kind, help);
+            for (i, w) in self.workers.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{worker=\"{i}\"}} {}", get(w));
+            }
+        }
+
+        header(
+            &mut out,
+            "ringd_io_uring_submissions_total",
+            "counter",
+            "Operations ringd submitted to io_uring, by kind.",
+        );
+        for (o, op) in OPS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "ringd_io_uring_submissions_total{{op=\"{op}\"}} {}",
+                sum(&|w| w.ops[o].get())
+            );
+        }
+
+        if let Some(rss) = resident_bytes() {
+            header(
+                &mut out,
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+            );
+            let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            header(&mut out, "process_open_fds", "gauge", "Open file descriptors.");
+            let _ = writeln!(out, "process_open_fds {}", fds.count());
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_renders() {
+        let m = Metrics::new(2);
+        m.worker(0).request("GET", 200, Duration::from_micros(30));
+        m.worker(1).request("GET", 200, Duration::from_millis(3));
+        m.worker(1).request("BREW", 418, Duration::from_secs(5));
+        m.worker(0).accepted.add(3);
+        let text = m.render();
+        assert!(
+            text.contains("ringd_http_requests_total{method=\"GET\",code=\"200\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringd_http_requests_total{method=\"OTHER\",code=\"4xx\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringd_http_request_duration_seconds_bucket{le=\"0.00005\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringd_http_request_duration_seconds_bucket{le=\"0.005\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringd_http_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringd_connections_accepted_total{worker=\"0\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringd_connections_accepted_total{worker=\"1\"} 0\n"),
+            "{text}"
+        );
+        assert_eq!(m.requests_total(), 3);
+    }
+}
