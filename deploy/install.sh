@@ -83,6 +83,8 @@ grep -q "^ExecStart=$prefix/bin/ringd " "$tmp/ringd.service" || die "could not s
 install_file "$tmp/ringd.service" "$DESTDIR$unitdir/ringd.service" 0644
 # The optional socket unit: installed, not enabled (`systemctl enable --now ringd.socket`).
 install_file "$here/ringd.socket" "$DESTDIR$unitdir/ringd.socket" 0644
+# Rotation of the access log (SIGUSR1 makes ringd reopen it).
+install_file "$here/ringd.logrotate" "$DESTDIR/etc/logrotate.d/ringd" 0644
 
 # 3. The configuration: never overwrite the operator's.
 conf="$DESTDIR/etc/ringd/ringd.toml"

@@ -59,6 +59,7 @@ if ((live)) && { [ -e "$unit" ] || systemctl cat ringd.service >/dev/null 2>&1; 
 fi
 remove "$unit"
 remove "$socket"
+remove "$DESTDIR/etc/logrotate.d/ringd"
 remove "$DESTDIR$prefix/bin/ringd"
 ((live)) && systemctl daemon-reload
 

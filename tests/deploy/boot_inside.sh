@@ -74,6 +74,16 @@ sandbox() {
 check "ringd runs as a dynamic non-root user with only CAP_NET_BIND_SERVICE, under seccomp" sandbox
 check "ringd's journal shows it started (READY=1 reached systemd)" bash -c 'journalctl -u ringd.service --no-pager | grep -q "Started ringd.service"'
 
+access_log() {
+  # Written at least once a second; the curl above made a line.
+  for _ in $(seq 50); do
+    grep -q '"GET / HTTP/1.1" 200' /var/log/ringd/access.log 2>/dev/null && break
+    sleep 0.1
+  done
+  grep '"GET / HTTP/1.1" 200' /var/log/ringd/access.log
+}
+check "the access log (LogsDirectory=) has the request" access_log
+
 watchdog() {
   [ "$(prop WatchdogUSec)" = 10s ] || { echo "WatchdogUSec=$(prop WatchdogUSec)"; return 1; }
   journalctl -u ringd.service --no-pager | grep "feeding the systemd watchdog"

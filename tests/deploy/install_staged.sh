@@ -43,6 +43,7 @@ landed() {
 $prefix/bin/ringd 755
 /etc/systemd/system/ringd.service 644
 /etc/systemd/system/ringd.socket 644
+/etc/logrotate.d/ringd 644
 /etc/ringd/ringd.toml 644
 EOF
   cmp "$work/ringd" "$stage$prefix/bin/ringd" || return 1

@@ -87,6 +87,12 @@ pub struct ServeArgs {
     /// Seconds a client may leave a response unread.
     #[arg(long, value_name = "SECS")]
     pub send_timeout: Option<u64>,
+    /// Access log: off (the default), stderr, or a file path (appended to; reopened on SIGUSR1).
+    #[arg(long, value_name = "off|stderr|PATH")]
+    pub access_log: Option<String>,
+    /// Access log format: combined (nginx's, the default) or json.
+    #[arg(long, value_name = "combined|json")]
+    pub access_log_format: Option<String>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given; keep it private).
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen, env = "RINGD_ADMIN")]
     pub admin: Option<SocketAddr>,

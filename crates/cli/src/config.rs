@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ring_server::{ServerConfig, Shed, Workers};
+use ring_server::{AccessLogConfig, LogFormat, LogTarget, ServerConfig, Shed, Workers};
 use serde::{Deserialize, Serialize};
 
 use crate::args::{parse_listen, ServeArgs, WorkersArg};
@@ -42,6 +42,17 @@ struct FileConfig {
     buffers: BuffersFile,
     #[serde(default)]
     timeouts: TimeoutsFile,
+    #[serde(default)]
+    access_log: AccessLogFile,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct AccessLogFile {
+    /// "off", "stderr" or a file path.
+    path: Option<String>,
+    /// "combined" or "json".
+    format: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -147,6 +158,25 @@ impl Settings {
         if let Some(secs) = args.handler_timeout.or(file.timeouts.handler) {
             t.handler = (secs > 0).then(|| Duration::from_secs(secs));
         }
+        let log_path = args.access_log.clone().or(file.access_log.path);
+        let log_format = args.access_log_format.clone().or(file.access_log.format);
+        let format = match log_format.as_deref() {
+            None | Some("combined") => LogFormat::Combined,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("access_log.format: {other:?} is neither \"combined\" nor \"json\""),
+        };
+        s.access_log = match log_path.as_deref() {
+            None | Some("off") => None,
+            Some("") => bail!("access_log.path: empty (use \"off\", \"stderr\" or a file path)"),
+            Some("stderr") => Some(AccessLogConfig {
+                target: LogTarget::Stderr,
+                format,
+            }),
+            Some(path) => Some(AccessLogConfig {
+                target: LogTarget::File(PathBuf::from(path)),
+                format,
+            }),
+        };
         s.validate()?;
         let root = args.root.clone().or(file.root);
         let log = args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned());
@@ -206,6 +236,20 @@ impl Settings {
                 drain: Some(t.drain.as_secs()),
                 drain_idle: Some(t.drain_idle.as_secs()),
             },
+            access_log: AccessLogFile {
+                path: Some(match s.access_log.as_ref().map(|l| &l.target) {
+                    None => "off".to_owned(),
+                    Some(LogTarget::Stderr) => "stderr".to_owned(),
+                    Some(LogTarget::File(p)) => p.display().to_string(),
+                }),
+                format: Some(
+                    match s.access_log.as_ref().map_or(LogFormat::Combined, |l| l.format) {
+                        LogFormat::Combined => "combined",
+                        LogFormat::Json => "json",
+                    }
+                    .to_owned(),
+                ),
+            },
         };
         toml::to_string(&file).expect("a config always serialises")
     }
@@ -234,6 +278,7 @@ impl Settings {
         check("server_name", a.server_name != b.server_name);
         check("log", self.log != new.log);
         check("admin", self.admin != new.admin);
+        check("access_log", a.access_log != b.access_log);
         changed
     }
 }

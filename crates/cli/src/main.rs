@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 use ring_server::{RunningServer, Server};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -72,7 +72,7 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
     let site = Site::new(settings.root.as_deref())?;
     // signal-hook turns each signal into a message for the loop below, whichever thread the
     // kernel delivers it to.
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing signal handlers")?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).context("installing signal handlers")?;
     let inherited = activation::inherited_listeners()?;
     if !inherited.is_empty() {
         tracing::info!(
@@ -125,6 +125,13 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
             match running.try_lock() {
                 Ok(mut running) if !draining => reload(args, &mut settings, &mut running, &log_filter),
                 _ => tracing::warn!("SIGHUP during shutdown: ignored"),
+            }
+            continue;
+        }
+        if signal == SIGUSR1 {
+            if let Ok(running) = running.try_lock() {
+                running.reopen_logs();
+                tracing::info!("SIGUSR1: reopening the access log");
             }
             continue;
         }

@@ -104,6 +104,8 @@ pub struct ServerConfig {
     pub ring_entries: u32,
     /// The `Server` header value; empty to send none.
     pub server_name: String,
+    /// The access log, if any.
+    pub access_log: Option<crate::access_log::AccessLogConfig>,
 }
 
 impl Default for ServerConfig {
@@ -120,6 +122,7 @@ impl Default for ServerConfig {
             timeouts: Timeouts::default(),
             ring_entries: 1024,
             server_name: "ringd".to_owned(),
+            access_log: None,
         }
     }
 }

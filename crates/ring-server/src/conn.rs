@@ -27,6 +27,7 @@ use ringd_core::{
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
+use crate::access_log::Entry;
 use crate::buf::OutBuf;
 use crate::conn_table::Phase;
 use crate::handler::{Body, Reply, Request, Response};
@@ -322,6 +323,28 @@ impl Conn {
         worker
             .stats
             .request(head.method.as_str(), response.status, started.elapsed());
+        if let Some(log) = &worker.access_log {
+            let entry = Entry {
+                peer: self.peer,
+                request: request_line(buf),
+                status: response.status,
+                body_bytes: if head.method == Method::Head {
+                    Some(0)
+                } else {
+                    response.body.len()
+                },
+                referer: head.header("referer"),
+                user_agent: head.header("user-agent"),
+            };
+            if log.record(&entry) {
+                let worker = self.worker.clone();
+                tokio_uring::spawn(async move {
+                    if let Some(log) = &worker.access_log {
+                        log.flush().await;
+                    }
+                });
+            }
+        }
         let keep_alive = match encode(&mut self.out, response, &head, keep_alive, &date, worker) {
             Encoded::Done { keep_alive } => keep_alive,
             Encoded::Stream {
@@ -429,6 +452,16 @@ impl Conn {
     /// Queues the error response for a malformed request; the connection then closes.
     fn malformed(&mut self, e: ParseError) -> Close {
         self.worker.stats.request("OTHER", e.status(), Duration::ZERO);
+        if let Some(log) = &self.worker.access_log {
+            log.record(&Entry {
+                peer: self.peer,
+                request: request_line(&self.rbuf[self.start..]),
+                status: e.status(),
+                body_bytes: None,
+                referer: None,
+                user_agent: None,
+            });
+        }
         let body = Bytes::from(format!("{} {}: {}\n", e.status(), e.reason(), e.message()));
         let response = Response::new(e.status())
             .content_type_static("text/plain; charset=utf-8")
@@ -484,6 +517,19 @@ impl Conn {
             self.rbuf.clear();
         }
     }
+}
+
+/// The request line at the front of `buf` (after any empty lines), without its line end; at most
+/// 1 KiB of it, for the access log.
+fn request_line(buf: &[u8]) -> &[u8] {
+    let start = buf.iter().position(|b| *b != b'\r' && *b != b'\n').unwrap_or(buf.len());
+    let rest = &buf[start..];
+    let end = rest
+        .iter()
+        .position(|b| *b == b'\r' || *b == b'\n')
+        .unwrap_or(rest.len())
+        .min(1024);
+    &rest[..end]
 }
 
 /// Sends `out` with the send timeout armed, recording the fixed buffer held meanwhile.

@@ -41,6 +41,14 @@ pub enum ServerError {
         /// What the kernel said.
         cause: io::Error,
     },
+    /// The access log cannot be opened.
+    #[error("cannot open the access log {target}: {cause}; check the path and that the service user may write there (systemd: LogsDirectory=)")]
+    AccessLog {
+        /// The target as configured.
+        target: String,
+        /// What the kernel said.
+        cause: io::Error,
+    },
     /// `kernel.io_uring_disabled` forbids io_uring for this process.
     #[error("io_uring is disabled on this host (kernel.io_uring_disabled={value}{group}): run `sysctl -w kernel.io_uring_disabled=0` (or sysctl/apply.sh)")]
     IoUringDisabled {

@@ -6,6 +6,8 @@
 #![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+/// Access logs: combined or JSON, buffered per worker, written through io_uring.
+pub mod access_log;
 /// The admin listener: `/metrics` for Prometheus, off the public port.
 pub mod admin;
 /// Registered fixed buffers and the output buffer that falls back to the heap.
@@ -35,6 +37,7 @@ mod uring;
 /// A worker: one pinned thread, one runtime, its listeners and connections.
 mod worker;
 
+pub use access_log::{AccessLogConfig, LogFormat, LogTarget};
 pub use bytes::Bytes;
 pub use config::{BufferConfig, ServerConfig, Shed, Timeouts, Workers};
 pub use error::ServerError;

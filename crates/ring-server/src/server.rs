@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 
+use crate::access_log::AccessLog;
 use crate::config::{ServerConfig, Workers};
 use crate::error::ServerError;
 use crate::listener;
@@ -80,6 +81,13 @@ impl Server {
                 per_worker[i].push(l);
             }
         }
+        let log_file = match &self.config.access_log {
+            Some(log) => Some(AccessLog::open(log).map_err(|e| ServerError::AccessLog {
+                target: format!("{:?}", log.target),
+                cause: e,
+            })?),
+            None => None,
+        };
         let inherited = !self.inherited.is_empty();
         let config = Arc::new(self.config);
         let (tx, events) = mpsc::channel();
@@ -91,6 +99,16 @@ impl Server {
             let (config, factory, tx) = (config.clone(), self.factory.clone(), tx.clone());
             let heartbeats = heartbeats.clone();
             let stats = metrics.worker(id);
+            let access_log = match (&log_file, &config.access_log) {
+                (Some(f), Some(c)) => Some((
+                    c.clone(),
+                    f.try_clone().map_err(|e| ServerError::AccessLog {
+                        target: format!("{:?}", c.target),
+                        cause: e,
+                    })?,
+                )),
+                _ => None,
+            };
             let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
             reloads.push(reload_tx);
             std::thread::Builder::new()
@@ -108,6 +126,7 @@ impl Server {
                         control: reload_rx,
                         heartbeats,
                         stats,
+                        access_log,
                     })
                 })
                 .map_err(|e| ServerError::Spawn { worker: id, cause: e })?;
@@ -151,7 +170,7 @@ pub struct RunningServer {
 }
 
 /// Settings a running server cannot change: they shape sockets, threads and locked memory.
-pub const RESTART_ONLY: [&str; 5] = ["listen", "workers", "backlog", "buffers", "ring_entries"];
+pub const RESTART_ONLY: [&str; 6] = ["listen", "workers", "backlog", "buffers", "ring_entries", "access_log"];
 
 impl RunningServer {
     /// The addresses listened on, in `listen` order, with port 0 resolved.
@@ -205,11 +224,15 @@ impl RunningServer {
         if config.ring_entries != self.config.ring_entries {
             ignored.push("ring_entries");
         }
+        if config.access_log != self.config.access_log {
+            ignored.push("access_log");
+        }
         config.listen = self.config.listen.clone();
         config.workers = self.config.workers.clone();
         config.backlog = self.config.backlog;
         config.buffers = self.config.buffers;
         config.ring_entries = self.config.ring_entries;
+        config.access_log = self.config.access_log.clone();
         let shared = Arc::new(config.clone());
         let factory: RouterFactory = Arc::new(routes);
         for (worker, tx) in self.reloads.iter().enumerate() {
@@ -224,6 +247,13 @@ impl RunningServer {
         }
         self.config = config;
         Ok(ignored)
+    }
+
+    /// Makes every worker flush its access log and reopen the file (after logrotate moved it).
+    pub fn reopen_logs(&self) {
+        for tx in &self.reloads {
+            let _ = tx.send(Control::ReopenLogs);
+        }
     }
 
     /// Drains every worker: stop accepting (queued connections go to another listener of the

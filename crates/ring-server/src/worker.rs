@@ -14,6 +14,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_uring::buf::fixed::FixedBufPool;
 use tokio_uring::net::TcpListener;
 
+use crate::access_log::{AccessLog, AccessLogConfig};
 use crate::buf::PageBuf;
 use crate::config::ServerConfig;
 use crate::conn;
@@ -50,6 +51,8 @@ pub(crate) struct Worker {
     listeners: Vec<StdListener>,
     /// This worker's counters (it is their only writer).
     pub(crate) stats: Arc<WorkerStats>,
+    /// This worker's access log buffer and file, if logging.
+    pub(crate) access_log: Option<AccessLog>,
 }
 
 impl Worker {
@@ -83,6 +86,8 @@ pub(crate) enum Control {
     },
     /// Stop accepting, finish what is open, then count itself in `drained`.
     Drain { drained: Arc<AtomicUsize> },
+    /// Flush the access log and reopen its file (SIGUSR1, after logrotate).
+    ReopenLogs,
 }
 
 /// Sends `Died` if the worker's thread ends, however it ends.
@@ -118,6 +123,7 @@ pub(crate) struct WorkerSetup {
     pub(crate) control: UnboundedReceiver<Control>,
     pub(crate) heartbeats: Heartbeats,
     pub(crate) stats: Arc<WorkerStats>,
+    pub(crate) access_log: Option<(AccessLogConfig, std::fs::File)>,
 }
 
 /// Runs a worker on the calling thread; returns only if it fails.
@@ -134,6 +140,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         control,
         heartbeats,
         stats,
+        access_log,
     } = setup;
     let _guard = ExitGuard {
         id,
@@ -179,6 +186,7 @@ pub(crate) fn run(setup: WorkerSetup) {
             draining: Cell::new(false),
             listeners: dups,
             stats,
+            access_log: access_log.map(|(config, file)| AccessLog::new(config, file)),
         });
         worker.stats.fixed_total.set(buffers.count as u64);
         for listener in listeners {
@@ -260,7 +268,15 @@ async fn controller(id: usize, worker: Rc<Worker>, mut control: UnboundedReceive
             }
             Control::Drain { drained } => {
                 drain(id, &worker).await;
+                if let Some(log) = &worker.access_log {
+                    log.flush().await;
+                }
                 drained.fetch_add(1, Ordering::SeqCst);
+            }
+            Control::ReopenLogs => {
+                if let Some(log) = &worker.access_log {
+                    log.reopen().await;
+                }
             }
         }
     }
@@ -293,6 +309,9 @@ async fn sweeper(id: usize, worker: Rc<Worker>, heartbeats: Heartbeats) {
     loop {
         tick.tick().await;
         heartbeats.beat(id);
+        if let Some(log) = &worker.access_log {
+            log.flush().await;
+        }
         let expired = worker.conns.sweep(Instant::now());
         worker.stats.timed_out.add(expired as u64);
         if expired > 0 {
