@@ -59,7 +59,10 @@ fn feed(pieces: &[&[u8]], max_body: u64, max_trailer: usize) -> (End, Vec<u8>) {
                 check_body(&d, &out, max_body);
                 // Sticky: nothing more is consumed or produced.
                 let len = out.len();
-                assert_eq!(d.decode(b"0\r\n\r\n", &mut out), Ok(ChunkProgress::Done { consumed: 0 }));
+                assert_eq!(
+                    d.decode(b"0\r\n\r\n", &mut out),
+                    Ok(ChunkProgress::Done { consumed: 0 })
+                );
                 assert_eq!(out.len(), len);
                 return (End::Done(offset + consumed), out);
             }
@@ -78,7 +81,11 @@ fn feed(pieces: &[&[u8]], max_body: u64, max_trailer: usize) -> (End, Vec<u8>) {
 
 fn check_body(d: &ChunkedDecoder, out: &[u8], max_body: u64) {
     assert_eq!(d.body_len(), out.len() as u64, "body_len disagrees with output");
-    assert!(d.body_len() <= max_body, "decoded {} > max_body {max_body}", d.body_len());
+    assert!(
+        d.body_len() <= max_body,
+        "decoded {} > max_body {max_body}",
+        d.body_len()
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

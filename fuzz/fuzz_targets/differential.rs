@@ -34,7 +34,11 @@ fuzz_target!(|buf: &[u8]| {
     match (&hp_res, &ringd) {
         (Err(e), Ok(Parsed::Complete(_))) => panic!("httparse rejects ({e:?}), ringd accepts"),
         (Err(e), Ok(Parsed::Partial)) => {
-            assert_eq!(*e, httparse::Error::Version, "httparse rejects ({e:?}), ringd says Partial")
+            assert_eq!(
+                *e,
+                httparse::Error::Version,
+                "httparse rejects ({e:?}), ringd says Partial"
+            )
         }
         (Err(_), Err(_)) => {}
         (Ok(httparse::Status::Partial), Ok(Parsed::Partial)) => {}
@@ -92,7 +96,10 @@ fn check_framing(headers: &[httparse::Header<'_>], body: BodyFraming) {
             assert!(!has_te, "Length with Transfer-Encoding");
             assert!(!cl.is_empty());
             for e in cl {
-                assert!(!e.is_empty() && e.iter().all(u8::is_ascii_digit), "Content-Length element {e:?}");
+                assert!(
+                    !e.is_empty() && e.iter().all(u8::is_ascii_digit),
+                    "Content-Length element {e:?}"
+                );
                 let digits = std::str::from_utf8(e).unwrap().trim_start_matches('0');
                 let want = if n == 0 { String::new() } else { n.to_string() };
                 assert_eq!(digits, want, "Content-Length {n}");

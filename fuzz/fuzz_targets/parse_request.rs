@@ -17,7 +17,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ringd_core::{header_slots, parse_request, BodyFraming, Limits, Method, Parsed, RequestHead, Target, Version, MAX_HEADERS};
+use ringd_core::{
+    header_slots, parse_request, BodyFraming, Limits, Method, Parsed, RequestHead, Target, Version, MAX_HEADERS,
+};
 
 #[path = "common.rs"]
 mod common;
@@ -94,7 +96,10 @@ fn check_head(h: &RequestHead<'_, '_>, buf: &[u8], limits: &Limits) {
     assert!(n > 0 && n <= buf.len(), "head_len {n} of {}", buf.len());
     assert!(n <= limits.max_header_bytes, "head_len {n} > max_header_bytes");
     let head = &buf[..n];
-    assert!(head.ends_with(b"\n\n") || head.ends_with(b"\n\r\n"), "head does not end in an empty line");
+    assert!(
+        head.ends_with(b"\n\n") || head.ends_with(b"\n\r\n"),
+        "head does not end in an empty line"
+    );
     let start = head.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
     let line_len = head[start..].iter().position(|&b| b == b'\r' || b == b'\n').unwrap();
     assert!(line_len <= limits.max_request_line, "request line {line_len} > limit");
@@ -148,7 +153,11 @@ fn check_head(h: &RequestHead<'_, '_>, buf: &[u8], limits: &Limits) {
         BodyFraming::Chunked => assert!(has_te && !has_cl && h.version == Version::Http11),
         BodyFraming::None => assert!(!has_te && !has_cl),
     }
-    let close = named("connection").any(|f| f.value.split(|&b| b == b',').any(|e| trim_ows(e).eq_ignore_ascii_case(b"close")));
+    let close = named("connection").any(|f| {
+        f.value
+            .split(|&b| b == b',')
+            .any(|e| trim_ows(e).eq_ignore_ascii_case(b"close"))
+    });
     if close {
         assert!(!h.keep_alive, "keep-alive despite Connection: close");
     }
@@ -165,5 +174,8 @@ fn check_path(path: &str) {
     for bad in ["//", "/./", "/../"] {
         assert!(!path.contains(bad), "{bad} in path {path:?}");
     }
-    assert!(!path.ends_with("/.") && !path.ends_with("/.."), "dot segment at end of {path:?}");
+    assert!(
+        !path.ends_with("/.") && !path.ends_with("/.."),
+        "dot segment at end of {path:?}"
+    );
 }

@@ -18,7 +18,10 @@ use ringd_core::{write_head, BodyLength, ResponseFraming, ResponseHead, Version}
 const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
 fn valid_header(name: &str, value: &[u8]) -> bool {
-    let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     let reserved = ["content-length", "transfer-encoding", "connection", "date", "server"]
         .iter()
         .any(|r| name.eq_ignore_ascii_case(r));
@@ -27,7 +30,9 @@ fn valid_header(name: &str, value: &[u8]) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [s0, s1, flags, l0, l1, l2, l3, l4, l5, l6, l7, tail @ ..] = data else { return };
+    let [s0, s1, flags, l0, l1, l2, l3, l4, l5, l6, l7, tail @ ..] = data else {
+        return;
+    };
     let mut rest: &[u8] = tail;
     let status = 100 + u16::from_le_bytes([*s0, *s1]) % 900;
     let len = u64::from_le_bytes([*l0, *l1, *l2, *l3, *l4, *l5, *l6, *l7]);
@@ -38,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
             if tail.len() < nl + vl {
                 break;
             }
-            v.push((String::from_utf8_lossy(&tail[..nl]).into_owned(), tail[nl..nl + vl].to_vec()));
+            v.push((
+                String::from_utf8_lossy(&tail[..nl]).into_owned(),
+                tail[nl..nl + vl].to_vec(),
+            ));
             rest = &tail[nl + vl..];
         }
         v
@@ -47,8 +55,16 @@ fuzz_target!(|data: &[u8]| {
     let head = ResponseHead {
         status,
         headers: &headers,
-        body: if flags & 1 == 0 { BodyLength::Known(len) } else { BodyLength::Streamed },
-        request_version: if flags & 2 == 0 { Version::Http11 } else { Version::Http10 },
+        body: if flags & 1 == 0 {
+            BodyLength::Known(len)
+        } else {
+            BodyLength::Streamed
+        },
+        request_version: if flags & 2 == 0 {
+            Version::Http11
+        } else {
+            Version::Http10
+        },
         keep_alive: flags & 4 != 0,
         head_request: flags & 8 != 0,
     };
@@ -57,7 +73,10 @@ fuzz_target!(|data: &[u8]| {
     match write_head(&mut out, &head, DATE, server) {
         Err(e) => {
             assert!(out.is_empty(), "wrote bytes before refusing");
-            assert!(!valid_header(headers[e.index].0, headers[e.index].1), "refused a good header");
+            assert!(
+                !valid_header(headers[e.index].0, headers[e.index].1),
+                "refused a good header"
+            );
             assert!(headers[..e.index].iter().all(|(n, v)| valid_header(n, v)));
         }
         Ok(framing) => {
@@ -71,7 +90,12 @@ fn check_output(out: &[u8], head: &ResponseHead<'_>, framing: ResponseFraming, s
     let mut slots = vec![httparse::EMPTY_HEADER; 2048]; // every record is >= 3 input bytes
     let mut resp = httparse::Response::new(&mut slots);
     let parsed = resp.parse(out);
-    assert_eq!(parsed, Ok(httparse::Status::Complete(out.len())), "{:?}", String::from_utf8_lossy(out));
+    assert_eq!(
+        parsed,
+        Ok(httparse::Status::Complete(out.len())),
+        "{:?}",
+        String::from_utf8_lossy(out)
+    );
     assert_eq!(resp.code, Some(head.status));
     assert_eq!(resp.version, Some(1));
     let got = resp.headers;

@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given; keep it private).
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen, env = "RINGD_ADMIN")]
     pub admin: Option<SocketAddr>,
+    /// Log format: auto (human on a terminal, JSON otherwise, e.g. journald), human or json.
+    #[arg(long, value_name = "auto|human|json", env = "RINGD_LOG_FORMAT")]
+    pub log_format: Option<String>,
     /// Log filter (error, warn, info, debug, trace, or tracing directives).
     #[arg(long, value_name = "FILTER", env = "RINGD_LOG")]
     pub log: Option<String>,

@@ -17,6 +17,8 @@ pub struct Settings {
     pub root: Option<PathBuf>,
     /// Log filter.
     pub log: String,
+    /// "auto", "human" or "json".
+    pub log_format: String,
     /// Where `/metrics` is served, if anywhere.
     pub admin: Option<std::net::SocketAddr>,
 }
@@ -35,6 +37,7 @@ struct FileConfig {
     server_name: Option<String>,
     ring_entries: Option<u32>,
     log: Option<String>,
+    log_format: Option<String>,
     admin: Option<String>,
     #[serde(default)]
     limits: LimitsFile,
@@ -180,6 +183,14 @@ impl Settings {
         s.validate()?;
         let root = args.root.clone().or(file.root);
         let log = args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned());
+        let log_format = args
+            .log_format
+            .clone()
+            .or(file.log_format)
+            .unwrap_or_else(|| "auto".to_owned());
+        if !["auto", "human", "json"].contains(&log_format.as_str()) {
+            bail!("log_format: {log_format:?} is not \"auto\", \"human\" or \"json\"");
+        }
         let admin = match (args.admin, file.admin) {
             (Some(a), _) => Some(a),
             (None, Some(a)) => Some(parse_listen(&a).map_err(|e| anyhow::anyhow!("config: admin: {e}"))?),
@@ -189,6 +200,7 @@ impl Settings {
             server: s,
             root,
             log,
+            log_format,
             admin,
         })
     }
@@ -216,6 +228,7 @@ impl Settings {
             server_name: Some(s.server_name.clone()),
             ring_entries: Some(s.ring_entries),
             log: Some(self.log.clone()),
+            log_format: Some(self.log_format.clone()),
             admin: self.admin.map(|a| a.to_string()),
             limits: LimitsFile {
                 max_request_line: Some(s.limits.max_request_line),
@@ -277,6 +290,7 @@ impl Settings {
         );
         check("server_name", a.server_name != b.server_name);
         check("log", self.log != new.log);
+        check("log_format", self.log_format != new.log_format);
         check("admin", self.admin != new.admin);
         check("access_log", a.access_log != b.access_log);
         changed

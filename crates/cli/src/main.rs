@@ -68,7 +68,8 @@ fn check(args: &args::ServeArgs) -> ExitCode {
 
 fn serve(args: &args::ServeArgs) -> Result<()> {
     let mut settings = Settings::load(args)?;
-    let log_filter = init_logging(&settings.log)?;
+    let log_filter = init_logging(&settings.log, &settings.log_format)?;
+    install_panic_hook();
     let site = Site::new(settings.root.as_deref())?;
     // signal-hook turns each signal into a message for the loop below, whichever thread the
     // kernel delivers it to.
@@ -233,17 +234,56 @@ fn reload(args: &args::ServeArgs, current: &mut Settings, running: &mut RunningS
 /// The handle that swaps the log filter on reload.
 type LogFilter = tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>;
 
-fn init_logging(filter: &str) -> Result<LogFilter> {
+fn init_logging(filter: &str, format: &str) -> Result<LogFilter> {
     let filter = EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let terminal = std::io::stderr().is_terminal();
+    let json = format == "json" || (format == "auto" && !terminal);
+    let human = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(terminal)
+            .with_target(false)
+    });
+    let json = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+    });
     tracing_subscriber::registry()
         .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_target(false),
-        )
+        .with(human)
+        .with(json)
         .init();
     Ok(handle)
+}
+
+/// Panics in handlers are caught and answered 500, but the default hook would still print each
+/// one: a client that makes a handler panic on every request must not flood the log. At most
+/// ten panic reports a second are printed; the rest are counted into the next one printed.
+fn install_panic_hook() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WINDOW: AtomicU64 = AtomicU64::new(0);
+    static USED: AtomicU64 = AtomicU64::new(0);
+    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if WINDOW.swap(now, Ordering::Relaxed) != now {
+            USED.store(0, Ordering::Relaxed);
+        }
+        if USED.fetch_add(1, Ordering::Relaxed) < 10 {
+            let suppressed = SUPPRESSED.swap(0, Ordering::Relaxed);
+            if suppressed > 0 {
+                tracing::warn!(suppressed, "panic reports suppressed (more than 10 a second)");
+            }
+            default(info);
+        } else {
+            SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        }
+    }));
 }

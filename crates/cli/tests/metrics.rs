@@ -29,7 +29,9 @@ fn admin_url(server: &Server) -> String {
         let log = server.log();
         if let Some(at) = log.find("metrics on http://") {
             let rest = &log[at + "metrics on ".len()..];
-            return rest.split_whitespace().next().unwrap().to_owned();
+            // Ends at a space (human logs) or a quote (JSON logs).
+            let end = rest.find(|c: char| c.is_whitespace() || c == '"').unwrap_or(rest.len());
+            return rest[..end].to_owned();
         }
         assert!(Instant::now() < deadline, "no metrics address logged:\n{log}");
         std::thread::sleep(Duration::from_millis(10));

@@ -312,7 +312,9 @@ impl Conn {
             Some(limit) => match tokio::time::timeout(limit, respond(worker, &head, body, self.peer)).await {
                 Ok(response) => response,
                 Err(_) => {
-                    tracing::warn!(method = head.method.as_str(), path = %head.path, "handler took longer than timeouts.handler; answered 503");
+                    if worker.log_budget.allow() {
+                        tracing::warn!(method = head.method.as_str(), path = %head.path, "handler took longer than timeouts.handler; answered 503");
+                    }
                     Response::error(503)
                         .header("Retry-After", "1")
                         .header("Connection", "close")
@@ -585,7 +587,7 @@ async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer:
             };
             let reply = match catch_unwind(AssertUnwindSafe(|| handler.call(&req))) {
                 Ok(reply) => reply,
-                Err(_) => return handler_panicked(head),
+                Err(_) => return handler_panicked(worker, head),
             };
             match reply {
                 Reply::Ready(response) => response,
@@ -597,7 +599,7 @@ async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer:
                             Err(panic) => Poll::Ready(Err(panic)),
                         })
                         .await;
-                    caught.unwrap_or_else(|_| handler_panicked(head))
+                    caught.unwrap_or_else(|_| handler_panicked(worker, head))
                 }
             }
         }
@@ -609,8 +611,10 @@ async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer:
     }
 }
 
-fn handler_panicked(head: &RequestHead<'_, '_>) -> Response {
-    tracing::error!(method = head.method.as_str(), path = %head.path, "handler panicked; answered 500");
+fn handler_panicked(worker: &Worker, head: &RequestHead<'_, '_>) -> Response {
+    if worker.log_budget.allow() {
+        tracing::error!(method = head.method.as_str(), path = %head.path, "handler panicked; answered 500");
+    }
     Response::error(500).header("Connection", "close")
 }
 
@@ -718,10 +722,12 @@ fn encode_head(
     let status = if (200..=999).contains(&response.status) {
         response.status
     } else {
-        tracing::error!(
-            status = response.status,
-            "handler returned an invalid status; answered 500"
-        );
+        if worker.log_budget.allow() {
+            tracing::error!(
+                status = response.status,
+                "handler returned an invalid status; answered 500"
+            );
+        }
         return None;
     };
     let body = match response.body.len() {
@@ -740,10 +746,12 @@ fn encode_head(
         Ok(framing) => Some(framing),
         Err(e) => {
             let name = headers.get(e.index).map_or("?", |h| h.0);
-            tracing::error!(
-                header = name,
-                "handler returned an invalid or reserved header; answered 500"
-            );
+            if worker.log_budget.allow() {
+                tracing::error!(
+                    header = name,
+                    "handler returned an invalid or reserved header; answered 500"
+                );
+            }
             None
         }
     }
@@ -776,7 +784,9 @@ async fn send_stream(
         let piece = match piece {
             Ok(piece) => piece,
             Err(e) => {
-                tracing::error!("response body failed mid-stream: {e}; closing the connection");
+                if worker.log_budget.allow() {
+                    tracing::error!("response body failed mid-stream: {e}; closing the connection");
+                }
                 return Err(e);
             }
         };

@@ -24,6 +24,8 @@ pub mod error;
 pub mod handler;
 /// Listening sockets built with socket2 (`SO_REUSEPORT`, backlog, `TCP_NODELAY`).
 mod listener;
+/// A per-worker budget for log lines that clients can cause.
+mod log_budget;
 /// Method + path pattern routing in the manner of Go 1.22's `ServeMux`.
 pub mod router;
 /// Starting the workers and waiting for them.

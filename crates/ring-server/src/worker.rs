@@ -20,6 +20,7 @@ use crate::config::ServerConfig;
 use crate::conn;
 use crate::conn_table::ConnTable;
 use crate::error::ServerError;
+use crate::log_budget::LogBudget;
 use crate::router::Router;
 use crate::server::{Heartbeats, RouterFactory};
 use crate::stats::{Op, WorkerStats};
@@ -53,6 +54,8 @@ pub(crate) struct Worker {
     pub(crate) stats: Arc<WorkerStats>,
     /// This worker's access log buffer and file, if logging.
     pub(crate) access_log: Option<AccessLog>,
+    /// Limits log lines caused by clients (failing handlers, bad responses).
+    pub(crate) log_budget: LogBudget,
 }
 
 impl Worker {
@@ -187,6 +190,7 @@ pub(crate) fn run(setup: WorkerSetup) {
             listeners: dups,
             stats,
             access_log: access_log.map(|(config, file)| AccessLog::new(config, file)),
+            log_budget: LogBudget::new(),
         });
         worker.stats.fixed_total.set(buffers.count as u64);
         for listener in listeners {
@@ -314,6 +318,14 @@ async fn sweeper(id: usize, worker: Rc<Worker>, heartbeats: Heartbeats) {
         }
         let expired = worker.conns.sweep(Instant::now());
         worker.stats.timed_out.add(expired as u64);
+        let suppressed = worker.log_budget.take_suppressed();
+        if suppressed > 0 {
+            tracing::warn!(
+                worker = id,
+                suppressed,
+                "more log lines than the budget allows: suppressed"
+            );
+        }
         if expired > 0 {
             tracing::debug!(worker = id, expired, "closed connections past their deadline");
         }

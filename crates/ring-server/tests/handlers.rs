@@ -282,3 +282,70 @@ fn a_handler_past_its_deadline_gets_the_client_a_503() {
         "{got}"
     );
 }
+
+/// Log lines written by the workers of this test process (a global subscriber, set once).
+fn captured_log() -> &'static std::sync::Mutex<Vec<u8>> {
+    use std::sync::{Mutex, OnceLock};
+    static LOG: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        struct W(&'static Mutex<Vec<u8>>);
+        impl std::io::Write for W {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let _ = tracing_subscriber::fmt()
+            .with_writer(move || W(log))
+            .with_ansi(false)
+            .try_init();
+        log
+    })
+}
+
+#[test]
+fn a_flood_of_panicking_requests_is_not_a_flood_of_log_lines() {
+    let log = captured_log();
+    // The default hook would print every one of these panics; this test is about ringd's own
+    // lines. Other panics (a failing assertion anywhere) still reach the default hook.
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let expected = info
+            .payload()
+            .downcast_ref::<&str>()
+            .is_some_and(|m| m.contains("expected by the test"));
+        if !expected {
+            default(info);
+        }
+    }));
+    let addr = start(ServerConfig::default(), |r| {
+        r.route("GET /boom", |_: &Request<'_>| -> Response {
+            panic!("boom (expected by the test)")
+        })
+        .unwrap();
+    });
+    let started = Instant::now();
+    for _ in 0..300 {
+        let mut s = connect(addr);
+        s.write_all(b"GET /boom HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        assert!(read_to_close(&mut s).starts_with(b"HTTP/1.1 500 "));
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    // Wait for the sweeper's once-a-second summary of what was suppressed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&log.lock().unwrap()).contains("suppressed") {
+        assert!(Instant::now() < deadline, "no suppression summary logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    let lines = text.matches("handler panicked").count() as u64;
+    assert!(lines >= 1, "{text}");
+    assert!(
+        lines <= 10 * (seconds + 1),
+        "{lines} lines for 300 panics in {seconds} s:\n{text}"
+    );
+}
