@@ -1,5 +1,6 @@
 //! Configuration: the TOML file, then flags on top, validated into one [`Settings`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ pub struct Settings {
     pub log_format: String,
     /// Where `/metrics` is served, if anywhere.
     pub admin: Option<std::net::SocketAddr>,
+    /// Directories served below path prefixes (`[[static]]`).
+    pub statics: Vec<(String, PathBuf)>,
 }
 
 /// The config file. Unknown keys are errors (a typo must not be silently ignored).
@@ -47,6 +50,19 @@ struct FileConfig {
     timeouts: TimeoutsFile,
     #[serde(default)]
     access_log: AccessLogFile,
+    /// Added to every response (nginx `add_header`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<String, String>,
+    /// `[[static]]`: a directory served below a path prefix.
+    #[serde(default, rename = "static", skip_serializing_if = "Vec::is_empty")]
+    statics: Vec<StaticFile>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct StaticFile {
+    prefix: String,
+    root: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -180,7 +196,9 @@ impl Settings {
                 format,
             }),
         };
+        s.headers = file.headers.into_iter().collect();
         s.validate()?;
+        let statics = file.statics.into_iter().map(|s| (s.prefix, s.root)).collect();
         let root = args.root.clone().or(file.root);
         let log = args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned());
         let log_format = args
@@ -202,6 +220,7 @@ impl Settings {
             log,
             log_format,
             admin,
+            statics,
         })
     }
 }
@@ -249,6 +268,15 @@ impl Settings {
                 drain: Some(t.drain.as_secs()),
                 drain_idle: Some(t.drain_idle.as_secs()),
             },
+            headers: s.headers.iter().cloned().collect(),
+            statics: self
+                .statics
+                .iter()
+                .map(|(prefix, root)| StaticFile {
+                    prefix: prefix.clone(),
+                    root: root.clone(),
+                })
+                .collect(),
             access_log: AccessLogFile {
                 path: Some(match s.access_log.as_ref().map(|l| &l.target) {
                     None => "off".to_owned(),
@@ -282,6 +310,8 @@ impl Settings {
         check("buffers", a.buffers != b.buffers);
         check("ring_entries", a.ring_entries != b.ring_entries);
         check("root", self.root != new.root);
+        check("static", self.statics != new.statics);
+        check("headers", a.headers != b.headers);
         check("limits", a.limits != b.limits);
         check("timeouts", a.timeouts != b.timeouts);
         check(

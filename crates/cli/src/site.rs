@@ -2,6 +2,8 @@
 //! two endpoints people benchmark.
 
 use ring_server::IgnoresBody;
+use std::path::{Path, PathBuf};
+
 use ring_server::{Body, Bytes, Request, Response, Router, RouterError, StaticFiles};
 
 /// The page at `/`.
@@ -11,21 +13,32 @@ pub const PLAINTEXT: &str = "Hello, World!";
 /// `/json`'s body.
 pub const JSON: &str = r#"{"message":"Hello, World!"}"#;
 
-/// What `ringd serve` serves.
+/// What `ringd serve` serves: the built-in site (without a root for `/`), and directories
+/// mounted at path prefixes.
 #[derive(Debug, Clone)]
-pub enum Site {
-    /// The built-in page, `/plaintext`, `/json` and `/echo`.
-    Builtin,
-    /// The files below a directory.
-    Files(StaticFiles),
+pub struct Site {
+    builtin: bool,
+    /// (prefix ending in `/`, files), in configuration order.
+    mounts: Vec<(String, StaticFiles)>,
 }
 
 impl Site {
-    /// The files below `root`, or the built-in site.
-    pub fn new(root: Option<&std::path::Path>) -> anyhow::Result<Site> {
-        let site = match root {
-            Some(root) => Site::Files(StaticFiles::new(root)?),
-            None => Site::Builtin,
+    /// `root` serves `/` (and replaces the built-in site); each `(prefix, dir)` serves the files
+    /// of `dir` below `prefix`.
+    pub fn new(root: Option<&Path>, statics: &[(String, PathBuf)]) -> anyhow::Result<Site> {
+        let mut mounts = Vec::new();
+        if let Some(root) = root {
+            mounts.push(("/".to_owned(), StaticFiles::new(root)?));
+        }
+        for (prefix, dir) in statics {
+            if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix.contains('{') || prefix.contains('}') {
+                anyhow::bail!("static prefix {prefix:?}: must start and end with '/' (e.g. \"/assets/\")");
+            }
+            mounts.push((prefix.clone(), StaticFiles::new(dir)?));
+        }
+        let site = Site {
+            builtin: root.is_none(),
+            mounts,
         };
         // Build the routes once here, so that a bad route is an error now, not a worker's.
         site.router()?;
@@ -34,10 +47,14 @@ impl Site {
 
     /// What is served, for the log.
     pub fn describe(&self) -> String {
-        match self {
-            Site::Builtin => "the built-in site".to_owned(),
-            Site::Files(files) => format!("files from {}", files.root().display()),
+        let mut parts: Vec<String> = Vec::new();
+        if self.builtin {
+            parts.push("the built-in site".to_owned());
         }
+        for (prefix, files) in &self.mounts {
+            parts.push(format!("{prefix} from {}", files.root().display()));
+        }
+        parts.join(", ")
     }
 
     /// Builds each worker's router (on the worker's thread).
@@ -49,27 +66,25 @@ impl Site {
     /// One worker's router for this site.
     pub fn router(&self) -> Result<Router, RouterError> {
         let mut r = Router::new();
-        match self {
-            Site::Builtin => {
-                r.route("GET /{$}", IgnoresBody(|_: &Request<'_>| Response::html(INDEX_HTML)))?
-                    .route(
-                        "GET /plaintext",
-                        IgnoresBody(|_: &Request<'_>| Response::text(PLAINTEXT)),
-                    )?
-                    .route(
-                        "GET /json",
-                        IgnoresBody(|_: &Request<'_>| {
-                            Response::new(200)
-                                .content_type_static("application/json")
-                                .body(Body::Full(Bytes::from_static(JSON.as_bytes())))
-                        }),
-                    )?
-                    .route("POST /echo", echo)?
-                    .route("PUT /echo", echo)?;
-            }
-            Site::Files(files) => {
-                r.route("GET /{path...}", files.clone())?;
-            }
+        if self.builtin {
+            r.route("GET /{$}", IgnoresBody(|_: &Request<'_>| Response::html(INDEX_HTML)))?
+                .route(
+                    "GET /plaintext",
+                    IgnoresBody(|_: &Request<'_>| Response::text(PLAINTEXT)),
+                )?
+                .route(
+                    "GET /json",
+                    IgnoresBody(|_: &Request<'_>| {
+                        Response::new(200)
+                            .content_type_static("application/json")
+                            .body(Body::Full(Bytes::from_static(JSON.as_bytes())))
+                    }),
+                )?
+                .route("POST /echo", echo)?
+                .route("PUT /echo", echo)?;
+        }
+        for (prefix, files) in &self.mounts {
+            r.route(&format!("GET {prefix}{{path...}}"), files.clone())?;
         }
         Ok(r)
     }

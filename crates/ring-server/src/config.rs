@@ -106,6 +106,8 @@ pub struct ServerConfig {
     pub server_name: String,
     /// The access log, if any.
     pub access_log: Option<crate::access_log::AccessLogConfig>,
+    /// Headers added to every response a handler has not set itself (nginx `add_header`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for ServerConfig {
@@ -123,6 +125,7 @@ impl Default for ServerConfig {
             ring_entries: 1024,
             server_name: "ringd".to_owned(),
             access_log: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -210,6 +213,29 @@ impl ServerConfig {
         if self.server_name.bytes().any(|b| !(0x20..0x7f).contains(&b)) {
             return err("server_name", "must be printable ASCII");
         }
+        const RESERVED: [&str; 6] = [
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "date",
+            "server",
+            "content-type",
+        ];
+        for (name, value) in &self.headers {
+            let token = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token || RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+                return err("headers", &format!("{name:?} is not a header name ringd lets you add"));
+            }
+            if value
+                .bytes()
+                .any(|b| b == b'\r' || b == b'\n' || b == 0 || (b < 0x20 && b != b'\t') || b == 0x7f)
+            {
+                return err("headers", &format!("the value of {name} has control characters"));
+            }
+        }
         Ok(())
     }
 }
@@ -248,6 +274,18 @@ mod tests {
             ("timeouts.send", Box::new(|c| c.timeouts.send = Duration::ZERO)),
             ("ring_entries", Box::new(|c| c.ring_entries = 1)),
             ("server_name", Box::new(|c| c.server_name = "a\r\nb".into())),
+            (
+                "headers",
+                Box::new(|c| c.headers = vec![("X-A".into(), "1\r\nX-B: 2".into())]),
+            ),
+            (
+                "headers",
+                Box::new(|c| c.headers = vec![("Content-Length".into(), "1".into())]),
+            ),
+            (
+                "headers",
+                Box::new(|c| c.headers = vec![("Bad Name".into(), "1".into())]),
+            ),
         ];
         for (field, mutate) in cases {
             let mut c = ServerConfig::default();

@@ -705,18 +705,25 @@ fn encode_head(
         .filter(|(n, _)| !n.eq_ignore_ascii_case("connection"))
         .map(|(n, v)| (n.as_ref(), v.as_ref()));
     let content_type = response.content_type.as_ref().map(|v| ("Content-Type", v.as_ref()));
+    // The configured `[headers]`, unless the handler set the same one.
+    let config = worker.config();
+    let configured = config
+        .headers
+        .iter()
+        .filter(|(n, _)| !response.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n)))
+        .map(|(n, v)| (n.as_str(), v.as_bytes()));
     let mut inline: [(&str, &[u8]); INLINE] = [("", &[]); INLINE];
     let heap: Vec<(&str, &[u8])>;
-    let count = response.headers.len() + 1;
+    let count = response.headers.len() + 1 + config.headers.len();
     let headers: &[(&str, &[u8])] = if count <= INLINE {
         let mut n = 0;
-        for h in content_type.into_iter().chain(extra) {
+        for h in content_type.into_iter().chain(extra).chain(configured) {
             inline[n] = h;
             n += 1;
         }
         &inline[..n]
     } else {
-        heap = content_type.into_iter().chain(extra).collect();
+        heap = content_type.into_iter().chain(extra).chain(configured).collect();
         &heap
     };
     let status = if (200..=999).contains(&response.status) {
@@ -742,7 +749,7 @@ fn encode_head(
         keep_alive,
         head_request: is_head,
     };
-    match write_head(out, &head, date, worker.config().server_name.as_bytes()) {
+    match write_head(out, &head, date, config.server_name.as_bytes()) {
         Ok(framing) => Some(framing),
         Err(e) => {
             let name = headers.get(e.index).map_or("?", |h| h.0);
