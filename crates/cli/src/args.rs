@@ -43,55 +43,55 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", env = "RINGD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Listen backlog (also capped by net.core.somaxconn).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "RINGD_BACKLOG")]
     pub backlog: Option<u32>,
     /// Largest request body in bytes (413 above it).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", env = "RINGD_MAX_BODY")]
     pub max_body: Option<u64>,
     /// Longest request line in bytes (414 above it).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", env = "RINGD_MAX_REQUEST_LINE")]
     pub max_request_line: Option<usize>,
     /// Largest request head in bytes (431 above it).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", env = "RINGD_MAX_HEADER_BYTES")]
     pub max_header_bytes: Option<usize>,
     /// Most header fields in a request (431 above it).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "RINGD_MAX_HEADERS")]
     pub max_headers: Option<usize>,
     /// Requests served on one keep-alive connection before it closes.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "RINGD_MAX_REQUESTS_PER_CONN")]
     pub max_requests_per_conn: Option<u64>,
     /// Open connections per worker; more are answered 503 and closed.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "RINGD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
     /// Seconds a handler may take before the client gets 503 (0: no limit, the default).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "RINGD_HANDLER_TIMEOUT")]
     pub handler_timeout: Option<u64>,
     /// Seconds a graceful shutdown (SIGTERM/SIGINT) waits for open requests.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "RINGD_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<u64>,
     /// Registered fixed buffers per worker (locked memory: RLIMIT_MEMLOCK).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "RINGD_BUFFERS")]
     pub buffers: Option<usize>,
     /// Size of each registered fixed buffer in bytes.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", env = "RINGD_BUFFER_SIZE")]
     pub buffer_size: Option<usize>,
     /// Seconds an idle keep-alive connection is kept.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "RINGD_KEEPALIVE_TIMEOUT")]
     pub keepalive_timeout: Option<u64>,
     /// Seconds a client may take to send a request head.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "RINGD_HEADER_TIMEOUT")]
     pub header_timeout: Option<u64>,
     /// Seconds a client may pause while sending a body.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "RINGD_BODY_TIMEOUT")]
     pub body_timeout: Option<u64>,
     /// Seconds a client may leave a response unread.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "RINGD_SEND_TIMEOUT")]
     pub send_timeout: Option<u64>,
     /// Access log: off (the default), stderr, or a file path (appended to; reopened on SIGUSR1).
-    #[arg(long, value_name = "off|stderr|PATH")]
+    #[arg(long, value_name = "off|stderr|PATH", env = "RINGD_ACCESS_LOG")]
     pub access_log: Option<String>,
     /// Access log format: combined (nginx's, the default) or json.
-    #[arg(long, value_name = "combined|json")]
+    #[arg(long, value_name = "combined|json", env = "RINGD_ACCESS_LOG_FORMAT")]
     pub access_log_format: Option<String>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given; keep it private).
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen, env = "RINGD_ADMIN")]
@@ -99,6 +99,9 @@ pub struct ServeArgs {
     /// Log format: auto (human on a terminal, JSON otherwise, e.g. journald), human or json.
     #[arg(long, value_name = "auto|human|json", env = "RINGD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Pin each worker to its CPU (the default); `--pin false` lets the scheduler move them.
+    #[arg(long, value_name = "true|false", env = "RINGD_PIN")]
+    pub pin: Option<bool>,
     /// Log filter (error, warn, info, debug, trace, or tracing directives).
     #[arg(long, value_name = "FILTER", env = "RINGD_LOG")]
     pub log: Option<String>,

@@ -32,6 +32,7 @@ pub struct Settings {
 struct FileConfig {
     listen: Option<Vec<String>>,
     workers: Option<WorkersSetting>,
+    pin: Option<bool>,
     root: Option<PathBuf>,
     backlog: Option<u32>,
     max_requests_per_connection: Option<u64>,
@@ -114,9 +115,12 @@ struct TimeoutsFile {
 impl Settings {
     /// Reads `--config` (if any) and applies the flags over it.
     pub fn load(args: &ServeArgs) -> Result<Settings> {
-        let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
+        let (file, text) = match &args.config {
+            Some(path) => {
+                let (file, text) = read_file(path)?;
+                (file, Some(text))
+            }
+            None => (FileConfig::default(), None),
         };
         let mut s = ServerConfig::default();
         if let Some(listen) = &file.listen {
@@ -138,6 +142,7 @@ impl Settings {
             }
             (None, None) => Workers::Auto,
         };
+        set(&mut s.pin, file.pin, args.pin);
         set(&mut s.backlog, file.backlog, args.backlog);
         set(
             &mut s.max_requests_per_conn,
@@ -197,7 +202,16 @@ impl Settings {
             }),
         };
         s.headers = file.headers.into_iter().collect();
-        s.validate()?;
+        if let Err(e) = s.validate() {
+            // Name the line when the bad value came from the file.
+            return Err(match (&args.config, &text) {
+                (Some(path), Some(text)) => match line_of(text, e.field) {
+                    Some(line) => anyhow::anyhow!("config file {} line {line}: {e}", path.display()),
+                    None => e.into(),
+                },
+                _ => e.into(),
+            });
+        }
         let statics = file.statics.into_iter().map(|s| (s.prefix, s.root)).collect();
         let root = args.root.clone().or(file.root);
         let log = args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned());
@@ -232,6 +246,7 @@ impl Settings {
         let t = &s.timeouts;
         let file = FileConfig {
             listen: Some(s.listen.iter().map(ToString::to_string).collect()),
+            pin: Some(s.pin),
             workers: Some(match s.workers {
                 Workers::Auto => WorkersSetting::Name("auto".to_owned()),
                 Workers::Count(n) => WorkersSetting::Count(n),
@@ -306,6 +321,7 @@ impl Settings {
         };
         check("listen", a.listen != b.listen);
         check("workers", a.workers != b.workers);
+        check("pin", a.pin != b.pin);
         check("backlog", a.backlog != b.backlog);
         check("buffers", a.buffers != b.buffers);
         check("ring_entries", a.ring_entries != b.ring_entries);
@@ -337,9 +353,32 @@ fn set_secs(field: &mut Duration, file: Option<u64>, flag: Option<u64>) {
     set(field, file.map(Duration::from_secs), flag.map(Duration::from_secs));
 }
 
-fn read_file(path: &Path) -> Result<FileConfig> {
+/// The line of `field` (`key` or `section.key`) in a config file's text, if it is there.
+fn line_of(text: &str, field: &str) -> Option<usize> {
+    let (section, key) = match field.split_once('.') {
+        Some((s, k)) => (Some(s), k),
+        None => (None, field),
+    };
+    let mut current: Option<&str> = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            current = Some(name.trim_matches(|c| c == '[' || c == ']').trim());
+            continue;
+        }
+        let names_key = t
+            .split_once('=')
+            .is_some_and(|(k, _)| k.trim().trim_matches('"') == key);
+        if names_key && current == section {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+fn read_file(path: &Path) -> Result<(FileConfig, String)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
+    let file = toml::from_str(&text).map_err(|e| {
         // toml's own message spans several lines with a caret; an operator's log wants one.
         let line = e
             .span()
@@ -347,7 +386,8 @@ fn read_file(path: &Path) -> Result<FileConfig> {
             .map_or(String::new(), |l| format!(" line {l}"));
         let message = e.message().replace('\n', " ");
         anyhow::anyhow!("config file {}{line}: {message}", path.display())
-    })
+    })?;
+    Ok((file, text))
 }
 
 #[cfg(test)]
@@ -390,6 +430,22 @@ mod tests {
         let msg = format!("{e:#}");
         assert!(msg.contains("bogus_key") && msg.contains("line 2"), "{msg}");
         assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn invalid_values_from_the_file_name_their_line() {
+        let e = load_toml(
+            "backlog = 5\n\n[buffers]\nsize = 8192\ncount = 0\n",
+            ServeArgs::default(),
+        )
+        .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("line 5") && msg.contains("buffers.count"), "{msg}");
+        let e = load_toml("max_connections = 0\n", ServeArgs::default()).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("line 1: invalid configuration: max_connections"),
+            "{e:#}"
+        );
     }
 
     #[test]

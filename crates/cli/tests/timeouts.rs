@@ -106,6 +106,8 @@ fn thousands_of_timed_out_connections_leave_no_fds_or_memory_behind() {
         "1",
         "--max-body",
         "2000000",
+        "--admin",
+        "127.0.0.1:0",
     ]);
     let mut c = Conn::open(server.addr);
     c.send(PLAINTEXT);
@@ -134,8 +136,30 @@ fn thousands_of_timed_out_connections_leave_no_fds_or_memory_behind() {
         rss_after_second <= rss_after_first + 4096,
         "RSS grew from {rss_after_first} KiB to {rss_after_second} KiB over a second round"
     );
+    // No registered buffer is left parked in a write that was cut off.
+    let metrics = scrape(&server);
+    assert!(
+        metrics.contains("\nringd_fixed_buffers_in_use{worker=\"0\"} 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("ringd_connections_timed_out_total{worker=\"0\"} 0\n"),
+        "{metrics}"
+    );
     let mut c = Conn::open(server.addr);
     c.send(PLAINTEXT);
     assert_eq!(c.read_response(false).status, 200);
     server.assert_no_panic();
+}
+
+/// `GET /metrics` from the admin listener the server logged.
+fn scrape(server: &Server) -> String {
+    let log = server.log();
+    let at = log.find("metrics on http://").expect("admin address logged") + "metrics on http://".len();
+    let addr: String = log[at..].chars().take_while(|c| *c != '/').collect();
+    let mut s = std::net::TcpStream::connect(addr.as_str()).unwrap();
+    std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut s, &mut out).unwrap();
+    out
 }

@@ -108,6 +108,8 @@ pub struct ServerConfig {
     pub access_log: Option<crate::access_log::AccessLogConfig>,
     /// Headers added to every response a handler has not set itself (nginx `add_header`).
     pub headers: Vec<(String, String)>,
+    /// Pin each worker thread to its CPU.
+    pub pin: bool,
 }
 
 impl Default for ServerConfig {
@@ -126,6 +128,7 @@ impl Default for ServerConfig {
             server_name: "ringd".to_owned(),
             access_log: None,
             headers: Vec::new(),
+            pin: true,
         }
     }
 }

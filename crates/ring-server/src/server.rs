@@ -95,7 +95,7 @@ impl Server {
         let heartbeats = Heartbeats::new(count);
         let metrics = Metrics::new(count);
         for (id, listeners) in per_worker.into_iter().enumerate() {
-            let core = Some(cores[id % cores.len()]);
+            let core = config.pin.then(|| cores[id % cores.len()]);
             let (config, factory, tx) = (config.clone(), self.factory.clone(), tx.clone());
             let heartbeats = heartbeats.clone();
             let stats = metrics.worker(id);
@@ -170,7 +170,15 @@ pub struct RunningServer {
 }
 
 /// Settings a running server cannot change: they shape sockets, threads and locked memory.
-pub const RESTART_ONLY: [&str; 6] = ["listen", "workers", "backlog", "buffers", "ring_entries", "access_log"];
+pub const RESTART_ONLY: [&str; 7] = [
+    "listen",
+    "workers",
+    "pin",
+    "backlog",
+    "buffers",
+    "ring_entries",
+    "access_log",
+];
 
 impl RunningServer {
     /// The addresses listened on, in `listen` order, with port 0 resolved.
@@ -227,12 +235,16 @@ impl RunningServer {
         if config.access_log != self.config.access_log {
             ignored.push("access_log");
         }
+        if config.pin != self.config.pin {
+            ignored.push("pin");
+        }
         config.listen = self.config.listen.clone();
         config.workers = self.config.workers.clone();
         config.backlog = self.config.backlog;
         config.buffers = self.config.buffers;
         config.ring_entries = self.config.ring_entries;
         config.access_log = self.config.access_log.clone();
+        config.pin = self.config.pin;
         let shared = Arc::new(config.clone());
         let factory: RouterFactory = Arc::new(routes);
         for (worker, tx) in self.reloads.iter().enumerate() {
