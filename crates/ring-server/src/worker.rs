@@ -297,7 +297,7 @@ async fn drain(id: usize, worker: &Worker) {
     let grace = Instant::now() + worker.config().timeouts.drain_idle;
     worker.conns.shorten_idle(grace);
     let open = worker.conns.len();
-    tracing::debug!(worker = id, open, "draining");
+    tracing::info!(worker = id, open, "draining: stopped accepting");
     while worker.conns.len() > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
