@@ -212,8 +212,23 @@ impl Settings {
                 _ => e.into(),
             });
         }
-        let statics = file.statics.into_iter().map(|s| (s.prefix, s.root)).collect();
+        let statics: Vec<(String, PathBuf)> = file.statics.into_iter().map(|s| (s.prefix, s.root)).collect();
         let root = args.root.clone().or(file.root);
+        // Paths are printed back as TOML (`ringd check`) and in logs: they must be text.
+        let paths = root.iter().chain(statics.iter().map(|(_, p)| p));
+        let log_path = match &s.access_log {
+            Some(AccessLogConfig {
+                target: LogTarget::File(p),
+                ..
+            }) => Some(p),
+            _ => None,
+        };
+        if let Some(bad) = paths.chain(log_path).find(|p| p.to_str().is_none()) {
+            bail!(
+                "the path {} is not valid UTF-8: rename it or use another",
+                bad.display()
+            );
+        }
         let log = args.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned());
         let log_format = args
             .log_format
@@ -334,6 +349,8 @@ impl Settings {
             "max_requests_per_connection",
             a.max_requests_per_conn != b.max_requests_per_conn,
         );
+        check("max_connections", a.max_connections != b.max_connections);
+        check("shed", a.shed != b.shed);
         check("server_name", a.server_name != b.server_name);
         check("log", self.log != new.log);
         check("log_format", self.log_format != new.log_format);

@@ -208,8 +208,10 @@ fn reload(args: &args::ServeArgs, current: &mut Settings, running: &mut RunningS
         let filter = EnvFilter::try_new(&new.log).with_context(|| format!("invalid log filter {:?}", new.log))?;
         let changed = current.changes(&new);
         let mut restart_only = running.reload(new.server.clone(), site.router_factory())?;
-        if changed.contains(&"admin") {
-            restart_only.push("admin");
+        for setting in ["admin", "log_format"] {
+            if changed.contains(&setting) {
+                restart_only.push(setting);
+            }
         }
         log_filter.reload(filter).context("applying the log filter")?;
         let live: Vec<&str> = changed.iter().copied().filter(|c| !restart_only.contains(c)).collect();

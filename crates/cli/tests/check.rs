@@ -44,6 +44,24 @@ fn the_example_config_checks_and_prints_every_key() {
 }
 
 #[test]
+fn a_root_that_is_not_utf8_is_an_error_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new("check-utf8");
+    let odd = dir.path.join(std::ffi::OsStr::from_bytes(b"site\xff"));
+    std::fs::create_dir_all(&odd).unwrap();
+    let out = run_bounded(
+        Command::new(bin()).arg("check").arg("--root").arg(&odd),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("error: the path") && out.stderr.contains("not valid UTF-8"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn each_bad_config_fails_with_one_line_naming_the_problem() {
     let dir = TempDir::new("check-bad");
     let cases: [(&str, &str); 6] = [

@@ -254,7 +254,7 @@ fn sigterm_after_barrage_exits_0() {
 fn few_small_buffers_many_connections() {
     // More concurrent connections than registered buffers, and bodies much
     // larger than one buffer: every request must still be answered correctly.
-    let s = Server::start(&["--buffers", "16", "--buffer-size", "4096", "--backlog", "16"]);
+    let s = Server::start(&["--buffers", "16", "--buffer-size", "4096"]);
     let addr = s.addr;
     let threads: Vec<_> = (0..40u64)
         .map(|t| {

@@ -105,3 +105,32 @@ fn metrics_are_not_on_the_public_port_and_admin_is_off_by_default() {
     );
     assert!(!server.log().contains("metrics on"));
 }
+
+#[test]
+fn a_slow_admin_client_does_not_block_scrapes_and_open_connections_are_counted() {
+    use std::io::Write;
+    let server = Server::start(&["--admin", "127.0.0.1:0"]);
+    let url = admin_url(&server);
+    let admin_addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    // A client that sends one byte and then nothing, holding its admin connection.
+    let mut slow = std::net::TcpStream::connect(admin_addr.as_str()).unwrap();
+    slow.write_all(b"G").unwrap();
+    let idle: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    // Each connection registers as soon as it is accepted: poll (bounded) until all three are.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = scrape(&url);
+        if get(&m, "ringd_connections_open|worker=0") >= 3.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "open connections not counted: {m:#}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(idle);
+    drop(slow);
+}

@@ -214,3 +214,58 @@ fn an_idle_connection_may_still_send_one_request_while_draining() {
     drop(c);
     assert!(server.wait_exit(Duration::from_secs(10)).success());
 }
+
+#[test]
+fn a_silent_connection_does_not_hold_up_the_drain() {
+    let mut server = Server::start(&[]);
+    // Connected, never a byte: it is idle, so the drain's one-second grace applies, not the
+    // 60 s header timeout (nor the 20 s drain timeout).
+    let silent = TcpStream::connect(server.addr).unwrap();
+    let mut c = Conn::open(server.addr);
+    c.send(PLAINTEXT);
+    assert_eq!(c.read_response(false).status, 200);
+    let started = Instant::now();
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).success());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the drain waited {:?} for a silent connection",
+        started.elapsed()
+    );
+    assert!(server.log().contains("drained in"), "{}", server.log());
+    drop(silent);
+}
+
+#[test]
+fn an_access_log_target_that_stops_reading_does_not_stop_the_timeouts() {
+    // A FIFO whose reader never reads: once its 64 KiB are full, every access log write waits.
+    let dir = TempDir::new("stuck-log");
+    let fifo = dir.join("access.fifo");
+    let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success(), "mkfifo");
+    use std::os::unix::fs::OpenOptionsExt;
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let server = Server::start(&[
+        "--access-log",
+        fifo.to_str().unwrap(),
+        "--keepalive-timeout",
+        "1",
+        "--max-requests-per-conn",
+        "100000",
+    ]);
+    let mut c = Conn::open(server.addr);
+    for _ in 0..3000 {
+        c.send(PLAINTEXT);
+        assert_eq!(c.read_response(false).status, 200);
+    }
+    // More than a second later the log is stuck, yet the idle connection is still timed out.
+    c.expect_eof();
+    let mut fresh = Conn::open(server.addr);
+    fresh.send(PLAINTEXT);
+    assert_eq!(fresh.read_response(false).status, 200);
+    server.assert_no_panic();
+}

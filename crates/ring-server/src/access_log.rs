@@ -54,6 +54,12 @@ pub(crate) struct Entry<'a> {
 
 /// Flush when this much has gathered, without waiting for the next second.
 const FLUSH_AT: usize = 64 * 1024;
+/// A target that does not keep up (a stuck pipe, a stalled disk) may hold this much per worker;
+/// lines beyond it are dropped and counted rather than letting memory grow without bound.
+const MAX_PENDING: usize = 8 << 20;
+/// Writes to a pipe or socket are atomic up to PIPE_BUF: workers sharing stderr write whole lines
+/// in pieces no larger, so their lines never interleave.
+const PIPE_BUF: usize = 4096;
 
 /// One worker's access log.
 pub(crate) struct AccessLog {
@@ -61,6 +67,10 @@ pub(crate) struct AccessLog {
     buf: RefCell<Vec<u8>>,
     file: RefCell<Option<Rc<File>>>,
     flushing: Cell<bool>,
+    /// The target is a pipe or socket (write in PIPE_BUF pieces), not a regular file.
+    stream: bool,
+    /// Lines dropped because the target did not keep up, since the last report.
+    dropped: Cell<u64>,
     /// `[27/Nov/2026:08:49:00 +0000]` for the current second.
     time: RefCell<(u64, String)>,
 }
@@ -75,11 +85,14 @@ impl AccessLog {
     }
 
     pub(crate) fn new(config: AccessLogConfig, file: std::fs::File) -> AccessLog {
+        let stream = !file.metadata().is_ok_and(|m| m.file_type().is_file());
         AccessLog {
             config,
             buf: RefCell::new(Vec::with_capacity(FLUSH_AT)),
             file: RefCell::new(Some(Rc::new(File::from_std(file)))),
             flushing: Cell::new(false),
+            stream,
+            dropped: Cell::new(0),
             time: RefCell::new((u64::MAX, String::new())),
         }
     }
@@ -87,6 +100,10 @@ impl AccessLog {
     /// Appends one line; returns whether enough has gathered to flush now.
     pub(crate) fn record(&self, e: &Entry<'_>) -> bool {
         let mut buf = self.buf.borrow_mut();
+        if buf.len() >= MAX_PENDING {
+            self.dropped.set(self.dropped.get() + 1);
+            return false;
+        }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut time = self.time.borrow_mut();
         if time.0 != now {
@@ -134,25 +151,70 @@ impl AccessLog {
         buf.len() >= FLUSH_AT && !self.flushing.get()
     }
 
-    /// Writes what has gathered. One flush at a time per worker; lines keep their order.
+    /// Whether a flush is under way.
+    pub(crate) fn flushing(&self) -> bool {
+        self.flushing.get()
+    }
+
+    /// Lines dropped since the last call (the target did not keep up).
+    pub(crate) fn take_dropped(&self) -> u64 {
+        self.dropped.replace(0)
+    }
+
+    /// Writes what has gathered, in order. When a flush is already under way this waits for it
+    /// (and then writes what came after), so that "flushed" means written.
     pub(crate) async fn flush(&self) {
-        if self.flushing.replace(true) {
-            return;
+        // One writer at a time (single thread: nothing runs between this check and the set).
+        while self.flushing.get() {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
+        self.flushing.set(true);
+        // Cleared however this ends, also if the future is dropped (a timed-out final flush).
+        struct Writing<'a>(&'a Cell<bool>);
+        impl Drop for Writing<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let _writing = Writing(&self.flushing);
         loop {
             let pending = std::mem::replace(&mut *self.buf.borrow_mut(), Vec::with_capacity(FLUSH_AT));
             if pending.is_empty() {
                 break;
             }
             let Some(file) = self.file.borrow().clone() else { break };
-            // The file is opened with O_APPEND (or is a pipe): the offset is ignored.
-            let (res, _) = file.write_all_at(pending, 0).await;
-            if let Err(e) = res {
+            if let Err(e) = self.write(&file, pending).await {
                 tracing::warn!("access log write failed: {e}");
                 break;
             }
         }
-        self.flushing.set(false);
+    }
+
+    /// Whether lines are waiting to be written.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.buf.borrow().is_empty()
+    }
+
+    async fn write(&self, file: &File, pending: Vec<u8>) -> io::Result<()> {
+        // A regular file is opened O_APPEND: the offset is ignored and each write lands whole.
+        if !self.stream {
+            return file.write_all_at(pending, 0).await.0;
+        }
+        let mut rest = &pending[..];
+        while !rest.is_empty() {
+            // Whole lines, at most PIPE_BUF bytes (a longer line goes alone).
+            let mut end = rest.len().min(PIPE_BUF);
+            if end < rest.len() {
+                end = match rest[..end].iter().rposition(|b| *b == b'\n') {
+                    Some(nl) => nl + 1,
+                    None => rest.iter().position(|b| *b == b'\n').map_or(rest.len(), |nl| nl + 1),
+                };
+            }
+            let (res, _) = file.write_all_at(rest[..end].to_vec(), 0).await;
+            res?;
+            rest = &rest[end..];
+        }
+        Ok(())
     }
 
     /// Flushes to the old file, then switches to a newly opened one (logrotate's SIGUSR1).

@@ -5,7 +5,9 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ringd_core::{header_slots, parse_request, Limits, Method, Parsed};
 
@@ -19,22 +21,58 @@ pub fn serve_metrics(addr: SocketAddr, metrics: Metrics) -> io::Result<SocketAdd
     std::thread::Builder::new()
         .name("ringd-admin".to_owned())
         .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                if let Err(e) = answer(stream, &metrics) {
-                    tracing::debug!("admin connection: {e}");
+            let busy = Arc::new(AtomicUsize::new(0));
+            loop {
+                let stream = match listener.accept() {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::debug!("admin accept: {e}");
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                };
+                // Each scrape on its own short-lived thread, a few at a time, so one slow client
+                // cannot hold the others up; beyond that, new ones are closed at once.
+                if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT {
+                    busy.fetch_sub(1, Ordering::SeqCst);
+                    continue;
+                }
+                let (metrics, done) = (metrics.clone(), busy.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("ringd-scrape".to_owned())
+                    .spawn(move || {
+                        if let Err(e) = answer(stream, &metrics) {
+                            tracing::debug!("admin connection: {e}");
+                        }
+                        done.fetch_sub(1, Ordering::SeqCst);
+                    });
+                if spawned.is_err() {
+                    // The closure (and its count) was dropped with the failed spawn.
+                    busy.fetch_sub(1, Ordering::SeqCst);
                 }
             }
         })?;
     Ok(local)
 }
 
+/// Scrapes answered at once; more are refused.
+const MAX_CONCURRENT: usize = 4;
+/// A whole admin exchange must fit in this, however slowly the client sends.
+const EXCHANGE: Duration = Duration::from_secs(5);
+
 fn answer(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let deadline = Instant::now() + EXCHANGE;
+    stream.set_write_timeout(Some(EXCHANGE))?;
     let mut buf = vec![0u8; 8192];
     let mut filled = 0;
     let limits = Limits::default();
     let (status, body): (&str, String) = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "admin request too slow"));
+        }
+        stream.set_read_timeout(Some(left))?;
         let n = stream.read(&mut buf[filled..])?;
         if n == 0 {
             return Ok(());

@@ -216,15 +216,24 @@ impl ServerConfig {
         if self.server_name.bytes().any(|b| !(0x20..0x7f).contains(&b)) {
             return err("server_name", "must be printable ASCII");
         }
-        const RESERVED: [&str; 6] = [
+        // Framing and connection management are the server's, and so is the one Content-Type.
+        const RESERVED: [&str; 11] = [
             "content-length",
             "transfer-encoding",
             "connection",
             "date",
             "server",
             "content-type",
+            "keep-alive",
+            "upgrade",
+            "te",
+            "trailer",
+            "proxy-connection",
         ];
-        for (name, value) in &self.headers {
+        for (i, (name, value)) in self.headers.iter().enumerate() {
+            if self.headers[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                return err("headers", &format!("{name} is given twice"));
+            }
             let token = !name.is_empty()
                 && name
                     .bytes()

@@ -53,6 +53,7 @@ const LINGER_BYTES: usize = 1 << 20;
 pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
     let stream = Rc::new(stream);
     let key = worker.conns.insert(stream.clone());
+    worker.stats.open.set(worker.conns.len() as u64);
     // Removes the slot however this task ends, a panic included: the slot holds the socket, so a
     // slot left behind would be a connection that never closes.
     let _slot = SlotGuard {
@@ -115,6 +116,7 @@ struct SlotGuard {
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.worker.conns.remove(self.key);
+        self.worker.stats.open.set(self.worker.conns.len() as u64);
     }
 }
 
@@ -211,7 +213,7 @@ impl Conn {
         } else if self.start == self.rbuf.len() {
             // A new connection's first request is timed like a head, as nginx's
             // client_header_timeout: a client that connects and says nothing is not idle.
-            (Phase::Head, Instant::now() + t.header)
+            (Phase::Fresh, Instant::now() + t.header)
         } else {
             let started = *self.head_started.get_or_insert_with(Instant::now);
             (Phase::Head, started + t.header)
@@ -322,32 +324,30 @@ impl Conn {
             },
         };
         let date = worker.date();
-        worker
-            .stats
-            .request(head.method.as_str(), response.status, started.elapsed());
+        let handler_status = response.status;
+        let body_bytes = if head.method == Method::Head {
+            Some(0)
+        } else {
+            response.body.len()
+        };
+        let (encoded, status) = encode(&mut self.out, response, &head, keep_alive, &date, worker);
+        // What was sent (a 500 replaces a response the handler got wrong).
+        let body_bytes = if status == handler_status { body_bytes } else { None };
+        worker.stats.request(head.method.as_str(), status, started.elapsed());
         if let Some(log) = &worker.access_log {
             let entry = Entry {
                 peer: self.peer,
                 request: request_line(buf),
-                status: response.status,
-                body_bytes: if head.method == Method::Head {
-                    Some(0)
-                } else {
-                    response.body.len()
-                },
+                status,
+                body_bytes,
                 referer: head.header("referer"),
                 user_agent: head.header("user-agent"),
             };
             if log.record(&entry) {
-                let worker = self.worker.clone();
-                tokio_uring::spawn(async move {
-                    if let Some(log) = &worker.access_log {
-                        log.flush().await;
-                    }
-                });
+                crate::worker::spawn_log_flush(&self.worker);
             }
         }
-        let keep_alive = match encode(&mut self.out, response, &head, keep_alive, &date, worker) {
+        let keep_alive = match encoded {
             Encoded::Done { keep_alive } => keep_alive,
             Encoded::Stream {
                 stream,
@@ -640,8 +640,9 @@ fn encode(
     keep_alive: bool,
     date: &[u8],
     worker: &Worker,
-) -> Encoded {
+) -> (Encoded, u16) {
     let is_head = head.method == Method::Head;
+    let status = response.status;
     // A handler asking to close (as the panic path does) is honoured, and never written as a header.
     let keep_alive = keep_alive
         && !response
@@ -652,11 +653,11 @@ fn encode(
         Some(f) => f,
         None => {
             encode_simple(out, &Response::error(500), head.version, false, is_head, date, worker);
-            return Encoded::Done { keep_alive: false };
+            return (Encoded::Done { keep_alive: false }, 500);
         }
     };
     let keep_alive = keep_alive && framing != ResponseFraming::CloseDelimited;
-    match (framing, response.body) {
+    let encoded = match (framing, response.body) {
         (ResponseFraming::NoBody, _) | (_, Body::Empty) => Encoded::Done { keep_alive },
         (_, Body::Full(bytes)) if bytes.len() <= INLINE_BODY => {
             out.put(&bytes);
@@ -668,7 +669,8 @@ fn encode(
             framing,
             keep_alive,
         },
-    }
+    };
+    (encoded, status)
 }
 
 /// Encodes a response the server made itself (errors): head and body, no streaming.

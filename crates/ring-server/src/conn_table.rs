@@ -19,6 +19,8 @@ use tokio_uring::net::TcpStream;
 pub(crate) enum Phase {
     /// Waiting for the first byte of the next request (keep-alive timeout).
     Idle,
+    /// A new connection waiting for its first byte (header timeout).
+    Fresh,
     /// Reading a request head (header timeout, from its first byte).
     Head,
     /// Reading a request body (body timeout, between reads).
@@ -72,7 +74,8 @@ impl ConnTable {
     /// Brings the deadline of every idle connection forward to `at` (a drain's grace period).
     pub(crate) fn shorten_idle(&self, at: Instant) {
         for (_, slot) in self.slots.borrow_mut().iter_mut() {
-            if slot.phase == Phase::Idle && slot.deadline.is_none_or(|d| d > at) {
+            // A fresh connection is as idle as a kept-alive one: it has not sent a byte.
+            if matches!(slot.phase, Phase::Idle | Phase::Fresh) && slot.deadline.is_none_or(|d| d > at) {
                 slot.deadline = Some(at);
             }
         }

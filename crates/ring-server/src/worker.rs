@@ -273,15 +273,38 @@ async fn controller(id: usize, worker: Rc<Worker>, mut control: UnboundedReceive
             Control::Drain { drained } => {
                 drain(id, &worker).await;
                 if let Some(log) = &worker.access_log {
-                    log.flush().await;
+                    // Bounded: a target that stopped taking data must not hold up the exit.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), log.flush()).await;
                 }
                 drained.fetch_add(1, Ordering::SeqCst);
             }
             Control::ReopenLogs => {
                 if let Some(log) = &worker.access_log {
-                    log.reopen().await;
+                    if tokio::time::timeout(Duration::from_secs(5), log.reopen())
+                        .await
+                        .is_err()
+                    {
+                        tracing::error!(
+                            worker = id,
+                            "the access log did not take its pending lines; not reopened"
+                        );
+                    }
                 }
             }
+        }
+    }
+}
+
+/// Starts writing the access log's pending lines, unless a write is already under way.
+pub(crate) fn spawn_log_flush(worker: &Rc<Worker>) {
+    if let Some(log) = &worker.access_log {
+        if log.has_pending() && !log.flushing() {
+            let worker = worker.clone();
+            tokio_uring::spawn(async move {
+                if let Some(log) = &worker.access_log {
+                    log.flush().await;
+                }
+            });
         }
     }
 }
@@ -289,7 +312,7 @@ async fn controller(id: usize, worker: Rc<Worker>, mut control: UnboundedReceive
 /// Stops accepting and waits until every connection of this worker has closed. Connections
 /// close themselves: each answers its current request with `Connection: close`, and idle ones
 /// get `timeouts.drain_idle` to send one last request.
-async fn drain(id: usize, worker: &Worker) {
+async fn drain(id: usize, worker: &Rc<Worker>) {
     worker.draining.set(true);
     for l in &worker.listeners {
         let _ = socket2::SockRef::from(l).shutdown(std::net::Shutdown::Both);
@@ -299,6 +322,8 @@ async fn drain(id: usize, worker: &Worker) {
     let open = worker.conns.len();
     tracing::info!(worker = id, open, "draining: stopped accepting");
     while worker.conns.len() > 0 {
+        // Lines are written as the drain goes, so an exit at the drain timeout loses little.
+        spawn_log_flush(worker);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -313,8 +338,20 @@ async fn sweeper(id: usize, worker: Rc<Worker>, heartbeats: Heartbeats) {
     loop {
         tick.tick().await;
         heartbeats.beat(id);
-        if let Some(log) = &worker.access_log {
-            log.flush().await;
+        // Never awaited here: a target that stops taking data must not stop the deadlines.
+        spawn_log_flush(&worker);
+        worker.stats.open.set(worker.conns.len() as u64);
+        if let Some(dropped) = worker
+            .access_log
+            .as_ref()
+            .map(AccessLog::take_dropped)
+            .filter(|d| *d > 0)
+        {
+            tracing::warn!(
+                worker = id,
+                dropped,
+                "access log lines dropped: its target is not keeping up"
+            );
         }
         let expired = worker.conns.sweep(Instant::now());
         worker.stats.timed_out.add(expired as u64);
