@@ -11,6 +11,8 @@
 
 /// Incremental decoder for the chunked transfer coding (RFC 9112 §7.1).
 pub mod chunked;
+/// Conditional requests and byte ranges (RFC 9110 §13, §14).
+pub mod conditional;
 /// Cached rendering of the `Date` header value.
 pub mod date;
 /// Parse errors, each mapped to the status code of the response that reports it.

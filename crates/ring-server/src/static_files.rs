@@ -13,6 +13,8 @@ use std::path::{Component, Path, PathBuf};
 use bytes::Bytes;
 use tokio_uring::fs::File;
 
+use ringd_core::conditional::{evaluate, http_date, range, Conditions, Precondition, RangeAnswer, Validators};
+
 use crate::handler::{Body, BodyStream, ChunkFuture, Handler, Reply, Request, Response};
 
 /// Files up to this size are read whole and sent with their head in one write.
@@ -102,15 +104,60 @@ impl StaticFiles {
             return Response::error(404);
         }
         let size = stat.stx_size;
-        let response = Response::new(200).content_type(content_type(&path));
-        if !is_head && size <= WHOLE_FILE_MAX {
-            return match read_whole(&file, size).await {
+        let mtime_secs = u64::try_from(stat.stx_mtime.tv_sec).unwrap_or(0);
+        // Strong: a new inode, size or nanosecond mtime is a new tag.
+        let etag = format!(
+            "\"{:x}-{:x}-{:x}.{:x}\"",
+            stat.stx_ino, size, mtime_secs, stat.stx_mtime.tv_nsec
+        );
+        let validators = Validators {
+            etag: &etag,
+            last_modified: mtime_secs,
+        };
+        let with_validators = |status: u16| {
+            Response::new(status)
+                .header("ETag", etag.clone())
+                .header("Last-Modified", http_date(mtime_secs))
+                .header("Accept-Ranges", "bytes")
+        };
+        let conditions = Conditions {
+            if_match: req.header("if-match"),
+            if_none_match: req.header("if-none-match"),
+            if_modified_since: req.header("if-modified-since"),
+            if_unmodified_since: req.header("if-unmodified-since"),
+        };
+        // Only GET and HEAD are routed here.
+        match evaluate(&conditions, &validators, true) {
+            Precondition::NotModified => return with_validators(304),
+            Precondition::Failed => return Response::error(412).header("ETag", etag.clone()),
+            Precondition::Proceed => {}
+        }
+        // Ranges are defined for GET only (RFC 9110 §14.2): HEAD describes the whole file.
+        let asked = if is_head { None } else { req.header("range") };
+        let (response, start, len) = match range(asked, req.header("if-range"), &validators, size) {
+            RangeAnswer::Full => (with_validators(200), 0, size),
+            RangeAnswer::Partial { start, end } => (
+                with_validators(206).header("Content-Range", format!("bytes {start}-{end}/{size}")),
+                start,
+                end - start + 1,
+            ),
+            RangeAnswer::Unsatisfiable => {
+                return Response::error(416).header("Content-Range", format!("bytes */{size}"));
+            }
+        };
+        let response = response.content_type(content_type(&path));
+        if !is_head && len <= WHOLE_FILE_MAX {
+            return match read_range(&file, start, len).await {
                 Ok(bytes) => response.body(Body::Full(bytes)),
                 Err(_) => Response::error(500),
             };
         }
         // For HEAD the stream is never polled: only its length is used.
-        response.body(Body::Stream(Box::new(FileStream { file, pos: 0, size })))
+        response.body(Body::Stream(Box::new(FileStream {
+            file,
+            pos: start,
+            end: start + len,
+        })))
     }
 
     /// The path below the root for a decoded, normalised relative path.
@@ -188,12 +235,16 @@ pub fn content_type(path: &Path) -> String {
     }
 }
 
-async fn read_whole(file: &File, size: u64) -> io::Result<Bytes> {
-    let mut buf = Vec::with_capacity(size as usize);
-    while (buf.len() as u64) < size {
+/// Reads `len` bytes from `start`.
+async fn read_range(file: &File, start: u64, len: u64) -> io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(len as usize);
+    while (buf.len() as u64) < len {
         let filled = buf.len();
         let (res, slice) = file
-            .read_at(tokio_uring::buf::BoundedBuf::slice(buf, filled..), filled as u64)
+            .read_at(
+                tokio_uring::buf::BoundedBuf::slice(buf, filled..),
+                start + filled as u64,
+            )
             .await;
         buf = slice.into_inner();
         if res? == 0 {
@@ -206,24 +257,24 @@ async fn read_whole(file: &File, size: u64) -> io::Result<Bytes> {
     Ok(Bytes::from(buf))
 }
 
-/// A file sent in pieces, with its length known up front.
+/// Bytes `pos..end` of a file, sent in pieces, with their length known up front.
 struct FileStream {
     file: File,
     pos: u64,
-    size: u64,
+    end: u64,
 }
 
 impl BodyStream for FileStream {
     fn length(&self) -> Option<u64> {
-        Some(self.size)
+        Some(self.end - self.pos)
     }
 
     fn next_chunk(&mut self) -> ChunkFuture<'_> {
         Box::pin(async move {
-            if self.pos >= self.size {
+            if self.pos >= self.end {
                 return Ok(None);
             }
-            let want = (self.size - self.pos).min(PIECE as u64) as usize;
+            let want = (self.end - self.pos).min(PIECE as u64) as usize;
             let (res, buf) = self.file.read_at(Vec::with_capacity(want), self.pos).await;
             let n = res?;
             if n == 0 {
