@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ring_server::{AccessLogConfig, LogFormat, LogTarget, ServerConfig, Shed, Workers};
+use ring_server::{AccessLogConfig, LogFormat, LogTarget, ServerConfig, Shed, StaticOptions, Workers};
 use serde::{Deserialize, Serialize};
 
 use crate::args::{parse_listen, ServeArgs, WorkersArg};
@@ -24,6 +24,8 @@ pub struct Settings {
     pub admin: Option<std::net::SocketAddr>,
     /// Directories served below path prefixes (`[[static]]`).
     pub statics: Vec<(String, PathBuf)>,
+    /// How static files are served.
+    pub static_options: StaticOptions,
 }
 
 /// The config file. Unknown keys are errors (a typo must not be silently ignored).
@@ -54,9 +56,31 @@ struct FileConfig {
     /// Added to every response (nginx `add_header`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     headers: BTreeMap<String, String>,
+    #[serde(default)]
+    static_files: StaticFilesFile,
+    /// `[[cache_control]]`: Cache-Control for matching static files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    cache_control: Vec<CacheRule>,
     /// `[[static]]`: a directory served below a path prefix.
     #[serde(default, rename = "static", skip_serializing_if = "Vec::is_empty")]
     statics: Vec<StaticFile>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct StaticFilesFile {
+    precompressed: Option<bool>,
+    listing: Option<bool>,
+    default_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct CacheRule {
+    /// `*.ext` or a path prefix starting with `/`.
+    #[serde(rename = "match")]
+    pattern: String,
+    value: String,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -213,6 +237,27 @@ impl Settings {
             });
         }
         let statics: Vec<(String, PathBuf)> = file.statics.into_iter().map(|s| (s.prefix, s.root)).collect();
+        let mut static_options = StaticOptions::default();
+        set(&mut static_options.precompressed, file.static_files.precompressed, None);
+        set(&mut static_options.listing, file.static_files.listing, None);
+        set(&mut static_options.default_type, file.static_files.default_type, None);
+        if static_options.default_type.bytes().any(|b| !(0x20..0x7f).contains(&b))
+            || static_options.default_type.is_empty()
+        {
+            bail!("static_files.default_type: must be a printable media type such as \"application/octet-stream\"");
+        }
+        for rule in file.cache_control {
+            if !(rule.pattern.starts_with("*.") || rule.pattern.starts_with('/')) {
+                bail!(
+                    "cache_control: match {:?} must be \"*.ext\" or a path prefix starting with '/'",
+                    rule.pattern
+                );
+            }
+            if rule.value.is_empty() || rule.value.bytes().any(|b| !(0x20..0x7f).contains(&b)) {
+                bail!("cache_control: the value for {:?} must be printable text", rule.pattern);
+            }
+            static_options.cache_control.push((rule.pattern, rule.value));
+        }
         let root = args.root.clone().or(file.root);
         // Paths are printed back as TOML (`ringd check`) and in logs: they must be text.
         let paths = root.iter().chain(statics.iter().map(|(_, p)| p));
@@ -250,6 +295,7 @@ impl Settings {
             log_format,
             admin,
             statics,
+            static_options,
         })
     }
 }
@@ -299,6 +345,20 @@ impl Settings {
                 drain_idle: Some(t.drain_idle.as_secs()),
             },
             headers: s.headers.iter().cloned().collect(),
+            static_files: StaticFilesFile {
+                precompressed: Some(self.static_options.precompressed),
+                listing: Some(self.static_options.listing),
+                default_type: Some(self.static_options.default_type.clone()),
+            },
+            cache_control: self
+                .static_options
+                .cache_control
+                .iter()
+                .map(|(pattern, value)| CacheRule {
+                    pattern: pattern.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
             statics: self
                 .statics
                 .iter()
@@ -342,6 +402,7 @@ impl Settings {
         check("ring_entries", a.ring_entries != b.ring_entries);
         check("root", self.root != new.root);
         check("static", self.statics != new.statics);
+        check("static_files", self.static_options != new.static_options);
         check("headers", a.headers != b.headers);
         check("limits", a.limits != b.limits);
         check("timeouts", a.timeouts != b.timeouts);

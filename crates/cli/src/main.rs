@@ -46,7 +46,7 @@ fn main() -> ExitCode {
 fn check(args: &args::ServeArgs) -> ExitCode {
     let checked = Settings::load(args).and_then(|settings| {
         EnvFilter::try_new(&settings.log).with_context(|| format!("invalid log filter {:?}", settings.log))?;
-        Site::new(settings.root.as_deref(), &settings.statics)?;
+        Site::new(settings.root.as_deref(), &settings.statics, &settings.static_options)?;
         Ok(settings)
     });
     match checked {
@@ -70,7 +70,7 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
     let mut settings = Settings::load(args)?;
     let log_filter = init_logging(&settings.log, &settings.log_format)?;
     install_panic_hook();
-    let site = Site::new(settings.root.as_deref(), &settings.statics)?;
+    let site = Site::new(settings.root.as_deref(), &settings.statics, &settings.static_options)?;
     // signal-hook turns each signal into a message for the loop below, whichever thread the
     // kernel delivers it to.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).context("installing signal handlers")?;
@@ -204,7 +204,7 @@ fn start_watchdog(period: std::time::Duration, heartbeats: ring_server::Heartbea
 fn reload(args: &args::ServeArgs, current: &mut Settings, running: &mut RunningServer, log_filter: &LogFilter) {
     let mut attempt = || -> Result<Vec<&'static str>> {
         let new = Settings::load(args)?;
-        let site = Site::new(new.root.as_deref(), &new.statics)?;
+        let site = Site::new(new.root.as_deref(), &new.statics, &new.static_options)?;
         let filter = EnvFilter::try_new(&new.log).with_context(|| format!("invalid log filter {:?}", new.log))?;
         let changed = current.changes(&new);
         let mut restart_only = running.reload(new.server.clone(), site.router_factory())?;

@@ -4,7 +4,7 @@
 use ring_server::IgnoresBody;
 use std::path::{Path, PathBuf};
 
-use ring_server::{Body, Bytes, Request, Response, Router, RouterError, StaticFiles};
+use ring_server::{Body, Bytes, Request, Response, Router, RouterError, StaticFiles, StaticOptions};
 
 /// The page at `/`.
 const INDEX_HTML: &str = include_str!("default_page.html");
@@ -25,16 +25,16 @@ pub struct Site {
 impl Site {
     /// `root` serves `/` (and replaces the built-in site); each `(prefix, dir)` serves the files
     /// of `dir` below `prefix`.
-    pub fn new(root: Option<&Path>, statics: &[(String, PathBuf)]) -> anyhow::Result<Site> {
+    pub fn new(root: Option<&Path>, statics: &[(String, PathBuf)], options: &StaticOptions) -> anyhow::Result<Site> {
         let mut mounts = Vec::new();
         if let Some(root) = root {
-            mounts.push(("/".to_owned(), StaticFiles::new(root)?));
+            mounts.push(("/".to_owned(), StaticFiles::new(root)?.with_options(options.clone())));
         }
         for (prefix, dir) in statics {
             if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix.contains('{') || prefix.contains('}') {
                 anyhow::bail!("static prefix {prefix:?}: must start and end with '/' (e.g. \"/assets/\")");
             }
-            mounts.push((prefix.clone(), StaticFiles::new(dir)?));
+            mounts.push((prefix.clone(), StaticFiles::new(dir)?.with_options(options.clone())));
         }
         let site = Site {
             builtin: root.is_none(),

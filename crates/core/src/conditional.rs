@@ -331,3 +331,43 @@ mod tests {
         assert_eq!(parse_date(DATE), Some(784_111_777));
     }
 }
+
+/// Whether an `Accept-Encoding` value accepts `coding` (RFC 9110 §12.5.3): named, or covered by
+/// `*`, with a q-value above 0. No header at all accepts nothing but the identity.
+pub fn accepts_encoding(header: Option<&[u8]>, coding: &str) -> bool {
+    let Some(header) = header else { return false };
+    let mut named = None;
+    let mut star = None;
+    for item in header.split(|b| *b == b',') {
+        let mut parts = item.split(|b| *b == b';');
+        let name = trim(parts.next().unwrap_or_default());
+        let q = parts
+            .map(trim)
+            .find_map(|p| p.strip_prefix(b"q=").or_else(|| p.strip_prefix(b"Q=")))
+            .is_none_or(|q| q.iter().any(|b| (b'1'..=b'9').contains(b)));
+        if name.eq_ignore_ascii_case(coding.as_bytes()) {
+            named = Some(q);
+        } else if name == b"*" {
+            star = Some(q);
+        }
+    }
+    named.or(star).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use super::accepts_encoding;
+
+    #[test]
+    fn accept_encoding() {
+        assert!(accepts_encoding(Some(b"gzip, deflate, br"), "br"));
+        assert!(accepts_encoding(Some(b"GZIP"), "gzip"));
+        assert!(!accepts_encoding(Some(b"gzip;q=0"), "gzip"));
+        assert!(accepts_encoding(Some(b"gzip;q=0.5"), "gzip"));
+        assert!(!accepts_encoding(Some(b"gzip;q=0.000"), "gzip"));
+        assert!(accepts_encoding(Some(b"*"), "br"));
+        assert!(!accepts_encoding(Some(b"*, br;q=0"), "br"));
+        assert!(!accepts_encoding(Some(b"identity"), "gzip"));
+        assert!(!accepts_encoding(None, "gzip"));
+    }
+}

@@ -47,5 +47,5 @@ pub use handler::{handler_async, Body, BodyStream, Handler, IgnoresBody, Reply, 
 pub use ringd_core::Limits;
 pub use router::{Router, RouterError};
 pub use server::{Heartbeats, RunningServer, Server, WorkerWatch, RESTART_ONLY};
-pub use static_files::StaticFiles;
+pub use static_files::{StaticFiles, StaticOptions};
 pub use stats::Metrics;

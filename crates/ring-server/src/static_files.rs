@@ -13,7 +13,9 @@ use std::path::{Component, Path, PathBuf};
 use bytes::Bytes;
 use tokio_uring::fs::File;
 
-use ringd_core::conditional::{evaluate, http_date, range, Conditions, Precondition, RangeAnswer, Validators};
+use ringd_core::conditional::{
+    accepts_encoding, evaluate, http_date, range, Conditions, Precondition, RangeAnswer, Validators,
+};
 
 use crate::handler::{Body, BodyStream, ChunkFuture, Handler, Reply, Request, Response};
 
@@ -27,6 +29,33 @@ const PIECE: usize = 256 * 1024;
 pub struct StaticFiles {
     root: PathBuf,
     index: String,
+    options: std::sync::Arc<StaticOptions>,
+}
+
+/// How files are served; shared by every worker's copy of the handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticOptions {
+    /// Serve `file.br` / `file.gz` instead of `file` to clients that accept them (nginx
+    /// `gzip_static`), with `Vary: Accept-Encoding`.
+    pub precompressed: bool,
+    /// List a directory that has no index page (escaped names), instead of 403.
+    pub listing: bool,
+    /// The type of files whose extension says nothing.
+    pub default_type: String,
+    /// `Cache-Control` values: the first rule whose pattern matches wins. A pattern `*.ext`
+    /// matches the extension, one starting with `/` a path prefix.
+    pub cache_control: Vec<(String, String)>,
+}
+
+impl Default for StaticOptions {
+    fn default() -> Self {
+        StaticOptions {
+            precompressed: false,
+            listing: false,
+            default_type: "application/octet-stream".to_owned(),
+            cache_control: Vec::new(),
+        }
+    }
 }
 
 /// Why a root directory cannot be served.
@@ -56,6 +85,24 @@ impl StaticFiles {
         Ok(StaticFiles {
             root,
             index: "index.html".to_owned(),
+            options: Default::default(),
+        })
+    }
+
+    /// Serves with these options.
+    pub fn with_options(mut self, options: StaticOptions) -> StaticFiles {
+        self.options = std::sync::Arc::new(options);
+        self
+    }
+
+    /// The `Cache-Control` value for a request path, if a rule matches.
+    fn cache_control(&self, path: &str) -> Option<&str> {
+        self.options.cache_control.iter().find_map(|(pattern, value)| {
+            let hit = match pattern.strip_prefix("*.") {
+                Some(ext) => path.rsplit_once('.').is_some_and(|(_, e)| e.eq_ignore_ascii_case(ext)),
+                None => path.starts_with(pattern.as_str()),
+            };
+            hit.then_some(value.as_str())
         })
     }
 
@@ -92,6 +139,7 @@ impl StaticFiles {
             file = match self.open_inside(&path).await {
                 Ok(f) => f,
                 // A directory without an index is not listed (nginx answers 403 the same way).
+                Err(404) if self.options.listing => return self.listing(&path, req.path()),
                 Err(404) => return Response::error(403),
                 Err(status) => return Response::error(status),
             };
@@ -102,6 +150,26 @@ impl StaticFiles {
         }
         if !is_regular(&stat) {
             return Response::error(404);
+        }
+        let mut encoding = None;
+        let type_path = path.clone();
+        if self.options.precompressed {
+            for (coding, ext) in [("br", "br"), ("gzip", "gz")] {
+                if !accepts_encoding(req.header("accept-encoding"), coding) {
+                    continue;
+                }
+                let mut sibling = path.clone().into_os_string();
+                sibling.push(".");
+                sibling.push(ext);
+                if let Ok(f) = self.open_inside(Path::new(&sibling)).await {
+                    if let Ok(st) = f.statx().await {
+                        if is_regular(&st) {
+                            (file, stat, encoding) = (f, st, Some(coding));
+                            break;
+                        }
+                    }
+                }
+            }
         }
         let size = stat.stx_size;
         let mtime_secs = u64::try_from(stat.stx_mtime.tv_sec).unwrap_or(0);
@@ -114,11 +182,22 @@ impl StaticFiles {
             etag: &etag,
             last_modified: mtime_secs,
         };
+        let cache_control = self.cache_control(req.path());
         let with_validators = |status: u16| {
-            Response::new(status)
+            let mut r = Response::new(status)
                 .header("ETag", etag.clone())
                 .header("Last-Modified", http_date(mtime_secs))
-                .header("Accept-Ranges", "bytes")
+                .header("Accept-Ranges", "bytes");
+            if self.options.precompressed {
+                r = r.header("Vary", "Accept-Encoding");
+            }
+            if let Some(coding) = encoding {
+                r = r.header("Content-Encoding", coding);
+            }
+            if let Some(value) = cache_control {
+                r = r.header("Cache-Control", value.to_owned());
+            }
+            r
         };
         let conditions = Conditions {
             if_match: req.header("if-match"),
@@ -145,7 +224,7 @@ impl StaticFiles {
                 return Response::error(416).header("Content-Range", format!("bytes */{size}"));
             }
         };
-        let response = response.content_type(content_type(&path));
+        let response = response.content_type(self.content_type(&type_path));
         if !is_head && len <= WHOLE_FILE_MAX {
             return match read_range(&file, start, len).await {
                 Ok(bytes) => response.body(Body::Full(bytes)),
@@ -221,6 +300,62 @@ fn is_dir(stat: &libc::statx) -> bool {
 
 fn is_regular(stat: &libc::statx) -> bool {
     u32::from(stat.stx_mode) & libc::S_IFMT == libc::S_IFREG
+}
+
+impl StaticFiles {
+    fn content_type(&self, path: &Path) -> String {
+        match mime_guess::from_path(path).first_raw() {
+            Some(_) => content_type(path),
+            None => self.options.default_type.clone(),
+        }
+    }
+
+    /// An HTML list of a directory's entries (names escaped), for a directory without an index.
+    fn listing(&self, index_path: &Path, url_path: &str) -> Response {
+        let dir = index_path.parent().unwrap_or(index_path);
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Response::error(403);
+        };
+        let mut names: Vec<(String, bool)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let is_dir = e.file_type().ok()?.is_dir();
+                Some((e.file_name().to_str()?.to_owned(), is_dir))
+            })
+            .collect();
+        names.sort();
+        let title = html_escape(url_path);
+        let mut page = format!(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<ul>\n<li><a href=\"../\">../</a></li>\n"
+        );
+        for (name, is_dir) in names {
+            let slash = if is_dir { "/" } else { "" };
+            page.push_str(&format!(
+                "<li><a href=\"{}{slash}\">{}{slash}</a></li>\n",
+                html_escape(&percent_encode_path(&name).replace('/', "%2F")),
+                html_escape(&name)
+            ));
+        }
+        page.push_str("</ul></body></html>\n");
+        Response::new(200)
+            .content_type_static("text/html; charset=utf-8")
+            .body(Body::Full(Bytes::from(page)))
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The `Content-Type` for a file name; text types say `charset=utf-8`.
@@ -308,10 +443,38 @@ mod tests {
         let s = StaticFiles {
             root: PathBuf::from("/srv"),
             index: "index.html".into(),
+            options: Default::default(),
         };
         assert_eq!(s.join("a/b.txt"), Some(PathBuf::from("/srv/a/b.txt")));
         assert_eq!(s.join("../etc/passwd"), None);
         assert_eq!(s.join("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn cache_control_rules_first_match_wins() {
+        let s = StaticFiles {
+            root: PathBuf::from("/srv"),
+            index: "index.html".into(),
+            options: std::sync::Arc::new(StaticOptions {
+                cache_control: vec![
+                    ("/assets/".into(), "max-age=31536000, immutable".into()),
+                    ("*.html".into(), "no-cache".into()),
+                ],
+                ..Default::default()
+            }),
+        };
+        assert_eq!(s.cache_control("/assets/app.css"), Some("max-age=31536000, immutable"));
+        assert_eq!(s.cache_control("/assets/x.html"), Some("max-age=31536000, immutable"));
+        assert_eq!(s.cache_control("/index.HTML"), Some("no-cache"));
+        assert_eq!(s.cache_control("/data.json"), None);
+    }
+
+    #[test]
+    fn html_escaping() {
+        assert_eq!(
+            html_escape("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
     }
 
     #[test]
