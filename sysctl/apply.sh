@@ -16,7 +16,6 @@ set -euo pipefail
 # shellcheck source=tuning.sh
 . "$(dirname "${BASH_SOURCE[0]}")/tuning.sh"
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 parse_common_args "$@"
 limits_user='*'
 set -- "${REST_ARGS[@]+"${REST_ARGS[@]}"}"

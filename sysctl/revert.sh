@@ -13,14 +13,7 @@ set -euo pipefail
 # shellcheck source=tuning.sh
 . "$(dirname "${BASH_SOURCE[0]}")/tuning.sh"
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-parse_common_args "$@"
-for a in "${REST_ARGS[@]+"${REST_ARGS[@]}"}"; do
-  case $a in
-    -h | --help) usage; exit 0 ;;
-    *) die "unknown argument $a (see --help)" ;;
-  esac
-done
+parse_only_common_args "$@"
 need_root revert.sh
 ((DRY_RUN)) && echo "dry run: nothing will be changed"
 

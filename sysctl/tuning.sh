@@ -42,6 +42,21 @@ die() {
   exit 1
 }
 
+# The calling script's header comment.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+# For scripts that take only the common flags: parse them, answer --help, refuse the rest.
+parse_only_common_args() {
+  parse_common_args "$@"
+  local a
+  for a in "${REST_ARGS[@]+"${REST_ARGS[@]}"}"; do
+    case $a in
+      -h | --help) usage; exit 0 ;;
+      *) die "unknown argument $a (see --help)" ;;
+    esac
+  done
+}
+
 # Handles the flags every script takes; the rest are left in REST_ARGS.
 parse_common_args() {
   REST_ARGS=()
