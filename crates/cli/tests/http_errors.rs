@@ -238,22 +238,7 @@ fn content_length_over_default_max_body_is_413_without_body() {
 fn content_length_at_default_max_body_is_accepted() {
     let s = Server::start(&[]);
     let body = pseudo_random(1 << 20, 5);
-    let mut c = Conn::open(s.addr);
-    c.send(
-        format!(
-            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    let mut w = c.stream.try_clone().unwrap();
-    let b2 = body.clone();
-    let t = std::thread::spawn(move || {
-        use std::io::Write;
-        w.write_all(&b2).unwrap();
-    });
-    let r = c.read_response(false);
-    t.join().unwrap();
+    let r = common::echo_in_pieces(s.addr, &body, body.len());
     assert_eq!(r.status, 200, "{}", r.raw_head);
     assert!(r.body == body, "echoed 1 MiB body differs");
 }

@@ -118,26 +118,7 @@ fn echo_post_and_put() {
 fn echo_large_body_in_many_writes() {
     let s = Server::start(&[]);
     let body = pseudo_random(300_000, 7);
-    let mut c = Conn::open(s.addr);
-    c.send(
-        format!(
-            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    // Write from another thread so a server that answers early cannot
-    // deadlock us on a full socket buffer.
-    let mut w = c.stream.try_clone().unwrap();
-    let b2 = body.clone();
-    let t = std::thread::spawn(move || {
-        use std::io::Write;
-        for chunk in b2.chunks(7001) {
-            w.write_all(chunk).unwrap();
-        }
-    });
-    let r = c.read_response(false);
-    t.join().unwrap();
+    let r = common::echo_in_pieces(s.addr, &body, 7001);
     assert_eq!(r.status, 200, "{}", r.raw_head);
     assert_eq!(r.body.len(), body.len());
     assert!(r.body == body, "echoed body differs");

@@ -80,6 +80,15 @@ fn assert_startup_error(out: &Output, what: &str) -> String {
     errs[0].to_string()
 }
 
+/// `ringd serve --listen 127.0.0.1:0 --workers 1 EXTRA...`, expected to fail at start-up;
+/// returns its one error line.
+fn serve_error(extra: &[&str], what: &str) -> String {
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--workers", "1"];
+    args.extend_from_slice(extra);
+    let out = run_expect_exit(&mut ringd(&args));
+    assert_startup_error(&out, what)
+}
+
 fn ringd(args: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.args(args);
@@ -163,31 +172,13 @@ fn root_does_not_exist() {
     let dir = TempDir::new("noroot");
     let missing = dir.join("does-not-exist-xyz");
     let missing = missing.to_str().unwrap();
-    let out = run_expect_exit(&mut ringd(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--root",
-        missing,
-    ]));
-    let line = assert_startup_error(&out, "--root missing");
+    let line = serve_error(&["--root", missing], "--root missing");
     assert!(line.contains(missing), "error line should name {missing}: {line}");
 }
 
 #[test]
 fn root_nonexistent_literal() {
-    let out = run_expect_exit(&mut ringd(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--root",
-        "/nonexistent",
-    ]));
-    let line = assert_startup_error(&out, "--root /nonexistent");
+    let line = serve_error(&["--root", "/nonexistent"], "--root /nonexistent");
     assert!(line.contains("/nonexistent"), "{line}");
 }
 
@@ -195,16 +186,7 @@ fn root_nonexistent_literal() {
 fn config_unknown_key() {
     let dir = TempDir::new("config");
     let cfg = dir.write("ringd.toml", b"definitely_not_a_ringd_key = 5\n");
-    let out = run_expect_exit(&mut ringd(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--config",
-        cfg.to_str().unwrap(),
-    ]));
-    let line = assert_startup_error(&out, "config unknown key");
+    let line = serve_error(&["--config", cfg.to_str().unwrap()], "config unknown key");
     assert!(
         line.contains("definitely_not_a_ringd_key"),
         "error line should name the unknown key: {line}"
@@ -216,16 +198,7 @@ fn config_missing_file() {
     let dir = TempDir::new("config-missing");
     let cfg = dir.join("nope.toml");
     let cfg = cfg.to_str().unwrap();
-    let out = run_expect_exit(&mut ringd(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--config",
-        cfg,
-    ]));
-    let line = assert_startup_error(&out, "config missing");
+    let line = serve_error(&["--config", cfg], "config missing");
     assert!(line.contains(cfg), "error line should name {cfg}: {line}");
 }
 

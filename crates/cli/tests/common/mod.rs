@@ -805,3 +805,27 @@ pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
         )
     })
 }
+
+/// POSTs `body` to `/echo` with a Content-Length, written from another thread in pieces of
+/// `piece` bytes (so that a server answering early cannot deadlock the test on a full socket
+/// buffer), and returns the response.
+pub fn echo_in_pieces(addr: SocketAddr, body: &[u8], piece: usize) -> Response {
+    let mut c = Conn::open(addr);
+    c.send(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let mut w = c.stream.try_clone().unwrap();
+    let owned = body.to_vec();
+    let t = std::thread::spawn(move || {
+        for chunk in owned.chunks(piece) {
+            w.write_all(chunk).unwrap();
+        }
+    });
+    let r = c.read_response(false);
+    t.join().unwrap();
+    r
+}
