@@ -72,6 +72,12 @@ struct StaticFilesFile {
     precompressed: Option<bool>,
     listing: Option<bool>,
     default_type: Option<String>,
+    allow_outside_symlinks: Option<bool>,
+    /// Bytes per worker; 0 turns the hot-file cache off.
+    cache_max_bytes: Option<u64>,
+    cache_max_file: Option<u64>,
+    /// Seconds.
+    cache_revalidate: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -241,6 +247,15 @@ impl Settings {
         set(&mut static_options.precompressed, file.static_files.precompressed, None);
         set(&mut static_options.listing, file.static_files.listing, None);
         set(&mut static_options.default_type, file.static_files.default_type, None);
+        set(
+            &mut static_options.allow_outside_symlinks,
+            file.static_files.allow_outside_symlinks,
+            None,
+        );
+        let cache = &mut static_options.cache;
+        set(&mut cache.max_bytes, file.static_files.cache_max_bytes, None);
+        set(&mut cache.max_file, file.static_files.cache_max_file, None);
+        set_secs(&mut cache.revalidate, file.static_files.cache_revalidate, None);
         if static_options.default_type.bytes().any(|b| !(0x20..0x7f).contains(&b))
             || static_options.default_type.is_empty()
         {
@@ -349,6 +364,10 @@ impl Settings {
                 precompressed: Some(self.static_options.precompressed),
                 listing: Some(self.static_options.listing),
                 default_type: Some(self.static_options.default_type.clone()),
+                allow_outside_symlinks: Some(self.static_options.allow_outside_symlinks),
+                cache_max_bytes: Some(self.static_options.cache.max_bytes),
+                cache_max_file: Some(self.static_options.cache.max_file),
+                cache_revalidate: Some(self.static_options.cache.revalidate.as_secs()),
             },
             cache_control: self
                 .static_options

@@ -27,7 +27,15 @@ fn get(server: &Server, path: &str, extra: &str) -> common::Response {
 #[test]
 fn validators_and_conditional_requests() {
     let (dir, small, _) = site();
-    let server = Server::start(&["--root", dir.path.to_str().unwrap()]);
+    // The hot-file cache checks the file on every request, so the change below shows at once.
+    let conf = std::env::temp_dir().join(format!("ringd-conditional-{}.toml", std::process::id()));
+    std::fs::write(
+        &conf,
+        format!("root = {:?}\n[static_files]\ncache_revalidate = 0\n", dir.path),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", conf.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&conf);
     let r = get(&server, "/small.bin", "");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, small);

@@ -53,12 +53,6 @@ fn stalled_body_is_cut_at_the_body_timeout() {
     c.expect_eof();
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// One round of 3,000 connections that all end by a timeout: silent ones (header timeout for the
 /// first request), half-sent heads, idle keep-alive ones, and clients that never read a large
 /// response (send timeout, with the write in flight when the socket is shut down).
@@ -141,10 +135,10 @@ fn thousands_of_timed_out_connections_leave_no_fds_or_memory_behind() {
     wait_for_baseline();
     time_out_a_crowd(&server, false);
     wait_for_baseline();
-    let rss_after_second = rss_kib(server.pid());
+    let rss_after_second = server.rss_kib();
     time_out_a_crowd(&server, false);
     wait_for_baseline();
-    let rss_after_third = rss_kib(server.pid());
+    let rss_after_third = server.rss_kib();
     assert!(
         rss_after_third <= rss_after_second + 4096,
         "RSS grew from {rss_after_second} KiB to {rss_after_third} KiB over a third round"

@@ -30,7 +30,7 @@ mod log_budget;
 pub mod router;
 /// Starting the workers and waiting for them.
 pub mod server;
-/// A plain, safe static file handler (the full feature set is the static-files issue).
+/// Static files: safe path mapping, conditional requests, ranges, a hot-file cache.
 pub mod static_files;
 /// Per-worker counters and their Prometheus exposition.
 pub mod stats;
@@ -47,5 +47,5 @@ pub use handler::{handler_async, Body, BodyStream, Handler, IgnoresBody, Reply, 
 pub use ringd_core::Limits;
 pub use router::{Router, RouterError};
 pub use server::{Heartbeats, RunningServer, Server, WorkerWatch, RESTART_ONLY};
-pub use static_files::{StaticFiles, StaticOptions};
+pub use static_files::{CacheOptions, StaticFiles, StaticOptions};
 pub use stats::Metrics;

@@ -1,14 +1,22 @@
 //! A safe static file handler: `GET`/`HEAD` of the files below a root directory.
 //!
 //! The request path arrives already percent-decoded and normalised by `ringd-core` (no `..`
-//! can climb above `/`). Files are opened and read through io_uring. After opening, the path the
-//! kernel actually opened (`/proc/self/fd/N`) must still lie inside the root, so a symlink that
-//! leads outside it answers 404 instead of the file. Conditional requests, ranges, caching and
-//! precompressed files are the static-files issue's work.
+//! can climb above `/`). Files are opened, checked and read through io_uring. After opening, the
+//! path the kernel actually opened (`/proc/self/fd/N`) must still lie inside the root, so a
+//! symlink that leads outside it answers 404 instead of the file (unless
+//! [`StaticOptions::allow_outside_symlinks`] says otherwise). Small files are answered from a
+//! per-worker [hot-file cache](cache); larger ones stream from disk a piece at a time.
+
+mod cache;
+mod listing;
+mod stream;
 
 use std::io;
 use std::os::unix::io::AsRawFd;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio_uring::fs::File;
@@ -17,19 +25,26 @@ use ringd_core::conditional::{
     accepts_encoding, evaluate, http_date, range, Conditions, Precondition, RangeAnswer, Validators,
 };
 
-use crate::handler::{Body, BodyStream, ChunkFuture, Handler, Reply, Request, Response};
+use crate::handler::{Body, Handler, Reply, Request, Response};
+pub use cache::CacheOptions;
+use cache::{CachedFile, Checks, Identity, Lookup, Meta};
+use listing::{listing, percent_encode_path};
+use stream::{read_range, FileStream};
 
-/// Files up to this size are read whole and sent with their head in one write.
+/// Ranges of files that are not cached, up to this size, are read whole and sent with their
+/// head in one write; larger ones stream.
 const WHOLE_FILE_MAX: u64 = 64 * 1024;
-/// Larger files are sent in pieces of this size.
-const PIECE: usize = 256 * 1024;
 
 /// Serves the files below a root directory.
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
     root: PathBuf,
     index: String,
-    options: std::sync::Arc<StaticOptions>,
+    options: Arc<StaticOptions>,
+    /// `Cache-Control` rules with their values ready to send.
+    cache_rules: Arc<[(String, Bytes)]>,
+    /// Tells this handler's cache entries from another's (clones share it: same files).
+    id: u64,
 }
 
 /// How files are served; shared by every worker's copy of the handler.
@@ -45,6 +60,10 @@ pub struct StaticOptions {
     /// `Cache-Control` values: the first rule whose pattern matches wins. A pattern `*.ext`
     /// matches the extension, one starting with `/` a path prefix.
     pub cache_control: Vec<(String, String)>,
+    /// Serve files that symlinks inside the root lead to outside it. Off: such a file is a 404.
+    pub allow_outside_symlinks: bool,
+    /// The hot-file cache.
+    pub cache: CacheOptions,
 }
 
 impl Default for StaticOptions {
@@ -54,6 +73,8 @@ impl Default for StaticOptions {
             listing: false,
             default_type: "application/octet-stream".to_owned(),
             cache_control: Vec::new(),
+            allow_outside_symlinks: false,
+            cache: CacheOptions::default(),
         }
     }
 }
@@ -68,9 +89,27 @@ pub struct RootError {
     pub reason: String,
 }
 
+/// A file found for a request, opened and checked.
+struct Found {
+    file: File,
+    stat: libc::statx,
+    /// The path whose extension gives the type (the uncompressed file's).
+    type_path: PathBuf,
+    encoding: Option<&'static str>,
+    /// What the answer depends on, for the cache.
+    checks: Checks,
+}
+
+/// Where a response's body comes from.
+enum Source {
+    Memory(Bytes),
+    File(File),
+}
+
 impl StaticFiles {
     /// Serves `root`, which must be an existing, readable directory.
     pub fn new(root: impl AsRef<Path>) -> Result<StaticFiles, RootError> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let path = root.as_ref().to_path_buf();
         let err = |reason: String| RootError {
             path: path.clone(),
@@ -86,23 +125,30 @@ impl StaticFiles {
             root,
             index: "index.html".to_owned(),
             options: Default::default(),
+            cache_rules: Arc::new([]),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
     /// Serves with these options.
     pub fn with_options(mut self, options: StaticOptions) -> StaticFiles {
-        self.options = std::sync::Arc::new(options);
+        self.cache_rules = options
+            .cache_control
+            .iter()
+            .map(|(pattern, value)| (pattern.clone(), Bytes::from(value.clone())))
+            .collect();
+        self.options = Arc::new(options);
         self
     }
 
     /// The `Cache-Control` value for a request path, if a rule matches.
-    fn cache_control(&self, path: &str) -> Option<&str> {
-        self.options.cache_control.iter().find_map(|(pattern, value)| {
+    fn cache_control(&self, path: &str) -> Option<&Bytes> {
+        self.cache_rules.iter().find_map(|(pattern, value)| {
             let hit = match pattern.strip_prefix("*.") {
                 Some(ext) => path.rsplit_once('.').is_some_and(|(_, e)| e.eq_ignore_ascii_case(ext)),
                 None => path.starts_with(pattern.as_str()),
             };
-            hit.then_some(value.as_str())
+            hit.then_some(value)
         })
     }
 
@@ -114,18 +160,66 @@ impl StaticFiles {
     async fn serve(&self, req: &Request<'_>) -> Response {
         // Mounted as `/{path...}` (or below a prefix): the rest of the path is the file.
         let rel = req.param("path").unwrap_or_else(|| req.path().trim_start_matches('/'));
-        let Some(mut path) = self.join(rel) else {
+        let Some(path) = self.join(rel) else {
             return Response::error(404);
         };
-        let is_head = req.method() == ringd_core::Method::Head;
-        let mut file = match self.open_inside(&path).await {
-            Ok(f) => f,
-            Err(status) => return Response::error(status),
+        let cache = self.options.cache;
+        let key = (cache.max_bytes > 0).then(|| self.cache_key(req));
+        if let Some(key) = &key {
+            match cache::lookup(key, cache.revalidate) {
+                Lookup::Fresh(hit) => return self.answer_cached(req, &hit).await,
+                Lookup::Stale(hit, checks) => {
+                    if cache::still_valid(&checks).await {
+                        cache::confirm(key);
+                        return self.answer_cached(req, &hit).await;
+                    }
+                    cache::remove(key);
+                }
+                Lookup::Miss => {}
+            }
+        }
+        let found = match self.find(req, path).await {
+            Ok(found) => found,
+            Err(response) => return response,
         };
-        let mut stat = match file.statx().await {
-            Ok(s) => s,
-            Err(_) => return Response::error(500),
-        };
+        let meta = self.meta(&found);
+        match key {
+            Some(key) if meta.size <= cache.max_file => match read_range(&found.file, 0, meta.size).await {
+                Ok(bytes) => {
+                    let hit = Rc::new(CachedFile { meta, bytes });
+                    cache::insert(key, hit.clone(), found.checks, cache.max_bytes);
+                    self.answer_cached(req, &hit).await
+                }
+                Err(_) => Response::error(500),
+            },
+            _ => self.answer(req, &meta, Source::File(found.file)).await,
+        }
+    }
+
+    /// The cache key of a request: this handler, the encodings the client accepts (when they
+    /// matter), the path.
+    fn cache_key(&self, req: &Request<'_>) -> String {
+        let mut accepts = 0u8;
+        if self.options.precompressed {
+            let header = req.header("accept-encoding");
+            accepts = u8::from(accepts_encoding(header, "br")) | u8::from(accepts_encoding(header, "gzip")) << 1;
+        }
+        let path = req.path();
+        let mut key = String::with_capacity(path.len() + 24);
+        use std::fmt::Write;
+        let _ = write!(key, "{:x}:{accepts}:{path}", self.id);
+        key
+    }
+
+    async fn answer_cached(&self, req: &Request<'_>, hit: &CachedFile) -> Response {
+        self.answer(req, &hit.meta, Source::Memory(hit.bytes.clone())).await
+    }
+
+    /// Opens the file a request names: a directory's index (or a redirect to the slashed path,
+    /// a listing, 403), the precompressed sibling the client accepts, or the file itself.
+    async fn find(&self, req: &Request<'_>, mut path: PathBuf) -> Result<Found, Response> {
+        let mut file = self.open_inside(&path).await.map_err(Response::error)?;
+        let mut stat = file.statx().await.map_err(|_| Response::error(500))?;
         if is_dir(&stat) {
             if !req.path().ends_with('/') {
                 let mut location = format!("{}/", percent_encode_path(req.path()));
@@ -133,26 +227,30 @@ impl StaticFiles {
                     location.push('?');
                     location.push_str(q);
                 }
-                return Response::error(301).header("Location", location);
+                return Err(Response::error(301).header("Location", location));
             }
             path.push(&self.index);
             file = match self.open_inside(&path).await {
                 Ok(f) => f,
                 // A directory without an index is not listed (nginx answers 403 the same way).
-                Err(404) if self.options.listing => return self.listing(&path, req.path()),
-                Err(404) => return Response::error(403),
-                Err(status) => return Response::error(status),
+                Err(404) if self.options.listing => {
+                    return Err(listing(path.parent().unwrap_or(&path), req.path()));
+                }
+                Err(404) => return Err(Response::error(403)),
+                Err(status) => return Err(Response::error(status)),
             };
-            stat = match file.statx().await {
-                Ok(s) => s,
-                Err(_) => return Response::error(500),
-            };
+            stat = file.statx().await.map_err(|_| Response::error(500))?;
         }
         if !is_regular(&stat) {
-            return Response::error(404);
+            return Err(Response::error(404));
         }
-        let mut encoding = None;
-        let type_path = path.clone();
+        let mut found = Found {
+            checks: vec![(path.clone(), Some(Identity::of(&stat)))],
+            file,
+            stat,
+            type_path: path.clone(),
+            encoding: None,
+        };
         if self.options.precompressed {
             for (coding, ext) in [("br", "br"), ("gzip", "gz")] {
                 if !accepts_encoding(req.header("accept-encoding"), coding) {
@@ -161,41 +259,66 @@ impl StaticFiles {
                 let mut sibling = path.clone().into_os_string();
                 sibling.push(".");
                 sibling.push(ext);
-                if let Ok(f) = self.open_inside(Path::new(&sibling)).await {
+                let sibling = PathBuf::from(sibling);
+                if let Ok(f) = self.open_inside(&sibling).await {
                     if let Ok(st) = f.statx().await {
                         if is_regular(&st) {
-                            (file, stat, encoding) = (f, st, Some(coding));
+                            found.checks.push((sibling, Some(Identity::of(&st))));
+                            (found.file, found.stat, found.encoding) = (f, st, Some(coding));
                             break;
                         }
                     }
                 }
+                // Absent (or not servable) now; the cached answer holds while that stays so.
+                found.checks.push((sibling, None));
             }
         }
-        let size = stat.stx_size;
+        Ok(found)
+    }
+
+    /// How a found file is described in responses.
+    fn meta(&self, found: &Found) -> Meta {
+        let stat = &found.stat;
         let mtime_secs = u64::try_from(stat.stx_mtime.tv_sec).unwrap_or(0);
         // Strong: a new inode, size or nanosecond mtime is a new tag.
         let etag = format!(
             "\"{:x}-{:x}-{:x}.{:x}\"",
-            stat.stx_ino, size, mtime_secs, stat.stx_mtime.tv_nsec
+            stat.stx_ino, stat.stx_size, mtime_secs, stat.stx_mtime.tv_nsec
         );
+        Meta {
+            size: stat.stx_size,
+            mtime_secs,
+            etag: Bytes::from(etag),
+            last_modified: Bytes::from(http_date(mtime_secs)),
+            content_type: self.content_type(&found.type_path),
+            encoding: found.encoding,
+        }
+    }
+
+    /// The response for a file described by `meta`: 304 or 412 by the preconditions, the whole
+    /// file, one range of it, or 416.
+    async fn answer(&self, req: &Request<'_>, meta: &Meta, source: Source) -> Response {
+        let is_head = req.method() == ringd_core::Method::Head;
+        let size = meta.size;
         let validators = Validators {
-            etag: &etag,
-            last_modified: mtime_secs,
+            etag: std::str::from_utf8(&meta.etag).unwrap_or_default(),
+            last_modified: meta.mtime_secs,
         };
-        let cache_control = self.cache_control(req.path());
         let with_validators = |status: u16| {
-            let mut r = Response::new(status)
-                .header("ETag", etag.clone())
-                .header("Last-Modified", http_date(mtime_secs))
-                .header("Accept-Ranges", "bytes");
+            let mut r = Response::new(status);
+            r.headers.reserve(6);
+            r = r
+                .header("ETag", meta.etag.clone())
+                .header("Last-Modified", meta.last_modified.clone())
+                .header("Accept-Ranges", Bytes::from_static(b"bytes"));
             if self.options.precompressed {
-                r = r.header("Vary", "Accept-Encoding");
+                r = r.header("Vary", Bytes::from_static(b"Accept-Encoding"));
             }
-            if let Some(coding) = encoding {
-                r = r.header("Content-Encoding", coding);
+            if let Some(coding) = meta.encoding {
+                r = r.header("Content-Encoding", Bytes::from_static(coding.as_bytes()));
             }
-            if let Some(value) = cache_control {
-                r = r.header("Cache-Control", value.to_owned());
+            if let Some(value) = self.cache_control(req.path()) {
+                r = r.header("Cache-Control", value.clone());
             }
             r
         };
@@ -208,7 +331,7 @@ impl StaticFiles {
         // Only GET and HEAD are routed here.
         match evaluate(&conditions, &validators, true) {
             Precondition::NotModified => return with_validators(304),
-            Precondition::Failed => return Response::error(412).header("ETag", etag.clone()),
+            Precondition::Failed => return Response::error(412).header("ETag", meta.etag.clone()),
             Precondition::Proceed => {}
         }
         // Ranges are defined for GET only (RFC 9110 §14.2): HEAD describes the whole file.
@@ -224,19 +347,20 @@ impl StaticFiles {
                 return Response::error(416).header("Content-Range", format!("bytes */{size}"));
             }
         };
-        let response = response.content_type(self.content_type(&type_path));
-        if !is_head && len <= WHOLE_FILE_MAX {
-            return match read_range(&file, start, len).await {
+        let response = response.content_type(meta.content_type.clone());
+        match source {
+            Source::Memory(bytes) => response.body(Body::Full(bytes.slice(start as usize..(start + len) as usize))),
+            Source::File(file) if !is_head && len <= WHOLE_FILE_MAX => match read_range(&file, start, len).await {
                 Ok(bytes) => response.body(Body::Full(bytes)),
                 Err(_) => Response::error(500),
-            };
+            },
+            // For HEAD the stream is never polled: only its length is used.
+            Source::File(file) => response.body(Body::Stream(Box::new(FileStream {
+                file,
+                pos: start,
+                end: start + len,
+            }))),
         }
-        // For HEAD the stream is never polled: only its length is used.
-        response.body(Body::Stream(Box::new(FileStream {
-            file,
-            pos: start,
-            end: start + len,
-        })))
     }
 
     /// The path below the root for a decoded, normalised relative path.
@@ -252,12 +376,22 @@ impl StaticFiles {
     /// Opens `path` and checks that what was opened lies inside the root.
     async fn open_inside(&self, path: &Path) -> Result<File, u16> {
         let file = File::open(path).await.map_err(|e| open_status(&e))?;
+        if self.options.allow_outside_symlinks {
+            return Ok(file);
+        }
         let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(|_| 500u16)?;
         if !real.starts_with(&self.root) {
             tracing::debug!(path = %path.display(), target = %real.display(), "refused a file outside the root");
             return Err(404);
         }
         Ok(file)
+    }
+
+    fn content_type(&self, path: &Path) -> Bytes {
+        match mime_guess::from_path(path).first_raw() {
+            Some(_) => Bytes::from(content_type(path)),
+            None => Bytes::from(self.options.default_type.clone()),
+        }
     }
 }
 
@@ -269,20 +403,6 @@ impl Handler for StaticFiles {
     fn reads_body(&self) -> bool {
         false
     }
-}
-
-/// Re-encodes a decoded path for a `Location` header: every byte outside RFC 3986 `pchar` and `/`
-/// becomes `%XX`, so a directory named `a b` or `x?y` redirects correctly.
-fn percent_encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn open_status(e: &io::Error) -> u16 {
@@ -302,62 +422,6 @@ fn is_regular(stat: &libc::statx) -> bool {
     u32::from(stat.stx_mode) & libc::S_IFMT == libc::S_IFREG
 }
 
-impl StaticFiles {
-    fn content_type(&self, path: &Path) -> String {
-        match mime_guess::from_path(path).first_raw() {
-            Some(_) => content_type(path),
-            None => self.options.default_type.clone(),
-        }
-    }
-
-    /// An HTML list of a directory's entries (names escaped), for a directory without an index.
-    fn listing(&self, index_path: &Path, url_path: &str) -> Response {
-        let dir = index_path.parent().unwrap_or(index_path);
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Response::error(403);
-        };
-        let mut names: Vec<(String, bool)> = entries
-            .flatten()
-            .filter_map(|e| {
-                let is_dir = e.file_type().ok()?.is_dir();
-                Some((e.file_name().to_str()?.to_owned(), is_dir))
-            })
-            .collect();
-        names.sort();
-        let title = html_escape(url_path);
-        let mut page = format!(
-            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<ul>\n<li><a href=\"../\">../</a></li>\n"
-        );
-        for (name, is_dir) in names {
-            let slash = if is_dir { "/" } else { "" };
-            page.push_str(&format!(
-                "<li><a href=\"{}{slash}\">{}{slash}</a></li>\n",
-                html_escape(&percent_encode_path(&name).replace('/', "%2F")),
-                html_escape(&name)
-            ));
-        }
-        page.push_str("</ul></body></html>\n");
-        Response::new(200)
-            .content_type_static("text/html; charset=utf-8")
-            .body(Body::Full(Bytes::from(page)))
-    }
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The `Content-Type` for a file name; text types say `charset=utf-8`.
 pub fn content_type(path: &Path) -> String {
     let mime = mime_guess::from_path(path)
@@ -367,61 +431,6 @@ pub fn content_type(path: &Path) -> String {
         format!("{mime}; charset=utf-8")
     } else {
         mime.to_owned()
-    }
-}
-
-/// Reads `len` bytes from `start`.
-async fn read_range(file: &File, start: u64, len: u64) -> io::Result<Bytes> {
-    let mut buf = Vec::with_capacity(len as usize);
-    while (buf.len() as u64) < len {
-        let filled = buf.len();
-        let (res, slice) = file
-            .read_at(
-                tokio_uring::buf::BoundedBuf::slice(buf, filled..),
-                start + filled as u64,
-            )
-            .await;
-        buf = slice.into_inner();
-        if res? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shrank while being read",
-            ));
-        }
-    }
-    Ok(Bytes::from(buf))
-}
-
-/// Bytes `pos..end` of a file, sent in pieces, with their length known up front.
-struct FileStream {
-    file: File,
-    pos: u64,
-    end: u64,
-}
-
-impl BodyStream for FileStream {
-    fn length(&self) -> Option<u64> {
-        Some(self.end - self.pos)
-    }
-
-    fn next_chunk(&mut self) -> ChunkFuture<'_> {
-        Box::pin(async move {
-            if self.pos >= self.end {
-                return Ok(None);
-            }
-            let want = (self.end - self.pos).min(PIECE as u64) as usize;
-            let (res, buf) = self.file.read_at(Vec::with_capacity(want), self.pos).await;
-            let n = res?;
-            if n == 0 {
-                // The file shrank: the connection closes, since the length is already sent.
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shrank while being sent",
-                ));
-            }
-            self.pos += n as u64;
-            Ok(Some(Bytes::from(buf)))
-        })
     }
 }
 
@@ -440,48 +449,29 @@ mod tests {
 
     #[test]
     fn join_refuses_anything_but_plain_components() {
-        let s = StaticFiles {
-            root: PathBuf::from("/srv"),
-            index: "index.html".into(),
-            options: Default::default(),
-        };
-        assert_eq!(s.join("a/b.txt"), Some(PathBuf::from("/srv/a/b.txt")));
+        let s = StaticFiles::new(std::env::temp_dir()).unwrap();
+        let root = s.root().to_path_buf();
+        assert_eq!(s.join("a/b.txt"), Some(root.join("a/b.txt")));
         assert_eq!(s.join("../etc/passwd"), None);
         assert_eq!(s.join("/etc/passwd"), None);
     }
 
     #[test]
     fn cache_control_rules_first_match_wins() {
-        let s = StaticFiles {
-            root: PathBuf::from("/srv"),
-            index: "index.html".into(),
-            options: std::sync::Arc::new(StaticOptions {
+        let s = StaticFiles::new(std::env::temp_dir())
+            .unwrap()
+            .with_options(StaticOptions {
                 cache_control: vec![
                     ("/assets/".into(), "max-age=31536000, immutable".into()),
                     ("*.html".into(), "no-cache".into()),
                 ],
                 ..Default::default()
-            }),
-        };
-        assert_eq!(s.cache_control("/assets/app.css"), Some("max-age=31536000, immutable"));
-        assert_eq!(s.cache_control("/assets/x.html"), Some("max-age=31536000, immutable"));
-        assert_eq!(s.cache_control("/index.HTML"), Some("no-cache"));
-        assert_eq!(s.cache_control("/data.json"), None);
-    }
-
-    #[test]
-    fn html_escaping() {
-        assert_eq!(
-            html_escape("<a href='x'>&\"</a>"),
-            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
-        );
-    }
-
-    #[test]
-    fn location_paths_are_re_encoded() {
-        assert_eq!(percent_encode_path("/a b/x?y#z/%"), "/a%20b/x%3Fy%23z/%25");
-        assert_eq!(percent_encode_path("/docs/é"), "/docs/%C3%A9");
-        assert_eq!(percent_encode_path("/plain/path-1_2.~"), "/plain/path-1_2.~");
+            });
+        let rule = |p| s.cache_control(p).map(|v| std::str::from_utf8(v).unwrap().to_owned());
+        assert_eq!(rule("/assets/app.css").as_deref(), Some("max-age=31536000, immutable"));
+        assert_eq!(rule("/assets/x.html").as_deref(), Some("max-age=31536000, immutable"));
+        assert_eq!(rule("/index.HTML").as_deref(), Some("no-cache"));
+        assert_eq!(rule("/data.json"), None);
     }
 
     #[test]
