@@ -149,3 +149,35 @@ fn curl_resumes_a_download_with_a_range() {
     assert!(out.status.success(), "{}", out.stderr);
     assert!(std::fs::read(&part).unwrap() == large, "resumed download differs");
 }
+
+#[test]
+fn curl_ranges_and_time_conditions() {
+    require_tool("curl", "curl");
+    let (dir, small, large) = site();
+    let server = Server::start(&["--root", dir.path.to_str().unwrap()]);
+    let curl = |args: &[&str]| {
+        let out = run_bounded(
+            Command::new("curl").arg("-sS").args(args),
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "curl {args:?}: {}", out.stderr);
+        out.stdout
+    };
+    // -r: one range of a small (cached) file and of a large (streamed) one.
+    assert_eq!(curl(&["-r", "10-109", &server.url("/small.bin")]), small[10..110]);
+    assert!(curl(&["-r", "-5000", &server.url("/large.bin")]) == large[large.len() - 5000..]);
+    // -z DATE sends If-Modified-Since: the file's own Last-Modified gets 304 (no body), a date
+    // before it the file; -z -DATE sends If-Unmodified-Since.
+    let code = |args: &[&str]| {
+        let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        all.extend_from_slice(args);
+        String::from_utf8(curl(&all)).unwrap()
+    };
+    let url = server.url("/small.bin");
+    let last_modified = get(&server, "/small.bin", "").header("last-modified").unwrap().to_owned();
+    assert_eq!(code(&["-z", &last_modified, &url]), "304");
+    assert_eq!(code(&["-z", "1 Jan 2000", &url]), "200");
+    assert_eq!(code(&["-z", "-1 Jan 2000", &url]), "412");
+    assert!(curl(&["-z", &last_modified, &url]).is_empty());
+    assert_eq!(curl(&["-z", "1 Jan 2000", &url]), small);
+}
