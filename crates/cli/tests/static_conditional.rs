@@ -156,10 +156,7 @@ fn curl_ranges_and_time_conditions() {
     let (dir, small, large) = site();
     let server = Server::start(&["--root", dir.path.to_str().unwrap()]);
     let curl = |args: &[&str]| {
-        let out = run_bounded(
-            Command::new("curl").arg("-sS").args(args),
-            Duration::from_secs(60),
-        );
+        let out = run_bounded(Command::new("curl").arg("-sS").args(args), Duration::from_secs(60));
         assert!(out.status.success(), "curl {args:?}: {}", out.stderr);
         out.stdout
     };
@@ -174,7 +171,10 @@ fn curl_ranges_and_time_conditions() {
         String::from_utf8(curl(&all)).unwrap()
     };
     let url = server.url("/small.bin");
-    let last_modified = get(&server, "/small.bin", "").header("last-modified").unwrap().to_owned();
+    let last_modified = get(&server, "/small.bin", "")
+        .header("last-modified")
+        .unwrap()
+        .to_owned();
     assert_eq!(code(&["-z", &last_modified, &url]), "304");
     assert_eq!(code(&["-z", "1 Jan 2000", &url]), "200");
     assert_eq!(code(&["-z", "-1 Jan 2000", &url]), "412");

@@ -176,29 +176,26 @@ fn is_reserved(name: &str) -> bool {
         .any(|r| name.eq_ignore_ascii_case(r))
 }
 
+/// Which bytes may appear in a `token` (RFC 9110 §5.6.2): a table, since every handler header
+/// name is checked on every response.
+const TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
 /// `token` (RFC 9110 §5.6.2).
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
+    !s.is_empty() && s.bytes().all(|b| TOKEN[usize::from(b)])
 }
 
 /// field-value bytes (RFC 9110 §5.5): VCHAR, obs-text, SP and HTAB; no other CTL, so no

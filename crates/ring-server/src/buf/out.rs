@@ -92,27 +92,52 @@ impl OutBuf {
     }
 }
 
-impl ringd_core::WriteBuf for OutBuf {
-    fn put(&mut self, bytes: &[u8]) {
-        if self.spill.is_empty() {
-            if !self.asked {
-                self.asked = true;
-                self.fixed = self.pool.try_next(self.buf_size);
-                if self.fixed.is_some() {
-                    self.stats.fixed_in_use.add(1);
-                } else {
-                    self.stats.fixed_fallbacks.add(1);
-                }
+impl OutBuf {
+    /// `put` when the bytes do not simply go into the fixed buffer already held: the first put
+    /// of a batch asks the pool for one, and what does not fit spills to the heap.
+    #[cold]
+    fn put_slow(&mut self, bytes: &[u8]) {
+        if self.spill.is_empty() && !self.asked {
+            self.asked = true;
+            self.fixed = self.pool.try_next(self.buf_size);
+            if self.fixed.is_some() {
+                self.stats.fixed_in_use.add(1);
+            } else {
+                self.stats.fixed_fallbacks.add(1);
             }
-            if let Some(fixed) = self.fixed.as_mut() {
-                let end = self.fixed_len + bytes.len();
-                if end <= fixed.len() {
-                    fixed[self.fixed_len..end].copy_from_slice(bytes);
-                    self.fixed_len = end;
-                    return;
-                }
+            if self.try_put_fixed(bytes) {
+                return;
             }
         }
         self.spill.extend_from_slice(bytes);
+    }
+
+    /// Appends to the fixed buffer if one is held, nothing has spilled, and the bytes fit.
+    #[inline]
+    fn try_put_fixed(&mut self, bytes: &[u8]) -> bool {
+        if !self.spill.is_empty() {
+            return false;
+        }
+        let Some(fixed) = self.fixed.as_mut() else {
+            return false;
+        };
+        let end = self.fixed_len + bytes.len();
+        match fixed.get_mut(self.fixed_len..end) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.fixed_len = end;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl ringd_core::WriteBuf for OutBuf {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        if !self.try_put_fixed(bytes) {
+            self.put_slow(bytes);
+        }
     }
 }

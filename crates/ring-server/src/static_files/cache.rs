@@ -66,6 +66,8 @@ pub(crate) struct Meta {
     pub(crate) mtime_secs: u64,
     /// The quoted strong entity tag.
     pub(crate) etag: Bytes,
+    /// The same, as text for comparisons.
+    pub(crate) etag_text: Box<str>,
     /// The `Last-Modified` value.
     pub(crate) last_modified: Bytes,
     pub(crate) content_type: Bytes,
@@ -197,6 +199,7 @@ mod tests {
                 size: len as u64,
                 mtime_secs: 0,
                 etag: Bytes::new(),
+                etag_text: "".into(),
                 last_modified: Bytes::new(),
                 content_type: Bytes::new(),
                 encoding: None,

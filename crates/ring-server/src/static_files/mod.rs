@@ -159,10 +159,6 @@ impl StaticFiles {
 
     async fn serve(&self, req: &Request<'_>) -> Response {
         // Mounted as `/{path...}` (or below a prefix): the rest of the path is the file.
-        let rel = req.param("path").unwrap_or_else(|| req.path().trim_start_matches('/'));
-        let Some(path) = self.join(rel) else {
-            return Response::error(404);
-        };
         let cache = self.options.cache;
         let key = (cache.max_bytes > 0).then(|| self.cache_key(req));
         if let Some(key) = &key {
@@ -178,6 +174,10 @@ impl StaticFiles {
                 Lookup::Miss => {}
             }
         }
+        let rel = req.param("path").unwrap_or_else(|| req.path().trim_start_matches('/'));
+        let Some(path) = self.join(rel) else {
+            return Response::error(404);
+        };
         let found = match self.find(req, path).await {
             Ok(found) => found,
             Err(response) => return response,
@@ -205,9 +205,10 @@ impl StaticFiles {
             accepts = u8::from(accepts_encoding(header, "br")) | u8::from(accepts_encoding(header, "gzip")) << 1;
         }
         let path = req.path();
-        let mut key = String::with_capacity(path.len() + 24);
-        use std::fmt::Write;
-        let _ = write!(key, "{:x}:{accepts}:{path}", self.id);
+        let mut key = String::with_capacity(path.len() + 10);
+        key.extend(self.id.to_le_bytes().map(char::from));
+        key.push(char::from(b'0' + accepts));
+        key.push_str(path);
         key
     }
 
@@ -288,7 +289,8 @@ impl StaticFiles {
         Meta {
             size: stat.stx_size,
             mtime_secs,
-            etag: Bytes::from(etag),
+            etag: Bytes::from(etag.clone()),
+            etag_text: etag.into(),
             last_modified: Bytes::from(http_date(mtime_secs)),
             content_type: self.content_type(&found.type_path),
             encoding: found.encoding,
@@ -301,7 +303,7 @@ impl StaticFiles {
         let is_head = req.method() == ringd_core::Method::Head;
         let size = meta.size;
         let validators = Validators {
-            etag: std::str::from_utf8(&meta.etag).unwrap_or_default(),
+            etag: &meta.etag_text,
             last_modified: meta.mtime_secs,
         };
         let with_validators = |status: u16| {
