@@ -76,6 +76,7 @@ struct StaticFilesFile {
     /// Bytes per worker; 0 turns the hot-file cache off.
     cache_max_bytes: Option<u64>,
     cache_max_file: Option<u64>,
+    cache_max_open_files: Option<usize>,
     /// Seconds.
     cache_revalidate: Option<u64>,
 }
@@ -255,6 +256,7 @@ impl Settings {
         let cache = &mut static_options.cache;
         set(&mut cache.max_bytes, file.static_files.cache_max_bytes, None);
         set(&mut cache.max_file, file.static_files.cache_max_file, None);
+        set(&mut cache.max_open_files, file.static_files.cache_max_open_files, None);
         set_secs(&mut cache.revalidate, file.static_files.cache_revalidate, None);
         if static_options.default_type.bytes().any(|b| !(0x20..0x7f).contains(&b))
             || static_options.default_type.is_empty()
@@ -367,6 +369,7 @@ impl Settings {
                 allow_outside_symlinks: Some(self.static_options.allow_outside_symlinks),
                 cache_max_bytes: Some(self.static_options.cache.max_bytes),
                 cache_max_file: Some(self.static_options.cache.max_file),
+                cache_max_open_files: Some(self.static_options.cache.max_open_files),
                 cache_revalidate: Some(self.static_options.cache.revalidate.as_secs()),
             },
             cache_control: self

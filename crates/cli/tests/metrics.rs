@@ -23,21 +23,6 @@ for family in text_string_to_metric_families(text):
 print(json.dumps(out))
 "#;
 
-fn admin_url(server: &Server) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = server.log();
-        if let Some(at) = log.find("metrics on http://") {
-            let rest = &log[at + "metrics on ".len()..];
-            // Ends at a space (human logs) or a quote (JSON logs).
-            let end = rest.find(|c: char| c.is_whitespace() || c == '"').unwrap_or(rest.len());
-            return rest[..end].to_owned();
-        }
-        assert!(Instant::now() < deadline, "no metrics address logged:\n{log}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn scrape(url: &str) -> serde_json::Value {
     python_json(PARSE, &[url])
 }
@@ -52,7 +37,7 @@ fn get(m: &serde_json::Value, key: &str) -> f64 {
 fn metrics_parse_and_move_with_traffic() {
     require_tool("wrk", "wrk");
     let server = Server::start(&["--workers", "2", "--admin", "127.0.0.1:0"]);
-    let url = admin_url(&server);
+    let url = server.admin_url();
     let before = scrape(&url);
     let out = run_bounded(
         Command::new("wrk").args(["-t1", "-c10", "-d1s", &server.url("/plaintext")]),
@@ -110,7 +95,7 @@ fn metrics_are_not_on_the_public_port_and_admin_is_off_by_default() {
 fn a_slow_admin_client_does_not_block_scrapes_and_open_connections_are_counted() {
     use std::io::Write;
     let server = Server::start(&["--admin", "127.0.0.1:0"]);
-    let url = admin_url(&server);
+    let url = server.admin_url();
     let admin_addr = url
         .trim_start_matches("http://")
         .trim_end_matches("/metrics")

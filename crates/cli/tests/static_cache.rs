@@ -95,27 +95,36 @@ fn changes_are_seen_when_the_cache_revalidates() {
 }
 
 #[test]
-fn files_above_the_size_limit_and_a_disabled_cache_read_the_disk_every_time() {
-    let dir = TempDir::new("cache-bypass");
+fn larger_files_are_kept_open_rather_than_in_memory_and_a_disabled_cache_reads_every_time() {
+    let dir = TempDir::new("cache-open");
     dir.write("site/small.txt", b"small\n");
     dir.write("site/big.bin", &vec![b'a'; 2000]);
     let server = server_with(&dir, "cache_revalidate = 3600\ncache_max_file = 1000\n");
     assert_eq!(get(&server, "/small.txt", "").body, b"small\n");
     assert_eq!(get(&server, "/big.bin", "").body, vec![b'a'; 2000]);
+    // Rewritten in place: the small file's bytes are in memory, the large one is read through
+    // its (still the same) open descriptor.
     dir.write("site/small.txt", b"changed\n");
     dir.write("site/big.bin", &vec![b'b'; 2000]);
-    assert_eq!(get(&server, "/small.txt", "").body, b"small\n", "cached");
+    assert_eq!(get(&server, "/small.txt", "").body, b"small\n", "cached bytes");
     assert_eq!(
         get(&server, "/big.bin", "").body,
         vec![b'b'; 2000],
-        "above cache_max_file"
+        "same inode, read anew"
     );
+    // Replaced by rename: the open descriptor still names the old file until revalidation.
+    std::fs::write(dir.join("site/big.tmp"), vec![b'c'; 3000]).unwrap();
+    std::fs::rename(dir.join("site/big.tmp"), dir.join("site/big.bin")).unwrap();
+    assert_eq!(get(&server, "/big.bin", "").body, vec![b'b'; 2000], "open descriptor");
     drop(server);
 
     let off = server_with(&dir, "cache_revalidate = 3600\ncache_max_bytes = 0\n");
     assert_eq!(get(&off, "/small.txt", "").body, b"changed\n");
     dir.write("site/small.txt", b"changed again\n");
     assert_eq!(get(&off, "/small.txt", "").body, b"changed again\n", "cache off");
+    std::fs::write(dir.join("site/big.tmp"), vec![b'd'; 100]).unwrap();
+    std::fs::rename(dir.join("site/big.tmp"), dir.join("site/big.bin")).unwrap();
+    assert_eq!(get(&off, "/big.bin", "").body, vec![b'd'; 100], "cache off");
 }
 
 #[test]

@@ -50,6 +50,19 @@ fn finish_download(mut s: TcpStream, len: usize, mut body: Vec<u8>) -> Vec<u8> {
     body
 }
 
+/// The server's open descriptors whose link starts with `kind` (`socket:`, `pipe:`).
+fn descriptors(server: &Server, kind: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with(kind)))
+        .count()
+}
+
+fn sockets(server: &Server) -> usize {
+    descriptors(server, "socket:")
+}
+
 #[test]
 fn slow_clients_of_a_large_file_hold_bounded_memory_and_get_exact_bytes() {
     const SIZE: usize = 64 << 20;
@@ -63,7 +76,7 @@ fn slow_clients_of_a_large_file_hold_bounded_memory_and_get_exact_bytes() {
         roundtrip(server.addr, b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n").status,
         404
     );
-    let fds_before = server.fd_count();
+    let sockets_before = sockets(&server);
     let rss_before = server.rss_kib();
 
     // Every client asks for the file, reads the head, then stops reading.
@@ -94,11 +107,14 @@ fn slow_clients_of_a_large_file_hold_bounded_memory_and_get_exact_bytes() {
         assert!(body == data, "a download's bytes differ from the file");
     }
     assert!(
-        poll_until(Duration::from_secs(10), || server.fd_count() <= fds_before),
-        "descriptors: {} before, {} after",
-        fds_before,
-        server.fd_count()
+        poll_until(Duration::from_secs(10), || sockets(&server) <= sockets_before),
+        "sockets: {} before, {} after",
+        sockets_before,
+        sockets(&server)
     );
+    // Pipes used for splicing are kept for reuse, a bounded number of them.
+    let pipes = descriptors(&server, "pipe:");
+    assert!(pipes <= 2 * 16, "{pipes} pipe ends left open");
     server.assert_no_panic();
 }
 
@@ -136,9 +152,94 @@ fn a_file_that_shrinks_or_goes_mid_response_closes_only_that_connection() {
     // Everyone else is served as before.
     let r = roundtrip(server.addr, b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.body, b"still here\n");
-    assert_eq!(
-        roundtrip(server.addr, b"GET /other.bin HTTP/1.1\r\nHost: t\r\n\r\n").status,
-        404
+    // The deleted file is gone for new requests once the cache revalidates (within a second).
+    assert!(
+        poll_until(Duration::from_secs(10), || {
+            roundtrip(server.addr, b"GET /other.bin HTTP/1.1\r\nHost: t\r\n\r\n").status == 404
+        }),
+        "a deleted file is still served"
     );
     server.assert_no_panic();
+}
+
+/// Reads the rest of a download and checks it against `data` as it comes, keeping nothing.
+fn verify_download(mut s: TcpStream, first: Vec<u8>, data: &[u8]) -> Result<(), String> {
+    let mut at = first.len();
+    if data[..at] != first[..] {
+        return Err("the first bytes differ".into());
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    while at < data.len() {
+        match s.read(&mut buf) {
+            Ok(0) => return Err(format!("closed after {at} bytes")),
+            Err(e) => return Err(format!("{e} after {at} bytes")),
+            Ok(n) => {
+                if data.get(at..at + n) != Some(&buf[..n]) {
+                    return Err(format!("bytes {at}..{} differ", at + n));
+                }
+                at += n;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn more_stalled_downloads_than_splice_slots_are_copied_instead_and_all_complete() {
+    // One worker splices at most 64 sends at once (sendfile.rs); these 72 all stall at once.
+    const SIZE: usize = 32 << 20;
+    const CLIENTS: usize = 72;
+    let dir = TempDir::new("large-many");
+    let data = std::sync::Arc::new(pseudo_random(SIZE, 11));
+    dir.write("big.bin", &data);
+    let server = Server::start(&["--root", dir.path_str(), "--admin", "127.0.0.1:0"]);
+    assert_eq!(
+        roundtrip(server.addr, b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n").status,
+        404
+    );
+    let rss_before = server.rss_kib();
+    let downloads: Vec<_> = (0..CLIENTS).map(|_| start_download(&server, "/big.bin")).collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let growth = server.rss_kib().saturating_sub(rss_before);
+    eprintln!("RSS grew by {growth} KiB with {CLIENTS} stalled downloads");
+    assert!(growth < 32 * 1024, "RSS grew by {growth} KiB");
+    let threads: Vec<_> = downloads
+        .into_iter()
+        .map(|(s, _, first)| {
+            let data = data.clone();
+            std::thread::spawn(move || verify_download(s, first, &data))
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    let spliced = server.metric("ringd_io_uring_submissions_total{op=\"splice\"}");
+    let copied = server.metric("ringd_io_uring_submissions_total{op=\"write\"}");
+    assert!(spliced > 0.0, "no splice");
+    assert!(copied > 0.0, "no copied write");
+    server.assert_no_panic();
+}
+
+#[test]
+fn a_stalled_download_is_cut_off_by_the_send_timeout_and_does_not_hold_up_exit() {
+    const SIZE: usize = 64 << 20;
+    let dir = TempDir::new("large-stall");
+    dir.write("big.bin", &pseudo_random(SIZE, 13));
+    let mut server = Server::start(&["--root", dir.path_str(), "--send-timeout", "1", "--drain-timeout", "2"]);
+    let sockets_before = sockets(&server);
+    // Never reads past the head: the splice into the full socket waits until the send timeout.
+    let (s, len, first) = start_download(&server, "/big.bin");
+    // The server closes its end once the send timeout passes (the sweeper checks each second).
+    assert!(
+        poll_until(Duration::from_secs(30), || sockets(&server) <= sockets_before),
+        "the stalled connection was not closed"
+    );
+    let body = finish_download(s, len, first).len();
+    assert!(body < SIZE, "the whole file arrived to a client that stalled");
+    // Another stalled download when the server is told to stop: it exits once the drain
+    // timeout runs out, with the splice still waiting in the kernel.
+    let (_stalled, _, _) = start_download(&server, "/big.bin");
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
 }

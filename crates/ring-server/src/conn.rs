@@ -357,6 +357,14 @@ impl Conn {
                 Ok(()) => keep_alive,
                 Err(_) => return Step::Broken,
             },
+            Encoded::File { file, keep_alive } => {
+                if flush_out(&mut self.out, &self.stream, worker, self.key).await.is_err()
+                    || send_file(&self.stream, worker, self.key, file).await.is_err()
+                {
+                    return Step::Broken;
+                }
+                keep_alive
+            }
             Encoded::Large { bytes, keep_alive } => {
                 if flush_out(&mut self.out, &self.stream, worker, self.key).await.is_err()
                     || send_bytes(&self.stream, worker, self.key, bytes).await.is_err()
@@ -564,6 +572,34 @@ async fn send_bytes(stream: &TcpStream, worker: &Worker, key: usize, mut bytes: 
     Ok(())
 }
 
+/// Sends a file range (spliced where it can be), with the send timeout armed for each write
+/// and none while the file is read.
+async fn send_file(stream: &TcpStream, worker: &Worker, key: usize, body: crate::handler::FileBody) -> io::Result<()> {
+    let send_timeout = worker.config().timeouts.send;
+    let arm = || {
+        worker
+            .conns
+            .set(key, Phase::Write(None), Some(Instant::now() + send_timeout))
+    };
+    let disarm = || worker.conns.set(key, Phase::Handler, None);
+    match crate::sendfile::send_file(stream, &body.file, body.start, body.len, arm, disarm).await {
+        Ok(sent) => {
+            let op = if sent.spliced { Op::Splice } else { Op::Write };
+            for _ in 0..sent.socket_ops {
+                worker.stats.op(op);
+            }
+            worker.stats.bytes_out.add(body.len);
+            Ok(())
+        }
+        Err(e) => {
+            if e.kind() == io::ErrorKind::UnexpectedEof && worker.log_budget.allow() {
+                tracing::error!("{e}; closing the connection");
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Runs the router and the handler for one request. A handler that panics gets a 500.
 async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer: SocketAddr) -> Response {
     let router = worker.router();
@@ -624,6 +660,11 @@ enum Encoded {
     Done { keep_alive: bool },
     /// A large in-memory body, to be sent on its own after the queue.
     Large { bytes: Bytes, keep_alive: bool },
+    /// A range of a file, sent after the queue.
+    File {
+        file: crate::handler::FileBody,
+        keep_alive: bool,
+    },
     /// A streamed body, framed as said.
     Stream {
         stream: Box<dyn crate::handler::BodyStream>,
@@ -669,6 +710,7 @@ fn encode(
             framing,
             keep_alive,
         },
+        (_, Body::File(file)) => Encoded::File { file, keep_alive },
     };
     (encoded, status)
 }

@@ -166,9 +166,26 @@ pub enum Body {
     Empty,
     /// A body held in memory. `Bytes::from_static` makes fixed bodies free to send.
     Full(Bytes),
-    /// A body produced piece by piece (a file, a generator). Sent with `Content-Length` when its
+    /// A body produced piece by piece (a generator). Sent with `Content-Length` when its
     /// length is known, chunked otherwise.
     Stream(Box<dyn BodyStream>),
+    /// A range of an open file, sent with `splice` (no copy) where it can be.
+    File(FileBody),
+}
+
+/// A range of an open file, as a response body.
+pub struct FileBody {
+    pub(crate) file: std::rc::Rc<tokio_uring::fs::File>,
+    pub(crate) start: u64,
+    pub(crate) len: u64,
+}
+
+impl FileBody {
+    /// `len` bytes of `file` from `start`. If the file turns out shorter, the connection closes
+    /// (the length is on the wire by then).
+    pub fn new(file: std::rc::Rc<tokio_uring::fs::File>, start: u64, len: u64) -> FileBody {
+        FileBody { file, start, len }
+    }
 }
 
 impl Body {
@@ -178,6 +195,7 @@ impl Body {
             Body::Empty => Some(0),
             Body::Full(b) => Some(b.len() as u64),
             Body::Stream(s) => s.length(),
+            Body::File(f) => Some(f.len),
         }
     }
 

@@ -28,6 +28,8 @@ mod listener;
 mod log_budget;
 /// Method + path pattern routing in the manner of Go 1.22's `ServeMux`.
 pub mod router;
+/// Sending file ranges: splice file → pipe → socket, or copy when that cannot be had.
+mod sendfile;
 /// Starting the workers and waiting for them.
 pub mod server;
 /// Static files: safe path mapping, conditional requests, ranges, a hot-file cache.
@@ -43,7 +45,7 @@ pub use access_log::{AccessLogConfig, LogFormat, LogTarget};
 pub use bytes::Bytes;
 pub use config::{BufferConfig, ServerConfig, Shed, Timeouts, Workers};
 pub use error::ServerError;
-pub use handler::{handler_async, Body, BodyStream, Handler, IgnoresBody, Reply, Request, Response};
+pub use handler::{handler_async, Body, BodyStream, FileBody, Handler, IgnoresBody, Reply, Request, Response};
 pub use ringd_core::Limits;
 pub use router::{Router, RouterError};
 pub use server::{Heartbeats, RunningServer, Server, WorkerWatch, RESTART_ONLY};

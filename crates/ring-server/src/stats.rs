@@ -53,8 +53,9 @@ pub(crate) enum Op {
     Read = 1,
     Write = 2,
     WriteFixed = 3,
+    Splice = 4,
 }
-const OPS: [&str; 4] = ["accept", "read", "write", "write_fixed"];
+const OPS: [&str; 5] = ["accept", "read", "write", "write_fixed", "splice"];
 
 /// One worker's counters.
 #[derive(Debug)]

@@ -173,6 +173,12 @@ pub(crate) fn run(setup: WorkerSetup) {
             let _ = events.send(WorkerEvent::Failed(uring::register_error(buffers, workers, e)));
             return;
         }
+        // Splices run on io-wq threads; cap them to what `sendfile` keeps in flight (the
+        // others are ops that may block on disk).
+        let mut io_workers = [0, (crate::sendfile::MAX_SPLICING + 8) as u32];
+        if let Err(e) = tokio_uring::limit_io_workers(&mut io_workers, None) {
+            tracing::debug!(worker = id, "cannot cap io_uring worker threads: {e}");
+        }
         let mut dups = Vec::with_capacity(listeners.len());
         for l in listeners.iter().filter(|_| !inherited) {
             match l.try_clone() {

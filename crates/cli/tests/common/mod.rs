@@ -279,6 +279,46 @@ impl Server {
         }
     }
 
+    /// The `http://ADDR/metrics` URL the admin listener logged (start with `--admin 127.0.0.1:0`).
+    pub fn admin_url(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if let Some(at) = log.find("metrics on http://") {
+                let rest = &log[at + "metrics on ".len()..];
+                // Ends at a space (human logs) or a quote (JSON logs).
+                let end = rest.find(|c: char| c.is_whitespace() || c == '"').unwrap_or(rest.len());
+                return rest[..end].to_owned();
+            }
+            assert!(Instant::now() < deadline, "no metrics address logged:\n{log}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A counter's value from `/metrics` (`name{labels}` exactly as exposed), summed over
+    /// workers by the server already.
+    pub fn metric(&self, series: &str) -> f64 {
+        let url = self.admin_url();
+        let addr: SocketAddr = url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let r = roundtrip(
+            addr,
+            b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+        );
+        let text = r.body_str();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// The server's resident memory (`VmRSS`), in KiB.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();

@@ -1,8 +1,10 @@
-//! The hot-file cache: the bytes and headers of small files, kept in memory on each worker.
+//! The hot-file cache: per worker, the headers and bytes of small files, and the headers and
+//! open descriptor of larger ones.
 //!
-//! Like nginx's `open_file_cache`, but holding the content too, so that a hit costs no system
-//! call at all. Each worker has its own cache (a thread-local LRU bounded in bytes), so a hit
-//! takes no lock. An entry is trusted for [`CacheOptions::revalidate`]; after that, the next
+//! Like nginx's `open_file_cache`, but holding small files' content too, so that a hit on one
+//! costs no system call at all, and a hit on a larger one no open, stat or path check before
+//! its splice. Each worker has its own cache (a thread-local LRU bounded in bytes and in open
+//! files), so a hit takes no lock. An entry is trusted for [`CacheOptions::revalidate`]; after that, the next
 //! request for it checks every path the answer depended on (`statx` through io_uring: inode,
 //! size, modification time, and the absence of precompressed siblings that were absent) and
 //! drops the entry if any changed.
@@ -20,8 +22,11 @@ use lru::LruCache;
 pub struct CacheOptions {
     /// The most bytes of file content one worker keeps in memory; 0 turns the cache off.
     pub max_bytes: u64,
-    /// Files larger than this are never cached: they stream from disk.
+    /// Files up to this size are kept in memory; larger ones are kept open and spliced from
+    /// the page cache, which costs less than copying them from memory.
     pub max_file: u64,
+    /// The most files one worker keeps open.
+    pub max_open_files: usize,
     /// How long a cached file is served before its path is checked again.
     pub revalidate: Duration,
 }
@@ -30,7 +35,8 @@ impl Default for CacheOptions {
     fn default() -> Self {
         CacheOptions {
             max_bytes: 32 << 20,
-            max_file: 1 << 20,
+            max_file: 64 << 10,
+            max_open_files: 256,
             revalidate: Duration::from_secs(1),
         }
     }
@@ -75,11 +81,29 @@ pub(crate) struct Meta {
     pub(crate) encoding: Option<&'static str>,
 }
 
-/// A cached file: how to describe it and its whole content.
-#[derive(Debug)]
+/// A cached file: how to describe it, and its content or an open descriptor.
 pub(crate) struct CachedFile {
     pub(crate) meta: Meta,
-    pub(crate) bytes: Bytes,
+    pub(crate) content: Content,
+}
+
+/// Where a cached file's bytes are.
+pub(crate) enum Content {
+    /// In memory, whole.
+    Bytes(Bytes),
+    /// In the page cache, behind an open descriptor.
+    Open(Rc<tokio_uring::fs::File>),
+}
+
+impl CachedFile {
+    /// Memory the entry holds, and whether it holds a descriptor.
+    fn cost(&self, key: &str) -> (u64, bool) {
+        let overhead = key.len() as u64 + ENTRY_OVERHEAD;
+        match &self.content {
+            Content::Bytes(b) => (b.len() as u64 + overhead, false),
+            Content::Open(_) => (overhead, true),
+        }
+    }
 }
 
 struct Entry {
@@ -87,18 +111,28 @@ struct Entry {
     checks: Checks,
     checked: Instant,
     cost: u64,
+    open: bool,
 }
 
 /// One worker's cache.
 struct FileCache {
     entries: LruCache<String, Entry>,
     bytes: u64,
+    open: usize,
+}
+
+impl FileCache {
+    fn forget(&mut self, e: &Entry) {
+        self.bytes -= e.cost;
+        self.open -= usize::from(e.open);
+    }
 }
 
 thread_local! {
     static CACHE: RefCell<FileCache> = RefCell::new(FileCache {
         entries: LruCache::unbounded(),
         bytes: 0,
+        open: 0,
     });
 }
 
@@ -148,29 +182,30 @@ pub(crate) fn confirm(key: &str) {
 pub(crate) fn remove(key: &str) {
     CACHE.with_borrow_mut(|cache| {
         if let Some(e) = cache.entries.pop(key) {
-            cache.bytes -= e.cost;
+            cache.forget(&e);
         }
     });
 }
 
-/// Caches `file` under `key`, evicting the least recently used entries to stay within
-/// `max_bytes`.
-pub(crate) fn insert(key: String, file: Rc<CachedFile>, checks: Checks, max_bytes: u64) {
-    let cost = file.bytes.len() as u64 + key.len() as u64 + ENTRY_OVERHEAD;
-    if cost > max_bytes {
+/// Caches `file` under `key`, evicting the least recently used entries to stay within the
+/// budgets.
+pub(crate) fn insert(key: String, file: Rc<CachedFile>, checks: Checks, options: &CacheOptions) {
+    let (cost, open) = file.cost(&key);
+    if cost > options.max_bytes || (open && options.max_open_files == 0) {
         return;
     }
     CACHE.with_borrow_mut(|cache| {
         if let Some(old) = cache.entries.pop(&key) {
-            cache.bytes -= old.cost;
+            cache.forget(&old);
         }
-        while cache.bytes + cost > max_bytes {
+        while cache.bytes + cost > options.max_bytes || (open && cache.open >= options.max_open_files) {
             match cache.entries.pop_lru() {
-                Some((_, e)) => cache.bytes -= e.cost,
+                Some((_, e)) => cache.forget(&e),
                 None => break,
             }
         }
         cache.bytes += cost;
+        cache.open += usize::from(open);
         cache.entries.put(
             key,
             Entry {
@@ -178,6 +213,7 @@ pub(crate) fn insert(key: String, file: Rc<CachedFile>, checks: Checks, max_byte
                 checks,
                 checked: Instant::now(),
                 cost,
+                open,
             },
         );
     });
@@ -189,44 +225,61 @@ fn usage() -> (u64, usize) {
     CACHE.with_borrow(|cache| (cache.bytes, cache.entries.len()))
 }
 
+/// This worker's open cached files (for tests).
+#[cfg(test)]
+fn open_files() -> usize {
+    CACHE.with_borrow(|cache| cache.open)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn file_meta() -> Meta {
+        Meta {
+            size: 0,
+            mtime_secs: 0,
+            etag: Bytes::new(),
+            etag_text: "".into(),
+            last_modified: Bytes::new(),
+            content_type: Bytes::new(),
+            encoding: None,
+        }
+    }
+
     fn file(len: usize) -> Rc<CachedFile> {
         Rc::new(CachedFile {
-            meta: Meta {
-                size: len as u64,
-                mtime_secs: 0,
-                etag: Bytes::new(),
-                etag_text: "".into(),
-                last_modified: Bytes::new(),
-                content_type: Bytes::new(),
-                encoding: None,
-            },
-            bytes: Bytes::from(vec![0u8; len]),
+            meta: file_meta(),
+            content: Content::Bytes(Bytes::from(vec![0u8; len])),
         })
+    }
+
+    fn options(max_bytes: u64) -> CacheOptions {
+        CacheOptions {
+            max_bytes,
+            ..CacheOptions::default()
+        }
     }
 
     #[test]
     fn stays_within_its_byte_budget_and_evicts_the_least_recently_used() {
         let budget = 3 * (1000 + 1 + ENTRY_OVERHEAD);
-        insert("a".into(), file(1000), Vec::new(), budget);
-        insert("b".into(), file(1000), Vec::new(), budget);
-        insert("c".into(), file(1000), Vec::new(), budget);
+        insert("a".into(), file(1000), Vec::new(), &options(budget));
+        insert("b".into(), file(1000), Vec::new(), &options(budget));
+        insert("c".into(), file(1000), Vec::new(), &options(budget));
         assert_eq!(usage(), (budget, 3));
         // Using `a` makes `b` the oldest.
         assert!(matches!(lookup("a", Duration::from_secs(60)), Lookup::Fresh(_)));
-        insert("d".into(), file(1000), Vec::new(), budget);
+        insert("d".into(), file(1000), Vec::new(), &options(budget));
         assert_eq!(usage(), (budget, 3));
         assert!(matches!(lookup("b", Duration::from_secs(60)), Lookup::Miss));
         assert!(matches!(lookup("a", Duration::from_secs(60)), Lookup::Fresh(_)));
         // Too big for the whole budget: not cached, nothing evicted.
-        insert("huge".into(), file(budget as usize), Vec::new(), budget);
+        insert("huge".into(), file(budget as usize), Vec::new(), &options(budget));
         assert!(matches!(lookup("huge", Duration::from_secs(60)), Lookup::Miss));
         assert_eq!(usage().1, 3);
         // Replacing a key does not count it twice.
-        insert("a".into(), file(10), Vec::new(), budget);
+        insert("a".into(), file(10), Vec::new(), &options(budget));
         assert_eq!(usage().1, 3);
         remove("a");
         remove("c");
@@ -235,8 +288,32 @@ mod tests {
     }
 
     #[test]
+    fn open_files_are_bounded_by_count() {
+        let dir = std::env::temp_dir();
+        let options = CacheOptions {
+            max_open_files: 2,
+            ..CacheOptions::default()
+        };
+        tokio_uring::start(async {
+            for name in ["f1", "f2", "f3"] {
+                let file = tokio_uring::fs::File::open(&dir).await.unwrap();
+                let cached = Rc::new(CachedFile {
+                    meta: file_meta(),
+                    content: Content::Open(Rc::new(file)),
+                });
+                insert(name.into(), cached, Vec::new(), &options);
+            }
+            assert_eq!(open_files(), 2);
+            assert!(matches!(lookup("f1", Duration::from_secs(60)), Lookup::Miss));
+            remove("f2");
+            remove("f3");
+            assert_eq!((open_files(), usage()), (0, (0, 0)));
+        });
+    }
+
+    #[test]
     fn entries_go_stale_after_the_interval() {
-        insert("s".into(), file(1), Vec::new(), 1 << 20);
+        insert("s".into(), file(1), Vec::new(), &options(1 << 20));
         assert!(matches!(lookup("s", Duration::ZERO), Lookup::Stale(..)));
         confirm("s");
         assert!(matches!(lookup("s", Duration::from_secs(60)), Lookup::Fresh(_)));

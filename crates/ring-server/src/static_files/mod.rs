@@ -5,11 +5,11 @@
 //! path the kernel actually opened (`/proc/self/fd/N`) must still lie inside the root, so a
 //! symlink that leads outside it answers 404 instead of the file (unless
 //! [`StaticOptions::allow_outside_symlinks`] says otherwise). Small files are answered from a
-//! per-worker [hot-file cache](cache); larger ones stream from disk a piece at a time.
+//! per-worker [hot-file cache](cache); larger ones are spliced from the page cache to the
+//! socket (`crate::sendfile`).
 
 mod cache;
 mod listing;
-mod stream;
 
 use std::io;
 use std::os::unix::io::AsRawFd;
@@ -25,11 +25,10 @@ use ringd_core::conditional::{
     accepts_encoding, evaluate, http_date, range, Conditions, Precondition, RangeAnswer, Validators,
 };
 
-use crate::handler::{Body, Handler, Reply, Request, Response};
+use crate::handler::{Body, FileBody, Handler, Reply, Request, Response};
 pub use cache::CacheOptions;
-use cache::{CachedFile, Checks, Identity, Lookup, Meta};
+use cache::{CachedFile, Checks, Content, Identity, Lookup, Meta};
 use listing::{listing, percent_encode_path};
-use stream::{read_range, FileStream};
 
 /// Ranges of files that are not cached, up to this size, are read whole and sent with their
 /// head in one write; larger ones stream.
@@ -103,7 +102,7 @@ struct Found {
 /// Where a response's body comes from.
 enum Source {
     Memory(Bytes),
-    File(File),
+    File(Rc<File>),
 }
 
 impl StaticFiles {
@@ -183,17 +182,20 @@ impl StaticFiles {
             Err(response) => return response,
         };
         let meta = self.meta(&found);
-        match key {
-            Some(key) if meta.size <= cache.max_file => match read_range(&found.file, 0, meta.size).await {
-                Ok(bytes) => {
-                    let hit = Rc::new(CachedFile { meta, bytes });
-                    cache::insert(key, hit.clone(), found.checks, cache.max_bytes);
-                    self.answer_cached(req, &hit).await
-                }
-                Err(_) => Response::error(500),
-            },
-            _ => self.answer(req, &meta, Source::File(found.file)).await,
-        }
+        let Some(key) = key else {
+            return self.answer(req, &meta, Source::File(Rc::new(found.file))).await;
+        };
+        let content = if meta.size <= cache.max_file {
+            match read_range(&found.file, 0, meta.size).await {
+                Ok(bytes) => Content::Bytes(bytes),
+                Err(_) => return Response::error(500),
+            }
+        } else {
+            Content::Open(Rc::new(found.file))
+        };
+        let hit = Rc::new(CachedFile { meta, content });
+        cache::insert(key, hit.clone(), found.checks, &cache);
+        self.answer_cached(req, &hit).await
     }
 
     /// The cache key of a request: this handler, the encodings the client accepts (when they
@@ -213,7 +215,11 @@ impl StaticFiles {
     }
 
     async fn answer_cached(&self, req: &Request<'_>, hit: &CachedFile) -> Response {
-        self.answer(req, &hit.meta, Source::Memory(hit.bytes.clone())).await
+        let source = match &hit.content {
+            Content::Bytes(bytes) => Source::Memory(bytes.clone()),
+            Content::Open(file) => Source::File(file.clone()),
+        };
+        self.answer(req, &hit.meta, source).await
     }
 
     /// Opens the file a request names: a directory's index (or a redirect to the slashed path,
@@ -356,12 +362,8 @@ impl StaticFiles {
                 Ok(bytes) => response.body(Body::Full(bytes)),
                 Err(_) => Response::error(500),
             },
-            // For HEAD the stream is never polled: only its length is used.
-            Source::File(file) => response.body(Body::Stream(Box::new(FileStream {
-                file,
-                pos: start,
-                end: start + len,
-            }))),
+            // For HEAD the body is never sent: only its length is used.
+            Source::File(file) => response.body(Body::File(FileBody::new(file, start, len))),
         }
     }
 
@@ -422,6 +424,28 @@ fn is_dir(stat: &libc::statx) -> bool {
 
 fn is_regular(stat: &libc::statx) -> bool {
     u32::from(stat.stx_mode) & libc::S_IFMT == libc::S_IFREG
+}
+
+/// Reads `len` bytes from `start`.
+async fn read_range(file: &File, start: u64, len: u64) -> io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(len as usize);
+    while (buf.len() as u64) < len {
+        let filled = buf.len();
+        let (res, slice) = file
+            .read_at(
+                tokio_uring::buf::BoundedBuf::slice(buf, filled..),
+                start + filled as u64,
+            )
+            .await;
+        buf = slice.into_inner();
+        if res? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being read",
+            ));
+        }
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// The `Content-Type` for a file name; text types say `charset=utf-8`.
