@@ -21,6 +21,12 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
 use serde::Deserialize;
 
+/// Candidate y-axis ticks (ratios), thinned out when they would crowd.
+const TICKS: &[f64] = &[
+    0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0,
+    500.0, 1000.0,
+];
+
 const FONT_CANDIDATES: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
@@ -116,14 +122,21 @@ fn draw(data: &Input, output: &Path) -> Result<()> {
     let root = BitMapBackend::new(output, (width, 560)).into_drawing_area();
     root.fill(&WHITE)?;
 
-    let top = data
+    // Log scale: a ratio of 2 and one of 0.5 are the same distance from parity, and one
+    // scenario far off (say 20x) does not flatten the others. Bars grow from 1.0.
+    let values: Vec<f64> = data
         .bars
         .iter()
-        .flat_map(|b| [b.median, b.max])
+        .flat_map(|b| [b.median, b.min, b.max])
         .flatten()
-        .filter(|v| v.is_finite())
-        .fold(1.0f64, f64::max);
-    let y_max = (top * 1.18).max(1.25);
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    let top = values.iter().copied().fold(1.0f64, f64::max);
+    let bottom = values.iter().copied().fold(1.0f64, f64::min);
+    let y_max = (top * 1.35).max(2.0);
+    let y_min = (bottom / 1.35).min(0.5);
+    // `y` moved up by `frac` of the (logarithmic) axis height.
+    let up = |y: f64, frac: f64| y * (y_max / y_min).powf(frac);
 
     let caption = if data.subtitle.is_empty() {
         data.title.clone()
@@ -144,29 +157,54 @@ fn draw(data: &Input, output: &Path) -> Result<()> {
         .margin(12)
         .x_label_area_size(66)
         .y_label_area_size(64)
-        .build_cartesian_2d(0.0..n as f64, 0.0..y_max)?;
+        .build_cartesian_2d(0.0..n as f64, (y_min..y_max).log_scale())?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .y_desc("ratio (1.0 = parity)")
+        .disable_y_mesh()
+        .y_desc("ratio, log scale (1.0 = parity)")
         .x_labels(0)
-        .y_label_formatter(&|y: &f64| format!("{y:.2}"))
+        .y_labels(0)
+        .y_label_formatter(&|_: &f64| String::new())
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .draw()?;
+
+    // Our own ticks and grid: plotters' log-axis labels crowd and skip values below 1.
+    let mut last_tick = f64::NEG_INFINITY;
+    for t in TICKS.iter().copied().filter(|t| (y_min..=y_max).contains(t)) {
+        // at least 6% of the axis height between two labelled ticks
+        if (t.ln() - last_tick) / (y_max / y_min).ln() < 0.06 {
+            continue;
+        }
+        last_tick = t.ln();
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(0.0, t), (n as f64, t)],
+            ShapeStyle::from(&RGBColor(210, 210, 210)).stroke_width(1),
+        )))?;
+        let (px, py) = chart.backend_coord(&(0.0, t));
+        root.draw(&Text::new(
+            format!("{t}"),
+            (px - 8, py),
+            ("sans-serif", 14)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Right, VPos::Center)),
+        ))?;
+    }
 
     for (i, bar) in data.bars.iter().enumerate() {
         let x0 = i as f64 + 0.18;
         let x1 = i as f64 + 0.82;
         let mid = i as f64 + 0.5;
         let colour = bar_colour(bar);
-        match bar.median.filter(|v| v.is_finite()) {
+        match bar.median.filter(|v| v.is_finite() && *v > 0.0) {
             Some(m) => {
                 chart.draw_series(std::iter::once(Rectangle::new(
-                    [(x0, 0.0), (x1, m)],
+                    [(x0, 1.0), (x1, m)],
                     colour.mix(0.8).filled(),
                 )))?;
-                if let (Some(lo), Some(hi)) = (bar.min, bar.max) {
+                if let (Some(lo), Some(hi)) = (bar.min.filter(|v| *v > 0.0), bar.max) {
                     let cap = 0.12;
                     let style = ShapeStyle::from(&BLACK).stroke_width(2);
                     for seg in [
@@ -177,20 +215,25 @@ fn draw(data: &Input, output: &Path) -> Result<()> {
                         chart.draw_series(std::iter::once(PathElement::new(seg, style)))?;
                     }
                 }
-                let label_y = bar.max.unwrap_or(m).max(m) + y_max * 0.015;
+                // The value beyond the bar's end (and its whisker): above for gains, below for losses.
+                let (label_y, vpos) = if m >= 1.0 {
+                    (up(bar.max.unwrap_or(m).max(m), 0.01), VPos::Bottom)
+                } else {
+                    (up(bar.min.filter(|v| *v > 0.0).unwrap_or(m).min(m), -0.01), VPos::Top)
+                };
                 chart.draw_series(std::iter::once(Text::new(
                     format!("{m:.2}"),
                     (mid, label_y),
                     ("sans-serif", 15)
                         .into_font()
                         .color(&BLACK)
-                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                        .pos(Pos::new(HPos::Center, vpos)),
                 )))?;
             }
             None => {
                 chart.draw_series(std::iter::once(Text::new(
                     "n/a".to_owned(),
-                    (mid, y_max * 0.05),
+                    (mid, up(y_min, 0.05)),
                     ("sans-serif", 15)
                         .into_font()
                         .color(&BLACK)
@@ -199,7 +242,7 @@ fn draw(data: &Input, output: &Path) -> Result<()> {
             }
         }
         // The bar's label under the x axis: scenario, then metric and direction.
-        let (px, py) = chart.backend_coord(&(mid, 0.0));
+        let (px, py) = chart.backend_coord(&(mid, y_min));
         let centred = Pos::new(HPos::Center, VPos::Top);
         root.draw(&Text::new(
             bar.scenario.clone(),
