@@ -269,3 +269,39 @@ fn draw(data: &Input, output: &Path) -> Result<()> {
         .with_context(|| format!("writing {}", output.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"{"title": "ringd / nginx", "subtitle": "test", "bars": [
+        {"scenario": "plaintext", "metric": "req/s ringd÷nginx", "better": "higher", "median": 1.1, "min": 1.0, "max": 1.2},
+        {"scenario": "close", "metric": "CPU/req nginx÷ringd", "better": "higher", "median": 0.9, "min": 0.8, "max": 0.95},
+        {"scenario": "idle10k", "metric": "RSS/conn ringd÷nginx", "better": "lower", "median": 27.0, "min": 26.0, "max": 28.0},
+        {"scenario": "json", "metric": "req/s ringd÷nginx", "better": "higher", "median": null, "min": null, "max": null}
+    ]}"#;
+
+    #[test]
+    fn parses_the_harness_json() {
+        let data: Input = serde_json::from_str(SAMPLE).unwrap();
+        assert_eq!(data.bars.len(), 4);
+        assert_eq!(data.bars[2].better, "lower");
+        assert_eq!(data.bars[3].median, None);
+    }
+
+    #[test]
+    fn draws_a_png() {
+        if !FONT_CANDIDATES.iter().any(|p| Path::new(p).is_file()) {
+            eprintln!("skipped: no font at {FONT_CANDIDATES:?} (Debian: fonts-dejavu-core)");
+            return;
+        }
+        load_font(None).unwrap();
+        let data: Input = serde_json::from_str(SAMPLE).unwrap();
+        let out = std::env::temp_dir().join(format!("ringd-bench-chart-test-{}.png", std::process::id()));
+        draw(&data, &out).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+        assert!(bytes.len() > 5000, "suspiciously small PNG: {} bytes", bytes.len());
+    }
+}
