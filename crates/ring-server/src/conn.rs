@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringd_core::{
-    header_slots, parse_request, write_chunk_header, write_head, write_last_chunk, BodyFraming, BodyLength,
-    ChunkProgress, ChunkedDecoder, Method, ParseError, Parsed, RequestHead, ResponseFraming, ResponseHead, Target,
-    Version, WriteBuf, CONTINUE_100,
+    parse_request, write_chunk_header, write_head, write_last_chunk, BodyFraming, BodyLength, ChunkProgress,
+    ChunkedDecoder, Method, ParseError, Parsed, RequestHead, ResponseFraming, ResponseHead, Target, Version, WriteBuf,
+    CONTINUE_100,
 };
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
@@ -31,12 +31,15 @@ use crate::access_log::Entry;
 use crate::buf::OutBuf;
 use crate::conn_table::Phase;
 use crate::handler::{Body, Reply, Request, Response};
+use crate::header_pool::HeaderSlots;
 use crate::router::RouteMatch;
 use crate::stats::Op;
 use crate::worker::Worker;
 
-/// The read buffer's starting size: enough for nearly every browser or API request head.
-const READ_BUF: usize = 4096;
+/// The read buffer's starting size, and its growth step: nginx's `client_header_buffer_size`.
+/// A connection whose requests are larger grows its buffer once and keeps it; an idle one holds
+/// no more than this.
+const READ_BUF: usize = 1024;
 /// Above this, the read buffer is shrunk back once empty, so one large body does not stay pinned
 /// to an idle connection.
 const READ_BUF_KEEP: usize = 64 * 1024;
@@ -277,8 +280,8 @@ impl Conn {
         let worker = &*self.worker;
         let config = worker.config();
         let buf = &self.rbuf[self.start..];
-        let mut slots = header_slots();
-        let head = match parse_request(buf, &config.limits, &mut slots) {
+        let mut slots = HeaderSlots::take();
+        let head = match parse_request(buf, &config.limits, slots.as_mut()) {
             Ok(Parsed::Complete(head)) => head,
             Ok(Parsed::Partial) => return Step::NeedHead,
             Err(e) => return Step::Malformed(e),

@@ -22,6 +22,8 @@ mod conn_table;
 pub mod error;
 /// The handler API: requests, responses, bodies, and the `Handler` trait.
 pub mod handler;
+/// Header slots for the parser, lent per request from a per-worker pool.
+mod header_pool;
 /// Listening sockets built with socket2 (`SO_REUSEPORT`, backlog, `TCP_NODELAY`).
 mod listener;
 /// A per-worker budget for log lines that clients can cause.
