@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ring_server::{AccessLogConfig, LogFormat, LogTarget, ServerConfig, Shed, StaticOptions, Workers};
+use ring_server::{
+    AccessLogConfig, CertFiles, LogFormat, LogTarget, ServerConfig, Shed, SniCert, StaticOptions, TlsConfig, Workers,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::args::{parse_listen, ServeArgs, WorkersArg};
@@ -64,6 +66,36 @@ struct FileConfig {
     /// `[[static]]`: a directory served below a path prefix.
     #[serde(default, rename = "static", skip_serializing_if = "Vec::is_empty")]
     statics: Vec<StaticFile>,
+    /// `[tls]`: HTTPS on the listen addresses.
+    #[serde(default, skip_serializing_if = "TlsFile::is_empty")]
+    tls: TlsFile,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    /// Plain HTTP addresses that redirect to https://.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    redirect: Vec<String>,
+    /// `[[tls.sni]]`: certificates chosen by server name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sni: Vec<SniFile>,
+}
+
+impl TlsFile {
+    fn is_empty(&self) -> bool {
+        self.cert.is_none() && self.key.is_none() && self.redirect.is_empty() && self.sni.is_empty()
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct SniFile {
+    names: Vec<String>,
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -226,6 +258,35 @@ impl Settings {
             }),
         };
         s.headers = file.headers.into_iter().collect();
+        let tls = file.tls;
+        s.tls = match (args.tls_cert.clone().or(tls.cert), args.tls_key.clone().or(tls.key)) {
+            (Some(cert), Some(key)) => Some(TlsConfig {
+                default: CertFiles { cert, key },
+                sni: tls
+                    .sni
+                    .into_iter()
+                    .map(|e| SniCert {
+                        names: e.names,
+                        files: CertFiles {
+                            cert: e.cert,
+                            key: e.key,
+                        },
+                    })
+                    .collect(),
+            }),
+            (None, None) if tls.sni.is_empty() => None,
+            (None, None) => bail!("tls.sni: the default certificate is missing: set tls.cert and tls.key"),
+            (Some(_), None) => bail!("tls: a certificate without its key: set tls.key (--tls-key)"),
+            (None, Some(_)) => bail!("tls: a key without its certificate: set tls.cert (--tls-cert)"),
+        };
+        s.redirect_listen = if args.http_redirect.is_empty() {
+            tls.redirect
+                .iter()
+                .map(|l| parse_listen(l).map_err(|e| anyhow::anyhow!("config: tls.redirect: {e}")))
+                .collect::<Result<_>>()?
+        } else {
+            args.http_redirect.clone()
+        };
         if let Err(e) = s.validate() {
             // Name the line when the bad value came from the file.
             return Err(match (&args.config, &text) {
@@ -268,7 +329,12 @@ impl Settings {
             }) => Some(p),
             _ => None,
         };
-        if let Some(bad) = paths.chain(log_path).find(|p| p.to_str().is_none()) {
+        let tls_paths = s.tls.iter().flat_map(|t| {
+            std::iter::once(&t.default)
+                .chain(t.sni.iter().map(|e| &e.files))
+                .flat_map(|f| [&f.cert, &f.key])
+        });
+        if let Some(bad) = paths.chain(log_path).chain(tls_paths).find(|p| p.to_str().is_none()) {
             bail!(
                 "the path {} is not valid UTF-8: rename it or use another",
                 bad.display()
@@ -367,6 +433,21 @@ impl Settings {
                     root: root.clone(),
                 })
                 .collect(),
+            tls: TlsFile {
+                cert: s.tls.as_ref().map(|t| t.default.cert.clone()),
+                key: s.tls.as_ref().map(|t| t.default.key.clone()),
+                redirect: s.redirect_listen.iter().map(ToString::to_string).collect(),
+                sni: s
+                    .tls
+                    .iter()
+                    .flat_map(|t| &t.sni)
+                    .map(|e| SniFile {
+                        names: e.names.clone(),
+                        cert: e.files.cert.clone(),
+                        key: e.files.key.clone(),
+                    })
+                    .collect(),
+            },
             access_log: AccessLogFile {
                 path: Some(match s.access_log.as_ref().map(|l| &l.target) {
                     None => "off".to_owned(),
@@ -417,6 +498,8 @@ impl Settings {
         check("log_format", self.log_format != new.log_format);
         check("admin", self.admin != new.admin);
         check("access_log", a.access_log != b.access_log);
+        check("tls", a.tls != b.tls);
+        check("tls.redirect", a.redirect_listen != b.redirect_listen);
         changed
     }
 }
