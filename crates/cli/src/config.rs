@@ -656,6 +656,41 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_load_and_round_trip() {
+        let s = load_toml(
+            "[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\nredirect = [\"80\"]\n\n[[tls.sni]]\nnames = [\"a.example\", \"*.b.example\"]\ncert = \"/a.pem\"\nkey = \"/a.key\"\n",
+            ServeArgs::default(),
+        )
+        .unwrap();
+        let tls = s.server.tls.as_ref().unwrap();
+        assert_eq!(tls.default.cert, PathBuf::from("/c.pem"));
+        assert_eq!(tls.sni[0].names, ["a.example", "*.b.example"]);
+        assert_eq!(s.server.redirect_listen, vec!["0.0.0.0:80".parse().unwrap()]);
+        let text = s.to_toml();
+        let again = load_toml(&text, ServeArgs::default()).unwrap();
+        assert_eq!(again.server.tls, s.server.tls);
+        assert_eq!(again.to_toml(), text);
+        // Flags win over the file.
+        let s = load_toml(
+            "[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n",
+            ServeArgs {
+                tls_cert: Some("/flag.pem".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.server.tls.unwrap().default.cert, PathBuf::from("/flag.pem"));
+        for bad in [
+            "[tls]\ncert = \"/c.pem\"\n",
+            "[[tls.sni]]\nnames = [\"a.example\"]\ncert = \"/a.pem\"\nkey = \"/a.key\"\n",
+            "[tls]\ncert = \"/c\"\nkey = \"/k\"\n[[tls.sni]]\nnames = [\"Bad Name\"]\ncert = \"/a\"\nkey = \"/a\"\n",
+            "[tls]\ncert = \"/c\"\nkey = \"/k\"\nbogus = 1\n",
+        ] {
+            assert!(load_toml(bad, ServeArgs::default()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn defaults_without_file() {
         let s = Settings::load(&ServeArgs::default()).unwrap();
         assert_eq!(s.server.listen, vec!["127.0.0.1:8080".parse().unwrap()]);

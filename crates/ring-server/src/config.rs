@@ -167,7 +167,12 @@ impl ServerConfig {
                 "redirecting to https:// needs TLS on the listen addresses (tls.cert and tls.key)",
             );
         }
-        if let Some(addr) = self.redirect_listen.iter().find(|a| self.listen.contains(a)) {
+        // Port 0 is a fresh port for each bind, so it never collides.
+        if let Some(addr) = self
+            .redirect_listen
+            .iter()
+            .find(|a| a.port() != 0 && self.listen.contains(a))
+        {
             return err("tls.redirect", &format!("{addr} is also a listen address"));
         }
         if let Some(Err(reason)) = self.tls.as_ref().map(crate::tls::TlsConfig::validate) {
