@@ -152,13 +152,14 @@ async fn read_tls(
     deadline: Instant,
 ) -> io::Result<usize> {
     loop {
-        if session.peer_closed {
-            return Ok(0);
-        }
         if session.conn.wants_write() {
-            // Handshake messages (or a key update) before waiting for the client's answer.
+            // Handshake messages, session tickets or a key update, as soon as rustls has them
+            // (a client may close right after its Finished; its tickets must not wait).
             send_tls(stream, session, &[], worker, key).await?;
             worker.conns.set(key, phase, Some(deadline));
+        }
+        if session.peer_closed {
+            return Ok(0);
         }
         let buf = session.read_buf();
         worker.stats.op(Op::Read);

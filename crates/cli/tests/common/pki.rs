@@ -85,7 +85,11 @@ impl Pki {
     /// A certificate for `names` (DNS names; "127.0.0.1" is added as an IP name), common name
     /// `names[0]`, signed by the CA, valid for 30 days, in files named after `tag`.
     pub fn issue(&self, tag: &str, names: &[&str], kind: KeyKind) -> Issued {
-        static SERIAL: AtomicU64 = AtomicU64::new(1);
+        self.issue_with(tag, names, kind, 30, "")
+    }
+
+    /// Like [`Pki::issue`], valid for `days`, with more `openssl x509 -extfile` lines.
+    pub fn issue_with(&self, tag: &str, names: &[&str], kind: KeyKind, days: u32, extra_ext: &str) -> Issued {
         let key = self.dir.join(&format!("{tag}.key"));
         let cert = self.dir.join(&format!("{tag}.pem"));
         let csr = self.dir.join(&format!("{tag}.csr"));
@@ -117,7 +121,7 @@ impl Pki {
         let ext = self.dir.write(
             &format!("{tag}.ext"),
             format!(
-                "subjectAltName={},IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+                "subjectAltName={},IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n{extra_ext}",
                 sans.join(",")
             )
             .as_bytes(),
@@ -132,9 +136,9 @@ impl Pki {
             "-CAkey",
             self.ca_key.to_str().unwrap(),
             "-set_serial",
-            &SERIAL.fetch_add(1, Ordering::SeqCst).to_string(),
+            &serial(),
             "-days",
-            "30",
+            &days.to_string(),
             "-extfile",
             ext.to_str().unwrap(),
             "-out",
@@ -142,6 +146,21 @@ impl Pki {
         ]);
         Issued { cert, key }
     }
+}
+
+/// A unique 16-byte serial number (RFC 5280 asks for at least 64 bits of entropy; scanners
+/// check).
+fn serial() -> String {
+    static COUNT: AtomicU64 = AtomicU64::new(1);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mixed =
+        (nanos ^ (u128::from(COUNT.fetch_add(1, Ordering::SeqCst)) << 64) ^ u128::from(std::process::id()) << 96)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+    // A leading 1 nibble: 16 bytes long and positive.
+    format!("0x{:032x}", (mixed >> 4) | (1 << 124))
 }
 
 /// The expired certificate and key kept in ring-server's test data (expired 2021-01-02).
