@@ -87,10 +87,14 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
     let mut running = Server::new(settings.server.clone(), site.router_factory())
         .with_listeners(inherited)
         .start()?;
-    let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
+    let over = if settings.server.tls.is_some() {
+        " over HTTPS"
+    } else {
+        ""
+    };
     for addr in running.local_addrs() {
         tracing::info!(
-            "listening on {addr} ({scheme}) with {} workers, serving {}",
+            "listening on {addr} with {} workers, serving {}{over}",
             running.workers(),
             site.describe()
         );
