@@ -80,6 +80,24 @@ fn s_client(args: &[&str], input: &[u8]) -> Output {
     }
 }
 
+/// The sum over workers of a counter on the admin listener's `/metrics`.
+fn metric(server: &Server, name: &str) -> u64 {
+    assert!(
+        poll_until(Duration::from_secs(10), || server.log().contains("metrics on http://")),
+        "{}",
+        server.log()
+    );
+    let log = server.log();
+    let at = log.find("metrics on http://").unwrap() + "metrics on http://".len();
+    let addr: std::net::SocketAddr = log[at..].split('/').next().unwrap().parse().unwrap();
+    let r = roundtrip(addr, b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    r.body_str()
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
 const GET_CLOSE: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
 #[test]
@@ -181,7 +199,11 @@ fn every_key_form_serves() {
         ("rsa", KeyKind::RsaPkcs1),
     ] {
         let leaf = pki.issue(tag, &["localhost"], kind);
-        let server = Server::start(&tls_args(&leaf, &[]));
+        // The environment stands in for the flags, as for every other flag.
+        let server = Server::start_with_env(
+            &[],
+            &[("RINGD_TLS_CERT", leaf.cert_str()), ("RINGD_TLS_KEY", leaf.key_str())],
+        );
         let out = curl(&pki, &server, &[&https(&server, "/plaintext")]);
         assert!(out.status.success(), "{tag}: {}", out.stderr);
         assert_eq!(out.stdout_str(), "Hello, World!", "{tag}");
@@ -244,7 +266,7 @@ fn sni_chooses_the_certificate_and_alpn_says_http11() {
 fn returning_clients_resume_on_any_worker() {
     let pki = Pki::new();
     let leaf = pki.issue("localhost", &["localhost"], KeyKind::EcPkcs8);
-    let server = Server::start(&tls_args(&leaf, &["--workers", "2"]));
+    let server = Server::start(&tls_args(&leaf, &["--workers", "2", "--admin", "127.0.0.1:0"]));
     let connect = server.addr.to_string();
     for (flag, version) in [("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")] {
         let session = pki.dir.join(&format!("session{flag}"));
@@ -270,6 +292,9 @@ fn returning_clients_resume_on_any_worker() {
             assert!(text.contains("Hello, World!"), "{text}");
         }
     }
+    assert_eq!(metric(&server, "ringd_tls_handshakes_full_total"), 2);
+    assert_eq!(metric(&server, "ringd_tls_handshakes_resumed_total"), 8);
+    assert_eq!(metric(&server, "ringd_tls_failures_total"), 0);
     server.assert_no_panic();
 }
 
@@ -498,7 +523,7 @@ fn bad_input_is_closed_promptly_and_never_stops_the_server() {
     let pki = Pki::new();
     let leaf = pki.issue("localhost", &["localhost"], KeyKind::EcPkcs8);
     // The default header timeout (60 s): these closes are the server's answer, not a timeout.
-    let mut server = Server::start(&tls_args(&leaf, &[]));
+    let mut server = Server::start(&tls_args(&leaf, &["--admin", "127.0.0.1:0"]));
     let v = raw(&server, "plain");
     assert!(
         v["text"].as_str().unwrap().starts_with("HTTP/1.1 400 Bad Request"),
@@ -514,6 +539,9 @@ fn bad_input_is_closed_promptly_and_never_stops_the_server() {
     }
     let out = curl(&pki, &server, &[&https(&server, "/plaintext")]);
     assert_eq!(out.stdout_str(), "Hello, World!", "{}", out.stderr);
+    // plain, garbage and bad-record failed; half-then-close just left.
+    assert_eq!(metric(&server, "ringd_tls_failures_total"), 3);
+    assert_eq!(metric(&server, "ringd_tls_handshakes_full_total"), 1);
     server.assert_alive();
     server.assert_no_panic();
 }

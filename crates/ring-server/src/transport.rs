@@ -173,7 +173,18 @@ async fn read_tls(
             // way the request in progress cannot complete.
             return Ok(0);
         }
-        match session.receive(n, rbuf) {
+        let handshaking = session.conn.is_handshaking();
+        let received = session.receive(n, rbuf);
+        if handshaking && !session.conn.is_handshaking() {
+            match session.conn.handshake_kind() {
+                Some(rustls::HandshakeKind::Resumed) => worker.stats.tls_resumed.add(1),
+                _ => worker.stats.tls_full.add(1),
+            }
+        }
+        if received.is_err() {
+            worker.stats.tls_failed.add(1);
+        }
+        match received {
             Ok(0) => continue,
             Ok(got) => return Ok(got),
             Err(Failure::PlainHttp) => {
