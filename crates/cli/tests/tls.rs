@@ -394,8 +394,48 @@ fn sighup_swaps_the_certificate_and_keeps_open_connections() {
         "{line}"
     );
     assert_eq!(subject(), "beta.test");
+
+    // TLS cannot be switched off by a reload: named in the log, and HTTPS goes on.
+    std::fs::copy(&beta.key, &key).unwrap();
+    dir.write("ringd.toml", b"log = \"info\"\n");
+    server.signal("HUP");
+    assert!(
+        poll_until(Duration::from_secs(10), || server
+            .log()
+            .contains("tls cannot change while ringd runs")),
+        "{}",
+        server.log()
+    );
+    assert_eq!(subject(), "beta.test");
     server.assert_alive();
     server.assert_no_panic();
+}
+
+#[test]
+fn sigterm_drains_an_idle_tls_connection_and_exits_0() {
+    require_tool("python3", "python3");
+    let pki = Pki::new();
+    let leaf = pki.issue("localhost", &["localhost"], KeyKind::EcPkcs8);
+    let mut server = Server::start(&tls_args(&leaf, &[]));
+    let port = server.port().to_string();
+    let mut kept = Command::new("python3")
+        .args(["-c", PY_KEEPALIVE, &port, pki.ca_str()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(kept.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["status"], 200, "{first}");
+    // The idle keep-alive connection gets `timeouts.drain_idle` (1 s), then the server exits.
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{}", server.log());
+    assert!(server.log().contains("drained"), "{}", server.log());
+    drop(kept.stdin.take());
+    let _ = kept.kill();
+    let _ = kept.wait();
 }
 
 #[test]
