@@ -144,6 +144,31 @@ fn curl_over_tls13_and_tls12_with_small_and_large_bodies() {
     server.assert_no_panic();
 }
 
+#[test]
+fn uploads_chunked_and_with_100_continue_over_tls() {
+    let pki = Pki::new();
+    let leaf = pki.issue("localhost", &["localhost"], KeyKind::EcPkcs8);
+    let server = Server::start(&tls_args(&leaf, &["--max-body", "4000000"]));
+    let dir = TempDir::new("tls-upload");
+    let body = pseudo_random(700_000, 5);
+    let file = dir.write("body.bin", &body);
+    let data = format!("@{}", file.to_str().unwrap());
+    let url = https(&server, "/echo");
+    for header in ["Transfer-Encoding: chunked", "Expect: 100-continue"] {
+        let out = curl(&pki, &server, &["-v", "--data-binary", &data, "-H", header, &url]);
+        assert!(out.status.success(), "{header}: {}", out.stderr);
+        assert!(
+            out.stdout == body,
+            "{header}: the echo differs ({} bytes)",
+            out.stdout.len()
+        );
+        if header.starts_with("Expect") {
+            assert!(out.stderr.contains("HTTP/1.1 100 Continue"), "{}", out.stderr);
+        }
+    }
+    server.assert_no_panic();
+}
+
 const PY_CLIENT: &str = r#"
 import http.client, json, ssl, sys
 port, ca, maxver = int(sys.argv[1]), sys.argv[2], sys.argv[3]
