@@ -33,6 +33,16 @@ pub struct ServeArgs {
     /// Default 127.0.0.1:8080.
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen, env = "RINGD_LISTEN", value_delimiter = ',')]
     pub listen: Vec<SocketAddr>,
+    /// Serve HTTPS on the --listen addresses with this PEM certificate chain (leaf first).
+    #[arg(long, value_name = "FILE", env = "RINGD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, RSA or EC) of --tls-cert.
+    #[arg(long, value_name = "FILE", env = "RINGD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Also listen for plain HTTP here and redirect every request to https:// (needs TLS).
+    /// Repeatable.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen, env = "RINGD_HTTP_REDIRECT", value_delimiter = ',')]
+    pub http_redirect: Vec<SocketAddr>,
     /// Serve the files below DIR instead of the built-in site.
     #[arg(long, value_name = "DIR", env = "RINGD_ROOT")]
     pub root: Option<PathBuf>,

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ring_server::{AccessLogConfig, LogFormat, LogTarget, ServerConfig, Shed, StaticOptions, Workers};
+use ring_server::{
+    AccessLogConfig, CertFiles, LogFormat, LogTarget, ServerConfig, Shed, SniCert, StaticOptions, TlsConfig, Workers,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::args::{parse_listen, ServeArgs, WorkersArg};
@@ -64,6 +66,36 @@ struct FileConfig {
     /// `[[static]]`: a directory served below a path prefix.
     #[serde(default, rename = "static", skip_serializing_if = "Vec::is_empty")]
     statics: Vec<StaticFile>,
+    /// `[tls]`: HTTPS on the listen addresses.
+    #[serde(default, skip_serializing_if = "TlsFile::is_empty")]
+    tls: TlsFile,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    /// Plain HTTP addresses that redirect to https://.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    redirect: Vec<String>,
+    /// `[[tls.sni]]`: certificates chosen by server name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sni: Vec<SniFile>,
+}
+
+impl TlsFile {
+    fn is_empty(&self) -> bool {
+        self.cert.is_none() && self.key.is_none() && self.redirect.is_empty() && self.sni.is_empty()
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct SniFile {
+    names: Vec<String>,
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -233,6 +265,35 @@ impl Settings {
             }),
         };
         s.headers = file.headers.into_iter().collect();
+        let tls = file.tls;
+        s.tls = match (args.tls_cert.clone().or(tls.cert), args.tls_key.clone().or(tls.key)) {
+            (Some(cert), Some(key)) => Some(TlsConfig {
+                default: CertFiles { cert, key },
+                sni: tls
+                    .sni
+                    .into_iter()
+                    .map(|e| SniCert {
+                        names: e.names,
+                        files: CertFiles {
+                            cert: e.cert,
+                            key: e.key,
+                        },
+                    })
+                    .collect(),
+            }),
+            (None, None) if tls.sni.is_empty() => None,
+            (None, None) => bail!("tls.sni: the default certificate is missing: set tls.cert and tls.key"),
+            (Some(_), None) => bail!("tls: a certificate without its key: set tls.key (--tls-key)"),
+            (None, Some(_)) => bail!("tls: a key without its certificate: set tls.cert (--tls-cert)"),
+        };
+        s.redirect_listen = if args.http_redirect.is_empty() {
+            tls.redirect
+                .iter()
+                .map(|l| parse_listen(l).map_err(|e| anyhow::anyhow!("config: tls.redirect: {e}")))
+                .collect::<Result<_>>()?
+        } else {
+            args.http_redirect.clone()
+        };
         if let Err(e) = s.validate() {
             // Name the line when the bad value came from the file.
             return Err(match (&args.config, &text) {
@@ -285,7 +346,12 @@ impl Settings {
             }) => Some(p),
             _ => None,
         };
-        if let Some(bad) = paths.chain(log_path).find(|p| p.to_str().is_none()) {
+        let tls_paths = s.tls.iter().flat_map(|t| {
+            std::iter::once(&t.default)
+                .chain(t.sni.iter().map(|e| &e.files))
+                .flat_map(|f| [&f.cert, &f.key])
+        });
+        if let Some(bad) = paths.chain(log_path).chain(tls_paths).find(|p| p.to_str().is_none()) {
             bail!(
                 "the path {} is not valid UTF-8: rename it or use another",
                 bad.display()
@@ -389,6 +455,21 @@ impl Settings {
                     root: root.clone(),
                 })
                 .collect(),
+            tls: TlsFile {
+                cert: s.tls.as_ref().map(|t| t.default.cert.clone()),
+                key: s.tls.as_ref().map(|t| t.default.key.clone()),
+                redirect: s.redirect_listen.iter().map(ToString::to_string).collect(),
+                sni: s
+                    .tls
+                    .iter()
+                    .flat_map(|t| &t.sni)
+                    .map(|e| SniFile {
+                        names: e.names.clone(),
+                        cert: e.files.cert.clone(),
+                        key: e.files.key.clone(),
+                    })
+                    .collect(),
+            },
             access_log: AccessLogFile {
                 path: Some(match s.access_log.as_ref().map(|l| &l.target) {
                     None => "off".to_owned(),
@@ -439,6 +520,8 @@ impl Settings {
         check("log_format", self.log_format != new.log_format);
         check("admin", self.admin != new.admin);
         check("access_log", a.access_log != b.access_log);
+        check("tls", a.tls != b.tls);
+        check("tls.redirect", a.redirect_listen != b.redirect_listen);
         changed
     }
 }
@@ -592,6 +675,41 @@ mod tests {
         assert_eq!(again.server.limits.max_body, 99);
         assert_eq!(again.server.timeouts.handler, Some(Duration::from_secs(7)));
         assert_eq!(again.server.shed, Shed::Close);
+    }
+
+    #[test]
+    fn tls_settings_load_and_round_trip() {
+        let s = load_toml(
+            "[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\nredirect = [\"80\"]\n\n[[tls.sni]]\nnames = [\"a.example\", \"*.b.example\"]\ncert = \"/a.pem\"\nkey = \"/a.key\"\n",
+            ServeArgs::default(),
+        )
+        .unwrap();
+        let tls = s.server.tls.as_ref().unwrap();
+        assert_eq!(tls.default.cert, PathBuf::from("/c.pem"));
+        assert_eq!(tls.sni[0].names, ["a.example", "*.b.example"]);
+        assert_eq!(s.server.redirect_listen, vec!["0.0.0.0:80".parse().unwrap()]);
+        let text = s.to_toml();
+        let again = load_toml(&text, ServeArgs::default()).unwrap();
+        assert_eq!(again.server.tls, s.server.tls);
+        assert_eq!(again.to_toml(), text);
+        // Flags win over the file.
+        let s = load_toml(
+            "[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n",
+            ServeArgs {
+                tls_cert: Some("/flag.pem".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.server.tls.unwrap().default.cert, PathBuf::from("/flag.pem"));
+        for bad in [
+            "[tls]\ncert = \"/c.pem\"\n",
+            "[[tls.sni]]\nnames = [\"a.example\"]\ncert = \"/a.pem\"\nkey = \"/a.key\"\n",
+            "[tls]\ncert = \"/c\"\nkey = \"/k\"\n[[tls.sni]]\nnames = [\"Bad Name\"]\ncert = \"/a\"\nkey = \"/a\"\n",
+            "[tls]\ncert = \"/c\"\nkey = \"/k\"\nbogus = 1\n",
+        ] {
+            assert!(load_toml(bad, ServeArgs::default()).is_err(), "{bad}");
+        }
     }
 
     #[test]

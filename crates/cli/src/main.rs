@@ -47,6 +47,9 @@ fn check(args: &args::ServeArgs) -> ExitCode {
     let checked = Settings::load(args).and_then(|settings| {
         EnvFilter::try_new(&settings.log).with_context(|| format!("invalid log filter {:?}", settings.log))?;
         Site::new(settings.root.as_deref(), &settings.statics, &settings.static_options)?;
+        if let Some(tls) = &settings.server.tls {
+            ring_server::tls::check(tls)?;
+        }
         Ok(settings)
     });
     match checked {
@@ -84,12 +87,20 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
     let mut running = Server::new(settings.server.clone(), site.router_factory())
         .with_listeners(inherited)
         .start()?;
+    let over = if settings.server.tls.is_some() {
+        " over HTTPS"
+    } else {
+        ""
+    };
     for addr in running.local_addrs() {
         tracing::info!(
-            "listening on {addr} with {} workers, serving {}",
+            "listening on {addr} with {} workers, serving {}{over}",
             running.workers(),
             site.describe()
         );
+    }
+    for addr in running.redirect_addrs() {
+        tracing::info!("listening on {addr} (http), redirecting every request to https://");
     }
     if let Some(admin) = settings.admin {
         let bound = ring_server::admin::serve_metrics(admin, running.metrics())
@@ -214,6 +225,10 @@ fn reload(args: &args::ServeArgs, current: &mut Settings, running: &mut RunningS
             }
         }
         log_filter.reload(filter).context("applying the log filter")?;
+        if let Some(tls) = &running.config().tls {
+            let count = 1 + tls.sni.len();
+            tracing::info!("SIGHUP: {count} TLS certificate(s) reloaded; new handshakes use them");
+        }
         let live: Vec<&str> = changed.iter().copied().filter(|c| !restart_only.contains(c)).collect();
         if live.is_empty() {
             tracing::info!("SIGHUP: configuration reloaded; nothing changed");

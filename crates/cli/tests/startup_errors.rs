@@ -408,3 +408,90 @@ fn two_listen_addresses() {
         assert_eq!(r.body_str(), "Hello, World!");
     }
 }
+
+// ---------------------------------------------------------------------------
+// TLS certificates and keys: one line naming the file
+// ---------------------------------------------------------------------------
+
+#[test]
+fn tls_key_that_is_not_the_certificates() {
+    let pki = pki::Pki::new();
+    let a = pki.issue("a", &["localhost"], pki::KeyKind::EcPkcs8);
+    let b = pki.issue("b", &["localhost"], pki::KeyKind::EcPkcs8);
+    let line = serve_error(
+        &["--tls-cert", a.cert_str(), "--tls-key", b.key_str()],
+        "mismatched key",
+    );
+    assert!(line.contains("does not match"), "{line}");
+    assert!(line.contains(b.key_str()) && line.contains(a.cert_str()), "{line}");
+    // Another key type entirely.
+    let rsa = pki.issue("rsa", &["localhost"], pki::KeyKind::RsaPkcs1);
+    let line = serve_error(
+        &["--tls-cert", a.cert_str(), "--tls-key", rsa.key_str()],
+        "RSA key, EC cert",
+    );
+    assert!(
+        line.contains("does not match") && line.contains(rsa.key_str()),
+        "{line}"
+    );
+}
+
+#[test]
+fn tls_certificate_expired() {
+    let expired = pki::expired();
+    let line = serve_error(
+        &["--tls-cert", expired.cert_str(), "--tls-key", expired.key_str()],
+        "expired certificate",
+    );
+    assert!(
+        line.contains("expired-cert.pem") && line.contains("expired on 2021-01-02"),
+        "{line}"
+    );
+}
+
+#[test]
+fn tls_files_unreadable_or_wrong() {
+    let pki = pki::Pki::new();
+    let ok = pki.issue("ok", &["localhost"], pki::KeyKind::EcSec1);
+    let line = serve_error(
+        &["--tls-cert", "/nonexistent/ringd-cert.pem", "--tls-key", ok.key_str()],
+        "missing certificate",
+    );
+    assert!(line.contains("/nonexistent/ringd-cert.pem"), "{line}");
+    let dir = pki.dir.path_str();
+    let line = serve_error(&["--tls-cert", ok.cert_str(), "--tls-key", dir], "key is a directory");
+    assert!(line.contains(dir) && line.contains("private key"), "{line}");
+    // Certificate and key swapped.
+    let line = serve_error(&["--tls-cert", ok.key_str(), "--tls-key", ok.cert_str()], "swapped");
+    assert!(
+        line.contains(ok.key_str()) && line.contains("no PEM certificate"),
+        "{line}"
+    );
+    let line = serve_error(&["--tls-key", ok.key_str()], "key without certificate");
+    assert!(line.contains("tls.cert"), "{line}");
+    let line = serve_error(&["--http-redirect", "127.0.0.1:0"], "redirect without TLS");
+    assert!(line.contains("tls.redirect"), "{line}");
+}
+
+#[test]
+fn tls_check_validates_the_files() {
+    let pki = pki::Pki::new();
+    let a = pki.issue("a", &["localhost"], pki::KeyKind::EcPkcs8);
+    let b = pki.issue("b", &["localhost"], pki::KeyKind::EcPkcs8);
+    let out = run_bounded(
+        &mut ringd(&["check", "--tls-cert", a.cert_str(), "--tls-key", a.key_str()]),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout_str().contains("[tls]"), "{}", out.stdout_str());
+    let out = run_bounded(
+        &mut ringd(&["check", "--tls-cert", a.cert_str(), "--tls-key", b.key_str()]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("does not match") && out.stderr.contains(b.key_str()),
+        "{}",
+        out.stderr
+    );
+}

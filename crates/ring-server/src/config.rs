@@ -110,6 +110,10 @@ pub struct ServerConfig {
     pub headers: Vec<(String, String)>,
     /// Pin each worker thread to its CPU.
     pub pin: bool,
+    /// Serve HTTPS on every `listen` address with these certificates.
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// Plain HTTP addresses that answer every request with a redirect to `https://` (needs `tls`).
+    pub redirect_listen: Vec<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -129,6 +133,8 @@ impl Default for ServerConfig {
             access_log: None,
             headers: Vec::new(),
             pin: true,
+            tls: None,
+            redirect_listen: Vec::new(),
         }
     }
 }
@@ -154,6 +160,23 @@ impl ServerConfig {
         };
         if self.listen.is_empty() {
             return err("listen", "at least one address is needed");
+        }
+        if !self.redirect_listen.is_empty() && self.tls.is_none() {
+            return err(
+                "tls.redirect",
+                "redirecting to https:// needs TLS on the listen addresses (tls.cert and tls.key)",
+            );
+        }
+        // Port 0 is a fresh port for each bind, so it never collides.
+        if let Some(addr) = self
+            .redirect_listen
+            .iter()
+            .find(|a| a.port() != 0 && self.listen.contains(a))
+        {
+            return err("tls.redirect", &format!("{addr} is also a listen address"));
+        }
+        if let Some(Err(reason)) = self.tls.as_ref().map(crate::tls::TlsConfig::validate) {
+            return err("tls.sni", &reason);
         }
         if self.workers == Workers::Count(0) {
             return err("workers", "must be at least 1 (or \"auto\")");

@@ -24,7 +24,6 @@ use ringd_core::{
     ChunkedDecoder, Method, ParseError, Parsed, RequestHead, ResponseFraming, ResponseHead, Target, Version, WriteBuf,
     CONTINUE_100,
 };
-use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 use crate::access_log::Entry;
@@ -32,8 +31,10 @@ use crate::buf::OutBuf;
 use crate::conn_table::Phase;
 use crate::handler::{Body, Reply, Request, Response};
 use crate::header_pool::HeaderSlots;
+use crate::listener::ListenerKind;
 use crate::router::RouteMatch;
-use crate::stats::Op;
+use crate::tls::session::TlsSession;
+use crate::transport::Transport;
 use crate::worker::Worker;
 
 /// The read buffer's starting size, and its growth step: nginx's `client_header_buffer_size`.
@@ -53,7 +54,7 @@ const LINGER: Duration = Duration::from_secs(5);
 const LINGER_BYTES: usize = 1 << 20;
 
 /// Serves one accepted connection until it closes.
-pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>) {
+pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, kind: ListenerKind) {
     let stream = Rc::new(stream);
     let key = worker.conns.insert(stream.clone());
     worker.stats.open.set(worker.conns.len() as u64);
@@ -63,10 +64,31 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker
         worker: worker.clone(),
         key,
     };
+    let (buf_size, pool, stats) = (worker.config().buffers.size, worker.pool.clone(), worker.stats.clone());
+    let (io, out) = match kind {
+        ListenerKind::Tls => {
+            // The configuration in force when the client connected: a reload changes the
+            // certificate for new handshakes only.
+            let Some(config) = worker.tls() else { return };
+            match TlsSession::new(config) {
+                Ok(session) => (
+                    Transport::tls(stream, session),
+                    OutBuf::heap_only(pool, buf_size, stats),
+                ),
+                Err(e) => {
+                    tracing::error!("cannot start a TLS session: {e}");
+                    return;
+                }
+            }
+        }
+        ListenerKind::Plain | ListenerKind::Redirect => (Transport::plain(stream), OutBuf::new(pool, buf_size, stats)),
+    };
+    let redirect = (kind == ListenerKind::Redirect).then(|| worker.https_port);
     let mut conn = Conn {
-        out: OutBuf::new(worker.pool.clone(), worker.config().buffers.size, worker.stats.clone()),
+        out,
         worker,
-        stream,
+        io,
+        redirect,
         key,
         peer,
         rbuf: Vec::with_capacity(READ_BUF),
@@ -83,9 +105,10 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker
 
 /// Answers a connection over the worker's limit with a canned 503 (or closes it, as configured),
 /// then closes it lingering briefly so the answer is not lost to a reset.
-pub(crate) async fn shed(stream: TcpStream, worker: Rc<Worker>) {
+pub(crate) async fn shed(stream: TcpStream, worker: Rc<Worker>, kind: ListenerKind) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n";
-    if worker.config().shed == crate::config::Shed::Close {
+    // A TLS client cannot read a plain answer, and a handshake is the work being shed.
+    if worker.config().shed == crate::config::Shed::Close || kind == ListenerKind::Tls {
         return;
     }
     let stream = Rc::new(stream);
@@ -169,7 +192,9 @@ enum Close {
 
 struct Conn {
     worker: Rc<Worker>,
-    stream: Rc<TcpStream>,
+    io: Transport,
+    /// A plain listener that sends every request to `https://` on this port.
+    redirect: Option<u16>,
     key: usize,
     peer: SocketAddr,
     /// Bytes read and not yet consumed are `rbuf[start..]`.
@@ -200,8 +225,9 @@ impl Conn {
             }
             self.compact();
         };
-        if let Close::Linger = close {
-            self.linger().await;
+        match close {
+            Close::Linger => self.linger().await,
+            Close::Now => self.io.close_notify(&self.worker, self.key).await,
         }
     }
 
@@ -229,19 +255,9 @@ impl Conn {
 
     /// One read into the spare capacity of `rbuf`.
     async fn read(&mut self, phase: Phase, deadline: Instant) -> io::Result<usize> {
-        self.worker.conns.set(self.key, phase, Some(deadline));
-        let buf = std::mem::take(&mut self.rbuf);
-        let filled = buf.len();
-        self.worker.stats.op(Op::Read);
-        let (res, slice) = self.stream.read(buf.slice(filled..)).await;
-        self.rbuf = slice.into_inner();
-        if let Ok(n) = res {
-            self.worker.stats.bytes_in.add(n as u64);
-        }
-        // What follows a read is parsing and the handler, which have no deadline (yet): the read's
-        // deadline must not cut them short.
-        self.worker.conns.set(self.key, Phase::Handler, None);
-        res
+        self.io
+            .read(&mut self.rbuf, &self.worker, self.key, phase, deadline)
+            .await
     }
 
     /// Answers every complete request in the buffer. `Some` when the connection must close.
@@ -312,9 +328,10 @@ impl Conn {
         let keep_alive =
             head.keep_alive && !skipped && self.served + 1 < config.max_requests_per_conn && !worker.draining.get();
         let started = Instant::now();
-        let response = match config.timeouts.handler {
-            None => respond(worker, &head, body, self.peer).await,
-            Some(limit) => match tokio::time::timeout(limit, respond(worker, &head, body, self.peer)).await {
+        let response = match (self.redirect, config.timeouts.handler) {
+            (Some(port), _) => to_https(&head, port),
+            (None, None) => respond(worker, &head, body, self.peer).await,
+            (None, Some(limit)) => match tokio::time::timeout(limit, respond(worker, &head, body, self.peer)).await {
                 Ok(response) => response,
                 Err(_) => {
                     if worker.log_budget.allow() {
@@ -356,21 +373,21 @@ impl Conn {
                 stream,
                 framing,
                 keep_alive,
-            } => match send_stream(&mut self.out, &self.stream, worker, self.key, stream, framing).await {
+            } => match send_stream(&mut self.out, &mut self.io, worker, self.key, stream, framing).await {
                 Ok(()) => keep_alive,
                 Err(_) => return Step::Broken,
             },
             Encoded::File { file, keep_alive } => {
-                if flush_out(&mut self.out, &self.stream, worker, self.key).await.is_err()
-                    || send_file(&self.stream, worker, self.key, file).await.is_err()
+                if self.io.flush(&mut self.out, worker, self.key).await.is_err()
+                    || self.io.send_file(file, worker, self.key).await.is_err()
                 {
                     return Step::Broken;
                 }
                 keep_alive
             }
             Encoded::Large { bytes, keep_alive } => {
-                if flush_out(&mut self.out, &self.stream, worker, self.key).await.is_err()
-                    || send_bytes(&self.stream, worker, self.key, bytes).await.is_err()
+                if self.io.flush(&mut self.out, worker, self.key).await.is_err()
+                    || self.io.send_bytes(bytes, worker, self.key).await.is_err()
                 {
                     return Step::Broken;
                 }
@@ -459,7 +476,7 @@ impl Conn {
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        flush_out(&mut self.out, &self.stream, &self.worker, self.key).await
+        self.io.flush(&mut self.out, &self.worker, self.key).await
     }
 
     /// Queues the error response for a malformed request; the connection then closes.
@@ -515,7 +532,8 @@ impl Conn {
         if !self.out.is_empty() && self.flush().await.is_err() {
             return;
         }
-        if self.stream.shutdown(Shutdown::Write).is_err() {
+        self.io.close_notify(&self.worker, self.key).await;
+        if self.io.shutdown_write().is_err() {
             return;
         }
         let deadline = Instant::now() + LINGER;
@@ -543,64 +561,6 @@ fn request_line(buf: &[u8]) -> &[u8] {
         .unwrap_or(rest.len())
         .min(1024);
     &rest[..end]
-}
-
-/// Sends `out` with the send timeout armed, recording the fixed buffer held meanwhile.
-async fn flush_out(out: &mut OutBuf, stream: &TcpStream, worker: &Worker, key: usize) -> io::Result<()> {
-    worker.conns.set(
-        key,
-        Phase::Write(out.fixed_index()),
-        Some(Instant::now() + worker.config().timeouts.send),
-    );
-    out.flush(stream).await
-}
-
-/// Sends a large body in pieces, re-arming the send timeout for each (nginx's `send_timeout` is
-/// between writes, so a slow but live client is not cut off).
-async fn send_bytes(stream: &TcpStream, worker: &Worker, key: usize, mut bytes: Bytes) -> io::Result<()> {
-    const PIECE: usize = 256 * 1024;
-    while !bytes.is_empty() {
-        let piece = bytes.split_to(bytes.len().min(PIECE));
-        worker.conns.set(
-            key,
-            Phase::Write(None),
-            Some(Instant::now() + worker.config().timeouts.send),
-        );
-        let len = piece.len() as u64;
-        worker.stats.op(Op::Write);
-        let (res, _) = stream.write_all(piece).await;
-        res?;
-        worker.stats.bytes_out.add(len);
-    }
-    Ok(())
-}
-
-/// Sends a file range (spliced where it can be), with the send timeout armed for each write
-/// and none while the file is read.
-async fn send_file(stream: &TcpStream, worker: &Worker, key: usize, body: crate::handler::FileBody) -> io::Result<()> {
-    let send_timeout = worker.config().timeouts.send;
-    let arm = || {
-        worker
-            .conns
-            .set(key, Phase::Write(None), Some(Instant::now() + send_timeout))
-    };
-    let disarm = || worker.conns.set(key, Phase::Handler, None);
-    match crate::sendfile::send_file(stream, &body.file, body.start, body.len, arm, disarm).await {
-        Ok(sent) => {
-            let op = if sent.spliced { Op::Splice } else { Op::Write };
-            for _ in 0..sent.socket_ops {
-                worker.stats.op(op);
-            }
-            worker.stats.bytes_out.add(body.len);
-            Ok(())
-        }
-        Err(e) => {
-            if e.kind() == io::ErrorKind::UnexpectedEof && worker.log_budget.allow() {
-                tracing::error!("{e}; closing the connection");
-            }
-            Err(e)
-        }
-    }
 }
 
 /// Runs the router and the handler for one request. A handler that panics gets a 500.
@@ -655,6 +615,59 @@ fn handler_panicked(worker: &Worker, head: &RequestHead<'_, '_>) -> Response {
         tracing::error!(method = head.method.as_str(), path = %head.path, "handler panicked; answered 500");
     }
     Response::error(500).header("Connection", "close")
+}
+
+/// The answer of a redirecting listener: the same target on `https://`, permanently (301 for
+/// GET and HEAD, which every client follows; 308 otherwise, which keeps the method and body).
+fn to_https(head: &RequestHead<'_, '_>, port: u16) -> Response {
+    let host = match head.host.and_then(|h| std::str::from_utf8(h).ok()) {
+        Some(host) => host,
+        None => return Response::error(400),
+    };
+    // The host without its port: `[v6]:port`, `name:port`.
+    let host = match host.strip_prefix('[') {
+        Some(rest) => match rest.find(']') {
+            Some(end) => &host[..end + 2],
+            None => return Response::error(400),
+        },
+        None => host.split(':').next().unwrap_or(host),
+    };
+    let valid = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':'));
+    if !valid {
+        return Response::error(400);
+    }
+    let path = match head.target {
+        Target::Origin => head.raw_target,
+        Target::Absolute { authority, .. } => {
+            let after = head
+                .raw_target
+                .find(authority)
+                .map_or("", |i| &head.raw_target[i + authority.len()..]);
+            if after.starts_with('/') {
+                after
+            } else {
+                "/"
+            }
+        }
+        Target::Asterisk | Target::Authority(_) => "/",
+    };
+    let location = if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    };
+    let status = if matches!(head.method, Method::Get | Method::Head) {
+        301
+    } else {
+        308
+    };
+    Response::new(status)
+        .content_type_static("text/plain; charset=utf-8")
+        .body(Body::Full(Bytes::from(format!("moved to {location}\n"))))
+        .header("Location", location)
 }
 
 /// What is left to send after the head (and a small body) went into the output buffer.
@@ -814,7 +827,7 @@ fn encode_head(
 /// Sends a streamed body: the queued head first, then each piece, chunk-framed when asked.
 async fn send_stream(
     out: &mut OutBuf,
-    stream: &TcpStream,
+    io: &mut Transport,
     worker: &Worker,
     key: usize,
     mut body: Box<dyn crate::handler::BodyStream>,
@@ -825,7 +838,7 @@ async fn send_stream(
         // Nothing is held while the stream works: a stream that stalls must not pin a fixed
         // buffer (the pool is shared by every connection of this core).
         if !out.is_empty() {
-            flush_out(out, stream, worker, key).await?;
+            io.flush(out, worker, key).await?;
         }
         worker.conns.set(key, Phase::Handler, None);
         let mut next = body.next_chunk();
@@ -859,8 +872,8 @@ async fn send_stream(
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "body longer than announced"));
             }
             _ => {
-                flush_out(out, stream, worker, key).await?;
-                send_bytes(stream, worker, key, piece).await?;
+                io.flush(out, worker, key).await?;
+                io.send_bytes(piece, worker, key).await?;
             }
         }
     }
@@ -875,4 +888,72 @@ async fn send_stream(
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringd_core::{header_slots, Limits};
+
+    fn redirect(raw: &[u8], port: u16) -> (u16, Option<String>) {
+        let mut slots = header_slots();
+        let head = match parse_request(raw, &Limits::default(), &mut slots) {
+            Ok(Parsed::Complete(head)) => head,
+            other => panic!("not a request: {other:?}"),
+        };
+        let r = to_https(&head, port);
+        let location = r
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("location"))
+            .map(|(_, v)| String::from_utf8(v.to_vec()).unwrap());
+        (r.status, location)
+    }
+
+    #[test]
+    fn redirects_keep_host_path_and_query() {
+        // (Hosts the parser refuses never get here: 400 InvalidHost.)
+        let cases: [(&[u8], u16, u16, Option<&str>); 6] = [
+            (
+                b"GET /a?b=1 HTTP/1.1\r\nHost: example.org\r\n\r\n",
+                443,
+                301,
+                Some("https://example.org/a?b=1"),
+            ),
+            (
+                b"HEAD / HTTP/1.1\r\nHost: example.org:80\r\n\r\n",
+                8443,
+                301,
+                Some("https://example.org:8443/"),
+            ),
+            (
+                b"POST /f HTTP/1.1\r\nHost: [::1]:80\r\nContent-Length: 0\r\n\r\n",
+                443,
+                308,
+                Some("https://[::1]/f"),
+            ),
+            (
+                b"GET http://h.example/p?q HTTP/1.1\r\nHost: h.example\r\n\r\n",
+                443,
+                301,
+                Some("https://h.example/p?q"),
+            ),
+            (
+                b"GET http://h.example HTTP/1.1\r\nHost: h.example\r\n\r\n",
+                443,
+                301,
+                Some("https://h.example/"),
+            ),
+            (b"GET / HTTP/1.0\r\n\r\n", 443, 400, None),
+        ];
+        for (raw, port, status, location) in cases {
+            let (s, l) = redirect(raw, port);
+            assert_eq!(
+                (s, l.as_deref()),
+                (status, location),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
 }

@@ -15,6 +15,9 @@ pub enum ServerError {
     /// A configuration value is out of range.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// Another program (one that does not share the port with `SO_REUSEPORT`) holds the address.
     #[error("address {addr} is already in use by another program: stop it or choose another --listen address")]
     AddrInUse {

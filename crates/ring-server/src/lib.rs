@@ -38,6 +38,10 @@ pub mod server;
 pub mod static_files;
 /// Per-worker counters and their Prometheus exposition.
 pub mod stats;
+/// HTTPS: certificates, SNI, resumption, and the record layer on io_uring's buffers.
+pub mod tls;
+/// A connection's byte stream: plain TCP, or TLS over it.
+mod transport;
 /// io_uring availability checks that turn kernel errors into advice.
 mod uring;
 /// A worker: one pinned thread, one runtime, its listeners and connections.
@@ -53,3 +57,4 @@ pub use router::{Router, RouterError};
 pub use server::{Heartbeats, RunningServer, Server, WorkerWatch, RESTART_ONLY};
 pub use static_files::{CacheOptions, StaticFiles, StaticOptions};
 pub use stats::Metrics;
+pub use tls::{CertFiles, SniCert, TlsConfig, TlsError};

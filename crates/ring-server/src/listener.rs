@@ -8,6 +8,17 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::error::ServerError;
 
+/// What a listening socket's connections speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListenerKind {
+    /// HTTP.
+    Plain,
+    /// HTTPS (the server has a TLS configuration).
+    Tls,
+    /// HTTP that answers every request with a redirect to `https://`.
+    Redirect,
+}
+
 /// Binds `count` listeners to `addr` with `SO_REUSEPORT`, one per worker, so the kernel spreads
 /// new connections across cores without a shared accept queue.
 ///

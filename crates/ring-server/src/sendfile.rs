@@ -173,7 +173,7 @@ async fn copy_file(
     Ok(sent)
 }
 
-fn shrank() -> io::Error {
+pub(crate) fn shrank() -> io::Error {
     // The length is already on the wire: the connection closes.
     io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")
 }

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use crate::access_log::AccessLog;
 use crate::config::{ServerConfig, Workers};
 use crate::error::ServerError;
-use crate::listener;
+use crate::listener::{self, ListenerKind};
 use crate::router::Router;
 use crate::stats::Metrics;
+use crate::tls::{self, Resumption};
 use crate::worker::{self, Control, WorkerEvent, WorkerSetup};
 
 /// Builds a worker's router; called once on each worker's thread with the worker's index.
@@ -52,7 +53,18 @@ impl Server {
             Workers::Auto => cores.len(),
             Workers::Count(n) => n,
         };
-        let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..count).map(|_| Vec::new()).collect();
+        // Certificates first: a bad one is a start-up error before any socket is bound.
+        let resumption = self.config.tls.as_ref().map(|_| Resumption::new()).transpose()?;
+        let tls_config = match (&self.config.tls, &resumption) {
+            (Some(config), Some(resumption)) => Some(tls::build(config, resumption)?),
+            _ => None,
+        };
+        let kind = if tls_config.is_some() {
+            ListenerKind::Tls
+        } else {
+            ListenerKind::Plain
+        };
+        let mut per_worker: Vec<Vec<(std::net::TcpListener, ListenerKind)>> = (0..count).map(|_| Vec::new()).collect();
         let mut local_addrs = Vec::new();
         for l in &self.inherited {
             let addr = l.local_addr().map_err(|e| ServerError::Inherited { cause: e })?;
@@ -62,7 +74,7 @@ impl Server {
                 .map_err(|e| ServerError::Inherited { cause: e })?;
             local_addrs.push(addr);
             for slot in per_worker.iter_mut() {
-                slot.push(l.try_clone().map_err(|e| ServerError::Inherited { cause: e })?);
+                slot.push((l.try_clone().map_err(|e| ServerError::Inherited { cause: e })?, kind));
             }
         }
         let own: &[SocketAddr] = if self.inherited.is_empty() {
@@ -78,9 +90,22 @@ impl Server {
                     .map_err(|e| ServerError::Listen { addr: *addr, cause: e })?,
             );
             for (i, l) in group.into_iter().enumerate() {
-                per_worker[i].push(l);
+                per_worker[i].push((l, kind));
             }
         }
+        let mut redirect_addrs = Vec::new();
+        for addr in &self.config.redirect_listen {
+            let group = listener::bind_group(*addr, count, self.config.backlog)?;
+            redirect_addrs.push(
+                group[0]
+                    .local_addr()
+                    .map_err(|e| ServerError::Listen { addr: *addr, cause: e })?,
+            );
+            for (i, l) in group.into_iter().enumerate() {
+                per_worker[i].push((l, ListenerKind::Redirect));
+            }
+        }
+        let https_port = local_addrs.first().map_or(443, SocketAddr::port);
         let log_file = match &self.config.access_log {
             Some(log) => Some(AccessLog::open(log).map_err(|e| ServerError::AccessLog {
                 target: format!("{:?}", log.target),
@@ -97,6 +122,7 @@ impl Server {
         for (id, listeners) in per_worker.into_iter().enumerate() {
             let core = config.pin.then(|| cores[id % cores.len()]);
             let (config, factory, tx) = (config.clone(), self.factory.clone(), tx.clone());
+            let tls = tls_config.clone();
             let heartbeats = heartbeats.clone();
             let stats = metrics.worker(id);
             let access_log = match (&log_file, &config.access_log) {
@@ -127,6 +153,8 @@ impl Server {
                         heartbeats,
                         stats,
                         access_log,
+                        tls,
+                        https_port,
                     })
                 })
                 .map_err(|e| ServerError::Spawn { worker: id, cause: e })?;
@@ -148,6 +176,8 @@ impl Server {
         }
         Ok(RunningServer {
             local_addrs,
+            redirect_addrs,
+            resumption,
             workers: count,
             config: (*config).clone(),
             reloads,
@@ -161,6 +191,9 @@ impl Server {
 /// A started server: every worker is listening.
 pub struct RunningServer {
     local_addrs: Vec<SocketAddr>,
+    redirect_addrs: Vec<SocketAddr>,
+    /// Ticket keys and the session cache, kept across reloads (only with TLS).
+    resumption: Option<Resumption>,
     workers: usize,
     config: ServerConfig,
     reloads: Vec<tokio::sync::mpsc::UnboundedSender<Control>>,
@@ -170,7 +203,8 @@ pub struct RunningServer {
 }
 
 /// Settings a running server cannot change: they shape sockets, threads and locked memory.
-pub const RESTART_ONLY: [&str; 7] = [
+/// (`tls` can change its certificates, not be switched on or off.)
+pub const RESTART_ONLY: [&str; 8] = [
     "listen",
     "workers",
     "pin",
@@ -178,12 +212,18 @@ pub const RESTART_ONLY: [&str; 7] = [
     "buffers",
     "ring_entries",
     "access_log",
+    "tls.redirect",
 ];
 
 impl RunningServer {
     /// The addresses listened on, in `listen` order, with port 0 resolved.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// The addresses that redirect to `https://`, in `redirect_listen` order.
+    pub fn redirect_addrs(&self) -> &[SocketAddr] {
+        &self.redirect_addrs
     }
 
     /// How many workers run.
@@ -238,6 +278,24 @@ impl RunningServer {
         if config.pin != self.config.pin {
             ignored.push("pin");
         }
+        if config.redirect_listen != self.config.redirect_listen {
+            ignored.push("tls.redirect");
+        }
+        // The certificate files are read again even when their names did not change: renewing a
+        // certificate in place and sending SIGHUP is the usual way. A bad file fails the whole
+        // reload, so the running certificates stay.
+        let tls_config = match (&config.tls, &self.resumption) {
+            (Some(files), Some(resumption)) => Some(tls::build(files, resumption)?),
+            (None, None) => None,
+            _ => {
+                ignored.push("tls");
+                config.tls = self.config.tls.clone();
+                match (&config.tls, &self.resumption) {
+                    (Some(files), Some(resumption)) => Some(tls::build(files, resumption)?),
+                    _ => None,
+                }
+            }
+        };
         config.listen = self.config.listen.clone();
         config.workers = self.config.workers.clone();
         config.backlog = self.config.backlog;
@@ -245,12 +303,14 @@ impl RunningServer {
         config.ring_entries = self.config.ring_entries;
         config.access_log = self.config.access_log.clone();
         config.pin = self.config.pin;
+        config.redirect_listen = self.config.redirect_listen.clone();
         let shared = Arc::new(config.clone());
         let factory: RouterFactory = Arc::new(routes);
         for (worker, tx) in self.reloads.iter().enumerate() {
             tx.send(Control::Reload {
                 config: shared.clone(),
                 factory: factory.clone(),
+                tls: tls_config.clone(),
             })
             .map_err(|_| ServerError::WorkerDied {
                 worker,

@@ -69,6 +69,13 @@ pub(crate) struct WorkerStats {
     pub(crate) fixed_in_use: Counter,
     pub(crate) fixed_fallbacks: Counter,
     pub(crate) fixed_total: Counter,
+    /// TLS handshakes completed in full.
+    pub(crate) tls_full: Counter,
+    /// TLS handshakes that resumed a session (ticket or session id).
+    pub(crate) tls_resumed: Counter,
+    /// TLS connections that failed before or during their handshake (plain HTTP, garbage, a
+    /// protocol error; not a client that simply left).
+    pub(crate) tls_failed: Counter,
     requests: Vec<Counter>,
     latency: Vec<Counter>,
     latency_sum_ns: Counter,
@@ -87,6 +94,9 @@ impl Default for WorkerStats {
             fixed_in_use: Counter::default(),
             fixed_fallbacks: Counter::default(),
             fixed_total: Counter::default(),
+            tls_full: Counter::default(),
+            tls_resumed: Counter::default(),
+            tls_failed: Counter::default(),
             requests: (0..METHODS.len() * CODE_SLOTS).map(|_| Counter::default()).collect(),
             latency: (0..=LATENCY_BUCKETS.len()).map(|_| Counter::default()).collect(),
             latency_sum_ns: Counter::default(),
@@ -213,7 +223,7 @@ impl Metrics {
         }
 
         type PerWorker = (&'static str, &'static str, &'static str, fn(&WorkerStats) -> u64);
-        let per_worker: [PerWorker; 7] = [
+        let per_worker: [PerWorker; 10] = [
             ("ringd_connections_open", "gauge", "Connections open now.", |w| {
                 w.open.get()
             }),
@@ -252,6 +262,24 @@ impl Metrics {
                 "counter",
                 "Sends that found the pool empty and used the heap.",
                 |w| w.fixed_fallbacks.get(),
+            ),
+            (
+                "ringd_tls_handshakes_full_total",
+                "counter",
+                "TLS handshakes completed in full.",
+                |w| w.tls_full.get(),
+            ),
+            (
+                "ringd_tls_handshakes_resumed_total",
+                "counter",
+                "TLS handshakes that resumed a session (a ticket or a session id).",
+                |w| w.tls_resumed.get(),
+            ),
+            (
+                "ringd_tls_failures_total",
+                "counter",
+                "TLS connections that failed: plain HTTP or garbage on the TLS port, a protocol error.",
+                |w| w.tls_failed.get(),
             ),
         ];
         for (name, kind, help, get) in per_worker {

@@ -20,6 +20,7 @@ use crate::config::ServerConfig;
 use crate::conn;
 use crate::conn_table::ConnTable;
 use crate::error::ServerError;
+use crate::listener::ListenerKind;
 use crate::log_budget::LogBudget;
 use crate::router::Router;
 use crate::server::{Heartbeats, RouterFactory};
@@ -56,12 +57,22 @@ pub(crate) struct Worker {
     pub(crate) access_log: Option<AccessLog>,
     /// Limits log lines caused by clients (failing handlers, bad responses).
     pub(crate) log_budget: LogBudget,
+    /// The TLS configuration for new handshakes (a reload replaces it; a connection keeps the
+    /// one it started with).
+    tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
+    /// The port redirecting listeners send clients to.
+    pub(crate) https_port: u16,
 }
 
 impl Worker {
     /// The configuration in force (reloads replace it; a request in progress keeps its copy).
     pub(crate) fn config(&self) -> Rc<ServerConfig> {
         self.config.borrow().clone()
+    }
+
+    /// The TLS configuration for a new connection.
+    pub(crate) fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.borrow().clone()
     }
 
     /// The routes in force.
@@ -86,6 +97,7 @@ pub(crate) enum Control {
     Reload {
         config: Arc<ServerConfig>,
         factory: RouterFactory,
+        tls: Option<Arc<rustls::ServerConfig>>,
     },
     /// Stop accepting, finish what is open, then count itself in `drained`.
     Drain { drained: Arc<AtomicUsize> },
@@ -116,7 +128,7 @@ pub(crate) struct WorkerSetup {
     /// How many workers the server runs (for memlock advice).
     pub(crate) workers_total: usize,
     pub(crate) core: Option<core_affinity::CoreId>,
-    pub(crate) listeners: Vec<StdListener>,
+    pub(crate) listeners: Vec<(StdListener, ListenerKind)>,
     /// The listeners came from the service manager: a drain must not shut them down (the next
     /// instance inherits the same sockets), only stop accepting.
     pub(crate) inherited: bool,
@@ -127,6 +139,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) heartbeats: Heartbeats,
     pub(crate) stats: Arc<WorkerStats>,
     pub(crate) access_log: Option<(AccessLogConfig, std::fs::File)>,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) https_port: u16,
 }
 
 /// Runs a worker on the calling thread; returns only if it fails.
@@ -144,6 +158,8 @@ pub(crate) fn run(setup: WorkerSetup) {
         heartbeats,
         stats,
         access_log,
+        tls,
+        https_port,
     } = setup;
     let _guard = ExitGuard {
         id,
@@ -180,7 +196,7 @@ pub(crate) fn run(setup: WorkerSetup) {
             tracing::debug!(worker = id, "cannot cap io_uring worker threads: {e}");
         }
         let mut dups = Vec::with_capacity(listeners.len());
-        for l in listeners.iter().filter(|_| !inherited) {
+        for (l, _) in listeners.iter().filter(|_| !inherited) {
             match l.try_clone() {
                 Ok(d) => dups.push(d),
                 Err(e) => tracing::warn!(worker = id, "cannot keep a handle on a listener for draining: {e}"),
@@ -197,10 +213,12 @@ pub(crate) fn run(setup: WorkerSetup) {
             stats,
             access_log: access_log.map(|(config, file)| AccessLog::new(config, file)),
             log_budget: LogBudget::new(),
+            tls: RefCell::new(tls),
+            https_port,
         });
         worker.stats.fixed_total.set(buffers.count as u64);
-        for listener in listeners {
-            tokio_uring::spawn(accept_loop(id, TcpListener::from_std(listener), worker.clone()));
+        for (listener, kind) in listeners {
+            tokio_uring::spawn(accept_loop(id, TcpListener::from_std(listener), kind, worker.clone()));
         }
         tokio_uring::spawn(sweeper(id, worker.clone(), heartbeats));
         tokio_uring::spawn(controller(id, worker.clone(), control));
@@ -211,7 +229,7 @@ pub(crate) fn run(setup: WorkerSetup) {
     });
 }
 
-async fn accept_loop(id: usize, listener: TcpListener, worker: Rc<Worker>) {
+async fn accept_loop(id: usize, listener: TcpListener, kind: ListenerKind, worker: Rc<Worker>) {
     let mut last_warning: Option<Instant> = None;
     loop {
         worker.stats.op(Op::Accept);
@@ -220,18 +238,18 @@ async fn accept_loop(id: usize, listener: TcpListener, worker: Rc<Worker>) {
             // The listener was shut down; a connection accepted in the same instant is still
             // served (with `Connection: close`), never dropped.
             if let Ok((stream, peer)) = accepted {
-                tokio_uring::spawn(conn::serve(stream, peer, worker.clone()));
+                tokio_uring::spawn(conn::serve(stream, peer, worker.clone(), kind));
             }
             return;
         }
         match accepted {
             Ok((stream, _)) if worker.conns.len() >= worker.config().max_connections => {
                 worker.stats.shed.add(1);
-                tokio_uring::spawn(conn::shed(stream, worker.clone()));
+                tokio_uring::spawn(conn::shed(stream, worker.clone(), kind));
             }
             Ok((stream, peer)) => {
                 worker.stats.accepted.add(1);
-                tokio_uring::spawn(conn::serve(stream, peer, worker.clone()));
+                tokio_uring::spawn(conn::serve(stream, peer, worker.clone(), kind));
             }
             Err(e) => {
                 let fd_exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
@@ -267,11 +285,12 @@ async fn accept_loop(id: usize, listener: TcpListener, worker: Rc<Worker>) {
 async fn controller(id: usize, worker: Rc<Worker>, mut control: UnboundedReceiver<Control>) {
     while let Some(msg) = control.recv().await {
         match msg {
-            Control::Reload { config, factory } => {
+            Control::Reload { config, factory, tls } => {
                 match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| factory(id))) {
                     Ok(router) => {
                         *worker.router.borrow_mut() = Rc::new(router);
                         *worker.config.borrow_mut() = Rc::new((*config).clone());
+                        *worker.tls.borrow_mut() = tls;
                     }
                     Err(_) => tracing::error!(worker = id, "building the new routes panicked; keeping the old ones"),
                 }

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

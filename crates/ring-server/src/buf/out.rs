@@ -43,6 +43,30 @@ impl OutBuf {
         }
     }
 
+    /// An output buffer that never takes a fixed buffer (TLS: what the kernel sends is the
+    /// ciphertext, so the response bytes only need to reach the encryption).
+    pub(crate) fn heap_only(pool: FixedBufPool<PageBuf>, buf_size: usize, stats: Arc<WorkerStats>) -> OutBuf {
+        OutBuf {
+            // Never asks the pool: `put` goes straight to `spill`, and `take_heap` keeps it so.
+            asked: true,
+            ..OutBuf::new(pool, buf_size, stats)
+        }
+    }
+
+    /// The queued bytes of a [`OutBuf::heap_only`] buffer, leaving it empty; hand the `Vec`
+    /// back with [`OutBuf::return_heap`] to reuse its memory.
+    pub(crate) fn take_heap(&mut self) -> Vec<u8> {
+        debug_assert!(self.fixed.is_none() && self.asked);
+        std::mem::take(&mut self.spill)
+    }
+
+    pub(crate) fn return_heap(&mut self, mut spill: Vec<u8>) {
+        spill.clear();
+        if spill.capacity() <= SPILL_KEEP && self.spill.is_empty() {
+            self.spill = spill;
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.fixed_len + self.spill.len()
     }

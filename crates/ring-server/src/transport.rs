@@ -1,0 +1,299 @@
+//! A connection's byte stream: plain TCP, or TLS over it. Either way reading fills the
+//! connection's read buffer with plaintext, and sending takes plaintext.
+//!
+//! The plain path is the one ringd always had: reads into the read buffer's spare capacity,
+//! responses sent from a registered fixed buffer. For TLS, ciphertext goes through the same
+//! io_uring reads and writes, in buffers the session owns; plaintext is decrypted into the read
+//! buffer and responses are encrypted from heap memory (a TLS connection's [`OutBuf`] never
+//! takes a fixed buffer: the kernel sends ciphertext, not the response bytes).
+//!
+//! Deadlines work as for plain connections: every read and write records its phase and
+//! deadline in the worker's connection table first, so a client that stalls mid-handshake is
+//! cut off by the sweeper at the header timeout (the handshake is read as part of the first
+//! request head).
+
+use std::io;
+use std::net::Shutdown;
+use std::rc::Rc;
+use std::time::Instant;
+
+use tokio_uring::buf::BoundedBuf;
+use tokio_uring::net::TcpStream;
+
+use crate::buf::OutBuf;
+use crate::conn_table::Phase;
+use crate::handler::FileBody;
+use crate::stats::Op;
+use crate::tls::session::{Failure, TlsSession};
+use crate::worker::Worker;
+
+/// Plaintext encrypted per write: large enough that a big body costs few writes, small enough
+/// that its ciphertext buffer is not a burden.
+const TLS_WRITE_BATCH: usize = 64 * 1024;
+/// Plain sends of a large body go in pieces, each with a fresh send deadline.
+const PLAIN_PIECE: usize = 256 * 1024;
+
+/// nginx answers the same way: a browser told `http://` for an HTTPS port sees why.
+const PLAIN_HTTP_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 56\r\nConnection: close\r\n\r\n400 Bad Request: this port speaks HTTPS; use https://.\n";
+
+pub(crate) struct Transport {
+    stream: Rc<TcpStream>,
+    tls: Option<Box<TlsSession>>,
+}
+
+impl Transport {
+    pub(crate) fn plain(stream: Rc<TcpStream>) -> Transport {
+        Transport { stream, tls: None }
+    }
+
+    pub(crate) fn tls(stream: Rc<TcpStream>, session: TlsSession) -> Transport {
+        Transport {
+            stream,
+            tls: Some(Box::new(session)),
+        }
+    }
+
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        self.stream.shutdown(Shutdown::Write)
+    }
+
+    /// One read: plain bytes into the spare capacity of `rbuf`, or, for TLS, as many ciphertext
+    /// reads as it takes to get plaintext (handshake included), appended to `rbuf`. `Ok(0)` is
+    /// the end of the stream (or the deadline: the sweeper shut the socket down).
+    pub(crate) async fn read(
+        &mut self,
+        rbuf: &mut Vec<u8>,
+        worker: &Worker,
+        key: usize,
+        phase: Phase,
+        deadline: Instant,
+    ) -> io::Result<usize> {
+        worker.conns.set(key, phase, Some(deadline));
+        let res = match &mut self.tls {
+            None => {
+                let buf = std::mem::take(rbuf);
+                let filled = buf.len();
+                worker.stats.op(Op::Read);
+                let (res, slice) = self.stream.read(buf.slice(filled..)).await;
+                *rbuf = slice.into_inner();
+                if let Ok(n) = res {
+                    worker.stats.bytes_in.add(n as u64);
+                }
+                res
+            }
+            Some(session) => read_tls(&self.stream, session, rbuf, worker, key, phase, deadline).await,
+        };
+        // What follows a read is parsing and the handler, which have no deadline (yet): the read's
+        // deadline must not cut them short.
+        worker.conns.set(key, Phase::Handler, None);
+        res
+    }
+
+    /// Sends what `out` holds, with the send timeout armed.
+    pub(crate) async fn flush(&mut self, out: &mut OutBuf, worker: &Worker, key: usize) -> io::Result<()> {
+        match &mut self.tls {
+            None => {
+                worker.conns.set(
+                    key,
+                    Phase::Write(out.fixed_index()),
+                    Some(Instant::now() + worker.config().timeouts.send),
+                );
+                out.flush(&self.stream).await
+            }
+            Some(session) => {
+                let plain = out.take_heap();
+                let res = send_tls(&self.stream, session, &plain, worker, key).await;
+                out.return_heap(plain);
+                res
+            }
+        }
+    }
+
+    /// Sends a large body in pieces, re-arming the send timeout for each (nginx's `send_timeout`
+    /// is between writes, so a slow but live client is not cut off).
+    pub(crate) async fn send_bytes(&mut self, mut bytes: bytes::Bytes, worker: &Worker, key: usize) -> io::Result<()> {
+        if let Some(session) = &mut self.tls {
+            return send_tls(&self.stream, session, &bytes, worker, key).await;
+        }
+        while !bytes.is_empty() {
+            let piece = bytes.split_to(bytes.len().min(PLAIN_PIECE));
+            worker.conns.set(
+                key,
+                Phase::Write(None),
+                Some(Instant::now() + worker.config().timeouts.send),
+            );
+            let len = piece.len() as u64;
+            worker.stats.op(Op::Write);
+            let (res, _) = self.stream.write_all(piece).await;
+            res?;
+            worker.stats.bytes_out.add(len);
+        }
+        Ok(())
+    }
+
+    /// Sends a range of a file: spliced from the page cache on plain TCP (or copied, see
+    /// `crate::sendfile`), read and encrypted a batch at a time over TLS. The send timeout is
+    /// armed for each write, none while the file is read.
+    pub(crate) async fn send_file(&mut self, body: FileBody, worker: &Worker, key: usize) -> io::Result<()> {
+        let res = match &mut self.tls {
+            None => {
+                let send_timeout = worker.config().timeouts.send;
+                let arm = || {
+                    worker
+                        .conns
+                        .set(key, Phase::Write(None), Some(Instant::now() + send_timeout))
+                };
+                let disarm = || worker.conns.set(key, Phase::Handler, None);
+                crate::sendfile::send_file(&self.stream, &body.file, body.start, body.len, arm, disarm)
+                    .await
+                    .map(|sent| {
+                        let op = if sent.spliced { Op::Splice } else { Op::Write };
+                        for _ in 0..sent.socket_ops {
+                            worker.stats.op(op);
+                        }
+                        worker.stats.bytes_out.add(body.len);
+                    })
+            }
+            Some(session) => {
+                let (mut pos, end) = (body.start, body.start + body.len);
+                let mut buf = Vec::with_capacity(TLS_WRITE_BATCH.min(body.len as usize));
+                let mut res = Ok(());
+                while pos < end && res.is_ok() {
+                    worker.conns.set(key, Phase::Handler, None);
+                    buf.clear();
+                    let want = (end - pos).min(TLS_WRITE_BATCH as u64) as usize;
+                    let (read, slice) = body.file.read_at(buf.slice(0..want), pos).await;
+                    buf = slice.into_inner();
+                    res = match read {
+                        Ok(0) => Err(crate::sendfile::shrank()),
+                        Ok(n) => {
+                            pos += n as u64;
+                            send_tls(&self.stream, session, &buf[..n], worker, key).await
+                        }
+                        Err(e) => Err(e),
+                    };
+                }
+                res
+            }
+        };
+        if let Err(e) = &res {
+            if e.kind() == io::ErrorKind::UnexpectedEof && worker.log_budget.allow() {
+                tracing::error!("{e}; closing the connection");
+            }
+        }
+        res
+    }
+
+    /// TLS: tells the client that the server closes (`close_notify`), so that it can tell a
+    /// complete response from a truncated one. Best effort; nothing for plain TCP.
+    pub(crate) async fn close_notify(&mut self, worker: &Worker, key: usize) {
+        if let Some(session) = &mut self.tls {
+            if !session.conn.is_handshaking() {
+                session.conn.send_close_notify();
+                let _ = send_tls(&self.stream, session, &[], worker, key).await;
+            }
+        }
+    }
+}
+
+async fn read_tls(
+    stream: &TcpStream,
+    session: &mut TlsSession,
+    rbuf: &mut Vec<u8>,
+    worker: &Worker,
+    key: usize,
+    phase: Phase,
+    deadline: Instant,
+) -> io::Result<usize> {
+    loop {
+        if session.conn.wants_write() {
+            // Handshake messages, session tickets or a key update, as soon as rustls has them
+            // (a client may close right after its Finished; its tickets must not wait).
+            send_tls(stream, session, &[], worker, key).await?;
+            worker.conns.set(key, phase, Some(deadline));
+        }
+        if session.peer_closed {
+            return Ok(0);
+        }
+        let buf = session.read_buf();
+        worker.stats.op(Op::Read);
+        let (res, buf) = stream.read(buf).await;
+        let n = *res.as_ref().unwrap_or(&0);
+        session.return_read_buf(buf, n);
+        let n = res?;
+        worker.stats.bytes_in.add(n as u64);
+        if n == 0 {
+            // The client left (or the sweeper cut it off), with or without close_notify: either
+            // way the request in progress cannot complete.
+            return Ok(0);
+        }
+        let handshaking = session.conn.is_handshaking();
+        let received = session.receive(n, rbuf);
+        if handshaking && !session.conn.is_handshaking() {
+            match session.conn.handshake_kind() {
+                Some(rustls::HandshakeKind::Resumed) => worker.stats.tls_resumed.add(1),
+                _ => worker.stats.tls_full.add(1),
+            }
+        }
+        if received.is_err() {
+            worker.stats.tls_failed.add(1);
+        }
+        match received {
+            Ok(0) => continue,
+            Ok(got) => return Ok(got),
+            Err(Failure::PlainHttp) => {
+                worker.conns.set(
+                    key,
+                    Phase::Write(None),
+                    Some(Instant::now() + worker.config().timeouts.send),
+                );
+                let _ = stream.write_all(PLAIN_HTTP_ON_TLS).await;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "plain HTTP on a TLS port"));
+            }
+            Err(Failure::Tls(e)) => {
+                // rustls queued an alert saying what went wrong; the client may as well hear it.
+                let _ = send_tls(stream, session, &[], worker, key).await;
+                tracing::debug!("TLS failed: {e}");
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            Err(Failure::Io(e)) => return Err(e),
+        }
+    }
+}
+
+/// Encrypts `plain` (none: only what rustls has queued) and sends it, one batch per write, each
+/// write with a fresh send deadline.
+async fn send_tls(
+    stream: &TcpStream,
+    session: &mut TlsSession,
+    mut plain: &[u8],
+    worker: &Worker,
+    key: usize,
+) -> io::Result<()> {
+    loop {
+        let n = session.encrypt(plain, TLS_WRITE_BATCH)?;
+        plain = &plain[n..];
+        let out = session.take_ciphertext()?;
+        if out.is_empty() {
+            session.return_write_buf(out);
+            if plain.is_empty() {
+                return Ok(());
+            }
+            return Err(io::Error::other("TLS refused to encrypt the response"));
+        }
+        worker.conns.set(
+            key,
+            Phase::Write(None),
+            Some(Instant::now() + worker.config().timeouts.send),
+        );
+        let len = out.len() as u64;
+        worker.stats.op(Op::Write);
+        let (res, out) = stream.write_all(out).await;
+        session.return_write_buf(out);
+        res?;
+        worker.stats.bytes_out.add(len);
+        if plain.is_empty() && !session.conn.wants_write() {
+            return Ok(());
+        }
+    }
+}
