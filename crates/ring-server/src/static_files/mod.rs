@@ -105,6 +105,27 @@ enum Source {
     File(Rc<File>),
 }
 
+/// An answer, or what is left to read for it.
+enum Answer {
+    Done(Response),
+    /// A small range of an open file: read it into the body.
+    Read {
+        response: Response,
+        file: Rc<File>,
+        start: u64,
+        len: u64,
+    },
+}
+
+impl CachedFile {
+    fn source(&self) -> Source {
+        match &self.content {
+            Content::Bytes(bytes) => Source::Memory(bytes.clone()),
+            Content::Open(file) => Source::File(file.clone()),
+        }
+    }
+}
+
 impl StaticFiles {
     /// Serves `root`, which must be an existing, readable directory.
     pub fn new(root: impl AsRef<Path>) -> Result<StaticFiles, RootError> {
@@ -215,11 +236,23 @@ impl StaticFiles {
     }
 
     async fn answer_cached(&self, req: &Request<'_>, hit: &CachedFile) -> Response {
-        let source = match &hit.content {
-            Content::Bytes(bytes) => Source::Memory(bytes.clone()),
-            Content::Open(file) => Source::File(file.clone()),
-        };
-        self.answer(req, &hit.meta, source).await
+        self.answer(req, &hit.meta, hit.source()).await
+    }
+
+    /// The answer for a request the cache holds fresh, when it needs no I/O: the common case,
+    /// answered without a future.
+    fn answer_fresh(&self, req: &Request<'_>) -> Option<Response> {
+        let cache = self.options.cache;
+        if cache.max_bytes == 0 {
+            return None;
+        }
+        match cache::lookup(&self.cache_key(req), cache.revalidate) {
+            Lookup::Fresh(hit) => match self.answer_now(req, &hit.meta, hit.source()) {
+                Answer::Done(response) => Some(response),
+                Answer::Read { .. } => None,
+            },
+            _ => None,
+        }
     }
 
     /// Opens the file a request names: a directory's index (or a redirect to the slashed path,
@@ -306,6 +339,22 @@ impl StaticFiles {
     /// The response for a file described by `meta`: 304 or 412 by the preconditions, the whole
     /// file, one range of it, or 416.
     async fn answer(&self, req: &Request<'_>, meta: &Meta, source: Source) -> Response {
+        match self.answer_now(req, meta, source) {
+            Answer::Done(response) => response,
+            Answer::Read {
+                response,
+                file,
+                start,
+                len,
+            } => match read_range(&file, start, len).await {
+                Ok(bytes) => response.body(Body::Full(bytes)),
+                Err(_) => Response::error(500),
+            },
+        }
+    }
+
+    /// [`answer`](Self::answer) as far as it goes without I/O.
+    fn answer_now(&self, req: &Request<'_>, meta: &Meta, source: Source) -> Answer {
         let is_head = req.method() == ringd_core::Method::Head;
         let size = meta.size;
         let validators = Validators {
@@ -338,8 +387,8 @@ impl StaticFiles {
         };
         // Only GET and HEAD are routed here.
         match evaluate(&conditions, &validators, true) {
-            Precondition::NotModified => return with_validators(304),
-            Precondition::Failed => return Response::error(412).header("ETag", meta.etag.clone()),
+            Precondition::NotModified => return Answer::Done(with_validators(304)),
+            Precondition::Failed => return Answer::Done(Response::error(412).header("ETag", meta.etag.clone())),
             Precondition::Proceed => {}
         }
         // Ranges are defined for GET only (RFC 9110 §14.2): HEAD describes the whole file.
@@ -352,19 +401,23 @@ impl StaticFiles {
                 end - start + 1,
             ),
             RangeAnswer::Unsatisfiable => {
-                return Response::error(416).header("Content-Range", format!("bytes */{size}"));
+                return Answer::Done(Response::error(416).header("Content-Range", format!("bytes */{size}")));
             }
         };
         let response = response.content_type(meta.content_type.clone());
-        match source {
+        Answer::Done(match source {
             Source::Memory(bytes) => response.body(Body::Full(bytes.slice(start as usize..(start + len) as usize))),
-            Source::File(file) if !is_head && len <= WHOLE_FILE_MAX => match read_range(&file, start, len).await {
-                Ok(bytes) => response.body(Body::Full(bytes)),
-                Err(_) => Response::error(500),
-            },
+            Source::File(file) if !is_head && len <= WHOLE_FILE_MAX => {
+                return Answer::Read {
+                    response,
+                    file,
+                    start,
+                    len,
+                }
+            }
             // For HEAD the body is never sent: only its length is used.
             Source::File(file) => response.body(Body::File(FileBody::new(file, start, len))),
-        }
+        })
     }
 
     /// The path below the root for a decoded, normalised relative path.
@@ -401,7 +454,10 @@ impl StaticFiles {
 
 impl Handler for StaticFiles {
     fn call<'a>(&'a self, req: &'a Request<'a>) -> Reply<'a> {
-        Reply::Pending(Box::pin(self.serve(req)))
+        match self.answer_fresh(req) {
+            Some(response) => Reply::Ready(response),
+            None => Reply::Pending(Box::pin(self.serve(req))),
+        }
     }
 
     fn reads_body(&self) -> bool {
