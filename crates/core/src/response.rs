@@ -171,9 +171,15 @@ fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
 
 /// Headers the writer owns; a handler copy would contradict the framing we send.
 fn is_reserved(name: &str) -> bool {
-    ["content-length", "transfer-encoding", "connection", "date", "server"]
-        .iter()
-        .any(|r| name.eq_ignore_ascii_case(r))
+    let reserved = match name.len() {
+        14 => "content-length",
+        17 => "transfer-encoding",
+        10 => "connection",
+        4 => "date",
+        6 => "server",
+        _ => return false,
+    };
+    name.eq_ignore_ascii_case(reserved)
 }
 
 /// Which bytes may appear in a `token` (RFC 9110 §5.6.2): a table, since every handler header
@@ -195,13 +201,16 @@ const TOKEN: [bool; 256] = {
 
 /// `token` (RFC 9110 §5.6.2).
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| TOKEN[usize::from(b)])
+    // No early exit: one branch for the whole name, not one a byte.
+    !s.is_empty() && s.bytes().fold(true, |ok, b| ok & TOKEN[usize::from(b)])
 }
 
 /// field-value bytes (RFC 9110 §5.5): VCHAR, obs-text, SP and HTAB; no other CTL, so no
 /// CR/LF/NUL that could split the response.
 fn is_field_value(v: &[u8]) -> bool {
-    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    // No early exit, so the loop vectorises: every value is checked on every response.
+    v.iter()
+        .fold(true, |ok, &b| ok & ((b == b'\t') | ((b >= 0x20) & (b != 0x7f))))
 }
 
 /// Writes the status line and header section. Returns how the body must be framed on the wire.
