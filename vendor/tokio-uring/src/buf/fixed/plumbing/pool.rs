@@ -5,11 +5,34 @@ use libc::{iovec, UIO_MAXIOV};
 use tokio::sync::Notify;
 
 use std::cmp;
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
 use std::mem;
 use std::ptr;
 use std::slice;
 use std::sync::Arc;
+
+/// ringd patch: the maps are keyed by buffer capacity (a handful of values the program chose);
+/// hashing them with SipHash cost about 500 instructions a checkout and check-in.
+type HashMap<K, V> = StdHashMap<K, V, std::hash::BuildHasherDefault<CapHasher>>;
+
+#[derive(Default)]
+struct CapHasher(u64);
+
+impl std::hash::Hasher for CapHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 // Internal state shared by FixedBufPool and FixedBuf handles.
 pub(crate) struct Pool<T: IoBufMut> {
@@ -56,7 +79,7 @@ impl<T: IoBufMut> Pool<T> {
         let mut buffers = bufs.collect::<Vec<T>>();
         let mut iovecs = Vec::with_capacity(buffers.len());
         let mut states = Vec::with_capacity(buffers.len());
-        let mut free_buf_head_by_cap = HashMap::new();
+        let mut free_buf_head_by_cap = HashMap::default();
         for (index, buf) in buffers.iter_mut().enumerate() {
             let cap = buf.bytes_total();
 
@@ -87,7 +110,7 @@ impl<T: IoBufMut> Pool<T> {
             states,
             free_buf_head_by_cap,
             buffers,
-            notify_next_by_cap: HashMap::new(),
+            notify_next_by_cap: HashMap::default(),
         }
     }
 
