@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::pki::{Issued, KeyKind, Pki};
 use common::*;
@@ -45,57 +45,16 @@ fn https(server: &Server, path: &str) -> String {
 /// `openssl s_client` sending `input` (and reading until the server closes).
 fn s_client(args: &[&str], input: &[u8]) -> Output {
     require_tool("openssl", "openssl");
-    let mut child = Command::new("openssl")
-        .arg("s_client")
-        .args(["-ign_eof"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn openssl s_client");
-    let out = LogBuf::default();
-    let err = LogBuf::default();
-    let t1 = out.drain_from(child.stdout.take().unwrap());
-    let t2 = err.drain_from(child.stderr.take().unwrap());
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("s_client {args:?} did not finish:\n{}\n{}", out.text(), err.text());
-        }
-        out.wait_for(Duration::from_millis(50), |_| false);
-    };
-    let _ = t1.join();
-    let _ = t2.join();
-    Output {
-        status,
-        stdout: out.text().into_bytes(),
-        stderr: err.text(),
-    }
+    run_bounded_with_input(
+        Command::new("openssl").arg("s_client").arg("-ign_eof").args(args),
+        Some(input),
+        Duration::from_secs(30),
+    )
 }
 
 /// The sum over workers of a counter on the admin listener's `/metrics`.
 fn metric(server: &Server, name: &str) -> u64 {
-    assert!(
-        poll_until(Duration::from_secs(10), || server.log().contains("metrics on http://")),
-        "{}",
-        server.log()
-    );
-    let log = server.log();
-    let at = log.find("metrics on http://").unwrap() + "metrics on http://".len();
-    let addr: std::net::SocketAddr = log[at..].split('/').next().unwrap().parse().unwrap();
-    let r = roundtrip(addr, b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-    r.body_str()
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-        .sum()
+    server.metric(name) as u64
 }
 
 const GET_CLOSE: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";

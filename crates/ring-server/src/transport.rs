@@ -117,11 +117,7 @@ impl Transport {
         }
         while !bytes.is_empty() {
             let piece = bytes.split_to(bytes.len().min(PLAIN_PIECE));
-            worker.conns.set(
-                key,
-                Phase::Write(None),
-                Some(Instant::now() + worker.config().timeouts.send),
-            );
+            arm_send(worker, key);
             let len = piece.len() as u64;
             worker.stats.op(Op::Write);
             let (res, _) = self.stream.write_all(piece).await;
@@ -137,12 +133,7 @@ impl Transport {
     pub(crate) async fn send_file(&mut self, body: FileBody, worker: &Worker, key: usize) -> io::Result<()> {
         let res = match &mut self.tls {
             None => {
-                let send_timeout = worker.config().timeouts.send;
-                let arm = || {
-                    worker
-                        .conns
-                        .set(key, Phase::Write(None), Some(Instant::now() + send_timeout))
-                };
+                let arm = || arm_send(worker, key);
                 let disarm = || worker.conns.set(key, Phase::Handler, None);
                 crate::sendfile::send_file(&self.stream, &body.file, body.start, body.len, arm, disarm)
                     .await
@@ -194,6 +185,16 @@ impl Transport {
             }
         }
     }
+}
+
+/// Records a write in the connection table with the send timeout from now (nginx's
+/// `send_timeout` runs between writes, so a slow but live client is not cut off).
+fn arm_send(worker: &Worker, key: usize) {
+    worker.conns.set(
+        key,
+        Phase::Write(None),
+        Some(Instant::now() + worker.config().timeouts.send),
+    );
 }
 
 async fn read_tls(
@@ -281,11 +282,7 @@ async fn send_tls(
             }
             return Err(io::Error::other("TLS refused to encrypt the response"));
         }
-        worker.conns.set(
-            key,
-            Phase::Write(None),
-            Some(Instant::now() + worker.config().timeouts.send),
-        );
+        arm_send(worker, key);
         let len = out.len() as u64;
         worker.stats.op(Op::Write);
         let (res, out) = stream.write_all(out).await;

@@ -297,8 +297,8 @@ impl Server {
         }
     }
 
-    /// A counter's value from `/metrics` (`name{labels}` exactly as exposed), summed over
-    /// workers by the server already.
+    /// A metric from `/metrics` (start with `--admin 127.0.0.1:0`): `name{labels}` exactly as
+    /// exposed, or a bare name, which sums every series of it (per-worker ones included).
     pub fn metric(&self, series: &str) -> f64 {
         let url = self.admin_url();
         let addr: SocketAddr = url
@@ -313,12 +313,20 @@ impl Server {
             b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
         );
         let text = r.body_str();
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
-            .trim()
-            .parse()
-            .unwrap()
+        let values: Vec<f64> = text
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(series)?;
+                let value = match rest.strip_prefix(' ') {
+                    Some(v) => v,
+                    None if !series.contains('{') && rest.starts_with('{') => rest.rsplit(' ').next()?,
+                    None => return None,
+                };
+                value.trim().parse().ok()
+            })
+            .collect();
+        assert!(!values.is_empty(), "no {series} in /metrics:\n{text}");
+        values.iter().sum()
     }
 
     /// The server's resident memory (`VmRSS`), in KiB.
@@ -370,8 +378,14 @@ impl Output {
 /// Run `cmd` with stdout/stderr captured, killing it (and failing) if it
 /// runs longer than `timeout`.
 pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Output {
+    run_bounded_with_input(cmd, None, timeout)
+}
+
+/// [`run_bounded`], writing `input` (when given) to the command's standard input.
+pub fn run_bounded_with_input(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
+    let stdin = if input.is_some() { Stdio::piped() } else { Stdio::null() };
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -380,6 +394,9 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Output {
     let err = LogBuf::default();
     let t1 = out.drain_from(child.stdout.take().unwrap());
     let t2 = err.drain_from(child.stderr.take().unwrap());
+    if let Some(input) = input {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
