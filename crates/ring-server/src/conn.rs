@@ -41,6 +41,8 @@ use crate::worker::Worker;
 /// A connection whose requests are larger grows its buffer once and keeps it; an idle one holds
 /// no more than this.
 const READ_BUF: usize = 1024;
+/// Reads that fill the buffer grow it, up to this.
+const READ_BUF_BUSY: usize = 16 * 1024;
 /// Above this, the read buffer is shrunk back once empty, so one large body does not stay pinned
 /// to an idle connection.
 const READ_BUF_KEEP: usize = 64 * 1024;
@@ -255,9 +257,17 @@ impl Conn {
 
     /// One read into the spare capacity of `rbuf`.
     async fn read(&mut self, phase: Phase, deadline: Instant) -> io::Result<usize> {
-        self.io
+        let spare = self.rbuf.capacity() - self.rbuf.len();
+        let res = self
+            .io
             .read(&mut self.rbuf, &self.worker, self.key, phase, deadline)
-            .await
+            .await;
+        // A read that filled the buffer suggests more is queued (pipelined requests): a larger
+        // buffer takes more of them per read and answers them in one send.
+        if matches!(res, Ok(n) if n >= spare) && self.rbuf.capacity() < READ_BUF_BUSY {
+            self.rbuf.reserve(self.rbuf.capacity());
+        }
+        res
     }
 
     /// Answers every complete request in the buffer. `Some` when the connection must close.
