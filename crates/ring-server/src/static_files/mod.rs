@@ -117,6 +117,24 @@ enum Answer {
     },
 }
 
+impl Answer {
+    /// The response, after reading what is left to read.
+    async fn finish(self) -> Response {
+        match self {
+            Answer::Done(response) => response,
+            Answer::Read {
+                response,
+                file,
+                start,
+                len,
+            } => match read_range(&file, start, len).await {
+                Ok(bytes) => response.body(Body::Full(bytes)),
+                Err(_) => Response::error(500),
+            },
+        }
+    }
+}
+
 impl CachedFile {
     fn source(&self) -> Source {
         match &self.content {
@@ -177,23 +195,18 @@ impl StaticFiles {
         &self.root
     }
 
-    async fn serve(&self, req: &Request<'_>) -> Response {
-        // Mounted as `/{path...}` (or below a prefix): the rest of the path is the file.
+    /// Answers a request the cache did not answer fresh: `key` is its cache key (when the cache
+    /// is on) and `stale` what the cache holds for it, to be checked first.
+    async fn serve(&self, req: &Request<'_>, key: Option<String>, stale: Option<(Rc<CachedFile>, Checks)>) -> Response {
         let cache = self.options.cache;
-        let key = (cache.max_bytes > 0).then(|| self.cache_key(req));
-        if let Some(key) = &key {
-            match cache::lookup(key, cache.revalidate) {
-                Lookup::Fresh(hit) => return self.answer_cached(req, &hit).await,
-                Lookup::Stale(hit, checks) => {
-                    if cache::still_valid(&checks).await {
-                        cache::confirm(key);
-                        return self.answer_cached(req, &hit).await;
-                    }
-                    cache::remove(key);
-                }
-                Lookup::Miss => {}
+        if let (Some(key), Some((hit, checks))) = (&key, stale) {
+            if cache::still_valid(&checks).await {
+                cache::confirm(key);
+                return self.answer(req, &hit.meta, hit.source()).await;
             }
+            cache::remove(key);
         }
+        // Mounted as `/{path...}` (or below a prefix): the rest of the path is the file.
         let rel = req.param("path").unwrap_or_else(|| req.path().trim_start_matches('/'));
         let Some(path) = self.join(rel) else {
             return Response::error(404);
@@ -216,7 +229,7 @@ impl StaticFiles {
         };
         let hit = Rc::new(CachedFile { meta, content });
         cache::insert(key, hit.clone(), found.checks, &cache);
-        self.answer_cached(req, &hit).await
+        self.answer(req, &hit.meta, hit.source()).await
     }
 
     /// The cache key of a request: this handler, the encodings the client accepts (when they
@@ -233,26 +246,6 @@ impl StaticFiles {
         key.push(char::from(b'0' + accepts));
         key.push_str(path);
         key
-    }
-
-    async fn answer_cached(&self, req: &Request<'_>, hit: &CachedFile) -> Response {
-        self.answer(req, &hit.meta, hit.source()).await
-    }
-
-    /// The answer for a request the cache holds fresh, when it needs no I/O: the common case,
-    /// answered without a future.
-    fn answer_fresh(&self, req: &Request<'_>) -> Option<Response> {
-        let cache = self.options.cache;
-        if cache.max_bytes == 0 {
-            return None;
-        }
-        match cache::lookup(&self.cache_key(req), cache.revalidate) {
-            Lookup::Fresh(hit) => match self.answer_now(req, &hit.meta, hit.source()) {
-                Answer::Done(response) => Some(response),
-                Answer::Read { .. } => None,
-            },
-            _ => None,
-        }
     }
 
     /// Opens the file a request names: a directory's index (or a redirect to the slashed path,
@@ -339,18 +332,7 @@ impl StaticFiles {
     /// The response for a file described by `meta`: 304 or 412 by the preconditions, the whole
     /// file, one range of it, or 416.
     async fn answer(&self, req: &Request<'_>, meta: &Meta, source: Source) -> Response {
-        match self.answer_now(req, meta, source) {
-            Answer::Done(response) => response,
-            Answer::Read {
-                response,
-                file,
-                start,
-                len,
-            } => match read_range(&file, start, len).await {
-                Ok(bytes) => response.body(Body::Full(bytes)),
-                Err(_) => Response::error(500),
-            },
-        }
+        self.answer_now(req, meta, source).finish().await
     }
 
     /// [`answer`](Self::answer) as far as it goes without I/O.
@@ -454,10 +436,24 @@ impl StaticFiles {
 
 impl Handler for StaticFiles {
     fn call<'a>(&'a self, req: &'a Request<'a>) -> Reply<'a> {
-        match self.answer_fresh(req) {
-            Some(response) => Reply::Ready(response),
-            None => Reply::Pending(Box::pin(self.serve(req))),
+        let cache = self.options.cache;
+        if cache.max_bytes == 0 {
+            return Reply::Pending(Box::pin(self.serve(req, None, None)));
         }
+        let key = self.cache_key(req);
+        let stale = match cache::lookup(&key, cache.revalidate) {
+            // The common case: answered at once, without a future, unless a small range of an
+            // open file must be read first.
+            Lookup::Fresh(hit) => {
+                return match self.answer_now(req, &hit.meta, hit.source()) {
+                    Answer::Done(response) => Reply::Ready(response),
+                    read => Reply::Pending(Box::pin(read.finish())),
+                };
+            }
+            Lookup::Stale(hit, checks) => Some((hit, checks)),
+            Lookup::Miss => None,
+        };
+        Reply::Pending(Box::pin(self.serve(req, Some(key), stale)))
     }
 
     fn reads_body(&self) -> bool {
