@@ -144,17 +144,37 @@ pub(crate) async fn send_file(
 async fn copy_file(
     stream: &TcpStream,
     file: &File,
-    mut pos: u64,
+    pos: u64,
     end: u64,
     mut arm: impl FnMut(),
-    mut disarm: impl FnMut(),
+    disarm: impl FnMut(),
     mut sent: Sent,
 ) -> io::Result<Sent> {
-    let mut buf = Vec::with_capacity((end - pos).min(PIECE as u64) as usize);
+    read_pieces(file, pos, end, PIECE, disarm, async |piece| {
+        arm();
+        sent.socket_ops += 1;
+        stream.write_all(piece).await
+    })
+    .await?;
+    Ok(sent)
+}
+
+/// Reads bytes `pos..end` of `file` into one reused buffer, at most `size` at a time, and hands
+/// each piece to `send`, which gives the buffer back. `disarm` runs before each read (no send
+/// deadline while the disk is read). A file that ends early is an error.
+pub(crate) async fn read_pieces(
+    file: &File,
+    mut pos: u64,
+    end: u64,
+    size: usize,
+    mut disarm: impl FnMut(),
+    mut send: impl AsyncFnMut(Vec<u8>) -> tokio_uring::BufResult<(), Vec<u8>>,
+) -> io::Result<()> {
+    let mut buf = Vec::with_capacity((end - pos).min(size as u64) as usize);
     while pos < end {
         disarm();
         buf.clear();
-        let want = (end - pos).min(PIECE as u64) as usize;
+        let want = (end - pos).min(size as u64) as usize;
         let (res, slice) = file
             .read_at(tokio_uring::buf::BoundedBuf::slice(buf, 0..want), pos)
             .await;
@@ -163,17 +183,16 @@ async fn copy_file(
         if n == 0 {
             return Err(shrank());
         }
-        arm();
-        sent.socket_ops += 1;
-        let (res, slice) = stream.write_all(tokio_uring::buf::BoundedBuf::slice(buf, 0..n)).await;
-        buf = slice.into_inner();
+        // `buf` now holds the `n` bytes read.
+        let (res, back) = send(buf).await;
+        buf = back;
         res?;
         pos += n as u64;
     }
-    Ok(sent)
+    Ok(())
 }
 
-pub(crate) fn shrank() -> io::Error {
+fn shrank() -> io::Error {
     // The length is already on the wire: the connection closes.
     io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")
 }

@@ -146,25 +146,13 @@ impl Transport {
                     })
             }
             Some(session) => {
-                let (mut pos, end) = (body.start, body.start + body.len);
-                let mut buf = Vec::with_capacity(TLS_WRITE_BATCH.min(body.len as usize));
-                let mut res = Ok(());
-                while pos < end && res.is_ok() {
-                    worker.conns.set(key, Phase::Handler, None);
-                    buf.clear();
-                    let want = (end - pos).min(TLS_WRITE_BATCH as u64) as usize;
-                    let (read, slice) = body.file.read_at(buf.slice(0..want), pos).await;
-                    buf = slice.into_inner();
-                    res = match read {
-                        Ok(0) => Err(crate::sendfile::shrank()),
-                        Ok(n) => {
-                            pos += n as u64;
-                            send_tls(&self.stream, session, &buf[..n], worker, key).await
-                        }
-                        Err(e) => Err(e),
-                    };
-                }
-                res
+                let stream = &self.stream;
+                let disarm = || worker.conns.set(key, Phase::Handler, None);
+                let end = body.start + body.len;
+                crate::sendfile::read_pieces(&body.file, body.start, end, TLS_WRITE_BATCH, disarm, async |piece| {
+                    (send_tls(stream, session, &piece, worker, key).await, piece)
+                })
+                .await
             }
         };
         if let Err(e) = &res {
