@@ -127,7 +127,11 @@ impl WorkerStats {
     /// Counts one operation submitted to io_uring.
     #[inline]
     pub(crate) fn op(&self, op: Op) {
-        self.ops[op as usize].add(1);
+        self.ops(op, 1);
+    }
+
+    pub(crate) fn ops(&self, op: Op, n: u64) {
+        self.ops[op as usize].add(n);
     }
 }
 

@@ -139,9 +139,7 @@ impl Transport {
                     .await
                     .map(|sent| {
                         let op = if sent.spliced { Op::Splice } else { Op::Write };
-                        for _ in 0..sent.socket_ops {
-                            worker.stats.op(op);
-                        }
+                        worker.stats.ops(op, sent.socket_ops);
                         worker.stats.bytes_out.add(body.len);
                     })
             }
