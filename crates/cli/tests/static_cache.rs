@@ -12,11 +12,7 @@ fn get(server: &Server, path: &str, extra: &str) -> Response {
 }
 
 fn server_with(dir: &TempDir, static_files: &str) -> Server {
-    let conf = dir.write(
-        "ringd.toml",
-        format!("root = {:?}\n[static_files]\n{static_files}", dir.join("site")).as_bytes(),
-    );
-    Server::start(&["--config", conf.to_str().unwrap()])
+    Server::start_site(dir, &dir.join("site"), &format!("[static_files]\n{static_files}"))
 }
 
 #[test]

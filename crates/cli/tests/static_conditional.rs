@@ -28,14 +28,8 @@ fn get(server: &Server, path: &str, extra: &str) -> common::Response {
 fn validators_and_conditional_requests() {
     let (dir, small, _) = site();
     // The hot-file cache checks the file on every request, so the change below shows at once.
-    let conf = std::env::temp_dir().join(format!("ringd-conditional-{}.toml", std::process::id()));
-    std::fs::write(
-        &conf,
-        format!("root = {:?}\n[static_files]\ncache_revalidate = 0\n", dir.path),
-    )
-    .unwrap();
-    let server = Server::start(&["--config", conf.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&conf);
+    let conf_dir = TempDir::new("conditional-conf");
+    let server = Server::start_site(&conf_dir, &dir.path, "[static_files]\ncache_revalidate = 0\n");
     let r = get(&server, "/small.bin", "");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, small);

@@ -23,11 +23,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 fn server_with(dir: &TempDir, extra: &str) -> Server {
-    let conf = dir.write(
-        "ringd.toml",
-        format!("root = {:?}\n{extra}", dir.join("site")).as_bytes(),
-    );
-    Server::start(&["--config", conf.to_str().unwrap()])
+    Server::start_site(dir, &dir.join("site"), extra)
 }
 
 #[test]

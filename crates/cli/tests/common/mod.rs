@@ -143,6 +143,12 @@ impl Server {
         Self::try_start_env(args, &[])
     }
 
+    /// Serves `root` with `config` (TOML after the `root` line) written to `dir/ringd.toml`.
+    pub fn start_site(dir: &TempDir, root: &Path, config: &str) -> Server {
+        let conf = dir.write("ringd.toml", format!("root = {root:?}\n{config}").as_bytes());
+        Self::start(&["--config", conf.to_str().unwrap()])
+    }
+
     /// Like [`Server::start`], with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         Self::try_start_env(args, env).unwrap_or_else(|e| panic!("{e}"))
