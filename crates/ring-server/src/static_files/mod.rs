@@ -428,7 +428,7 @@ impl StaticFiles {
 
     fn content_type(&self, path: &Path) -> Bytes {
         match mime_guess::from_path(path).first_raw() {
-            Some(_) => Bytes::from(content_type(path)),
+            Some(mime) => Bytes::from(with_charset(mime)),
             None => Bytes::from(self.options.default_type.clone()),
         }
     }
@@ -502,9 +502,15 @@ async fn read_range(file: &File, start: u64, len: u64) -> io::Result<Bytes> {
 
 /// The `Content-Type` for a file name; text types say `charset=utf-8`.
 pub fn content_type(path: &Path) -> String {
-    let mime = mime_guess::from_path(path)
-        .first_raw()
-        .unwrap_or("application/octet-stream");
+    with_charset(
+        mime_guess::from_path(path)
+            .first_raw()
+            .unwrap_or("application/octet-stream"),
+    )
+}
+
+/// A media type as sent: text types say `charset=utf-8`.
+fn with_charset(mime: &str) -> String {
     if mime.starts_with("text/") || mime == "application/javascript" || mime == "image/svg+xml" {
         format!("{mime}; charset=utf-8")
     } else {
