@@ -162,14 +162,24 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, ParseError> {
 /// Fast path check: a path with no '%', no empty inner segment and no dot segment is
 /// already normal.
 fn needs_rewrite(path: &[u8]) -> bool {
-    let mut segments = path[1..].split(|&b| b == b'/').peekable();
-    while let Some(seg) = segments.next() {
-        let last = segments.peek().is_none();
-        if (seg.is_empty() && !last) || seg == b"." || seg == b".." || seg.contains(&b'%') {
-            return true;
+    // One pass over the bytes (this runs for every request): a segment's length and how many
+    // of its bytes are dots tell an empty, "." or ".." segment.
+    let (mut len, mut dots) = (0usize, 0usize);
+    for &b in &path[1..] {
+        match b {
+            b'%' => return true,
+            b'/' => {
+                if len == dots && dots <= 2 {
+                    return true;
+                }
+                (len, dots) = (0, 0);
+            }
+            b'.' => (len, dots) = (len + 1, dots + 1),
+            _ => len += 1,
         }
     }
-    false
+    // The last segment may be empty (a trailing slash), not "." or "..".
+    len > 0 && len == dots && dots <= 2
 }
 
 fn hex_val(b: u8) -> Option<u8> {
@@ -241,6 +251,41 @@ fn resolve_segments(path: &[u8]) -> Result<Vec<u8>, ParseError> {
 
 #[cfg(test)]
 mod tests {
+    /// The one-pass check agrees with the plain definition (split on '/', look at each segment)
+    /// on every path of up to 7 bytes over the bytes that matter.
+    #[test]
+    fn needs_rewrite_matches_its_definition() {
+        fn reference(path: &[u8]) -> bool {
+            let mut segments = path[1..].split(|&b| b == b'/').peekable();
+            while let Some(seg) = segments.next() {
+                let last = segments.peek().is_none();
+                if (seg.is_empty() && !last) || seg == b"." || seg == b".." || seg.contains(&b'%') {
+                    return true;
+                }
+            }
+            false
+        }
+        let alphabet = [b'/', b'.', b'a', b'%'];
+        let mut checked = 0;
+        for len in 0..=6u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                let mut path = vec![b'/'];
+                for _ in 0..len {
+                    path.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                assert_eq!(
+                    needs_rewrite(&path),
+                    reference(&path),
+                    "{:?}",
+                    String::from_utf8_lossy(&path)
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, (0..=6).map(|l| 4usize.pow(l)).sum::<usize>());
+    }
+
     use super::*;
 
     fn norm(p: &str) -> Result<Cow<'_, str>, ParseError> {

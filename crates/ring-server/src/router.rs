@@ -92,20 +92,33 @@ impl Route {
         for seg in &self.segments {
             let Some(r) = remaining else { return false };
             rest = r;
-            if let Segment::Rest(name) = seg {
-                params.push(name, rest);
-                return true;
-            }
-            let (current, tail) = match rest.find('/') {
-                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-                None => (rest, None),
+            remaining = match seg {
+                Segment::Rest(name) => {
+                    params.push(name, rest);
+                    return true;
+                }
+                // A literal is compared in place: no search for the segment's end (routing runs
+                // for every request, and most segments are literals).
+                Segment::Literal(lit) => match rest.strip_prefix(&**lit) {
+                    Some("") => None,
+                    Some(tail) => match tail.strip_prefix('/') {
+                        Some(after) => Some(after),
+                        None => return false,
+                    },
+                    None => return false,
+                },
+                Segment::Param(name) => {
+                    let (current, tail) = match rest.find('/') {
+                        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                        None => (rest, None),
+                    };
+                    if current.is_empty() {
+                        return false;
+                    }
+                    params.push(name, current);
+                    tail
+                }
             };
-            match seg {
-                Segment::Literal(lit) if **lit == *current => {}
-                Segment::Param(name) if !current.is_empty() => params.push(name, current),
-                _ => return false,
-            }
-            remaining = tail;
         }
         // An exact pattern needs the path to end here; a prefix pattern needs more (even "").
         remaining.is_some() == self.prefix
