@@ -97,6 +97,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker
         start: 0,
         served: 0,
         head_started: None,
+        now: Instant::now(),
         body: Vec::new(),
         body_state: BodyState::Unread,
     };
@@ -205,6 +206,10 @@ struct Conn {
     served: u64,
     /// When the first byte of the current, incomplete head arrived (header timeout).
     head_started: Option<Instant>,
+    /// This connection's clock for deadlines: read when a read completes and when a handler that
+    /// waited finishes, not for every deadline (one clock read per read instead of several per
+    /// request; the work between two updates is synchronous, microseconds).
+    now: Instant,
     /// A de-chunked request body.
     body: Vec<u8>,
     body_state: BodyState,
@@ -238,15 +243,15 @@ impl Conn {
         let t = self.worker.config().timeouts;
         let (phase, deadline) = if self.start == self.rbuf.len() && self.worker.draining.get() {
             // Draining: one last request may still be on its way (RFC 9112 §9.6).
-            (Phase::Idle, Instant::now() + t.drain_idle)
+            (Phase::Idle, self.now + t.drain_idle)
         } else if self.start == self.rbuf.len() && self.served > 0 {
-            (Phase::Idle, Instant::now() + t.keepalive)
+            (Phase::Idle, self.now + t.keepalive)
         } else if self.start == self.rbuf.len() {
             // A new connection's first request is timed like a head, as nginx's
             // client_header_timeout: a client that connects and says nothing is not idle.
-            (Phase::Fresh, Instant::now() + t.header)
+            (Phase::Fresh, self.now + t.header)
         } else {
-            let started = *self.head_started.get_or_insert_with(Instant::now);
+            let started = *self.head_started.get_or_insert(self.now);
             (Phase::Head, started + t.header)
         };
         if self.rbuf.capacity() - self.rbuf.len() < 512 {
@@ -262,6 +267,7 @@ impl Conn {
             .io
             .read(&mut self.rbuf, &self.worker, self.key, phase, deadline)
             .await;
+        self.now = Instant::now();
         // A read that filled the buffer suggests more is queued (pipelined requests): a larger
         // buffer takes more of them per read and answers them in one send.
         if matches!(res, Ok(n) if n >= spare) && self.rbuf.capacity() < READ_BUF_BUSY {
@@ -337,23 +343,34 @@ impl Conn {
         let skipped = self.body_state == BodyState::Skipped;
         let keep_alive =
             head.keep_alive && !skipped && self.served + 1 < config.max_requests_per_conn && !worker.draining.get();
-        let started = Instant::now();
-        let response = match (self.redirect, config.timeouts.handler) {
-            (Some(port), _) => to_https(&head, port),
+        let (response, finished) = match (self.redirect, config.timeouts.handler) {
+            (Some(port), _) => (to_https(&head, port), None),
             (None, None) => respond(worker, &head, body, self.peer).await,
             (None, Some(limit)) => match tokio::time::timeout(limit, respond(worker, &head, body, self.peer)).await {
-                Ok(response) => response,
+                Ok(answer) => answer,
                 Err(_) => {
                     if worker.log_budget.allow() {
                         tracing::warn!(method = head.method.as_str(), path = %head.path, "handler took longer than timeouts.handler; answered 503");
                     }
-                    Response::error(503)
+                    let response = Response::error(503)
                         .header("Retry-After", "1")
-                        .header("Connection", "close")
+                        .header("Connection", "close");
+                    (response, Some(Instant::now()))
                 }
             },
         };
-        let date = worker.date();
+        // A synchronous handler took no measurable time (no clock read for it); an asynchronous
+        // one is timed from the read that brought its request, and moves this connection's
+        // clock on.
+        let took = match finished {
+            Some(at) => {
+                let took = at.saturating_duration_since(self.now);
+                self.now = at;
+                took
+            }
+            None => Duration::ZERO,
+        };
+        let date = worker.date(self.now);
         let handler_status = response.status;
         let body_bytes = if head.method == Method::Head {
             Some(0)
@@ -363,7 +380,7 @@ impl Conn {
         let (encoded, status) = encode(&mut self.out, response, &head, keep_alive, &date, worker);
         // What was sent (a 500 replaces a response the handler got wrong).
         let body_bytes = if status == handler_status { body_bytes } else { None };
-        worker.stats.request(head.method.as_str(), status, started.elapsed());
+        worker.stats.request(head.method.as_str(), status, took);
         if let Some(log) = &worker.access_log {
             let entry = Entry {
                 peer: self.peer,
@@ -388,15 +405,17 @@ impl Conn {
                 Err(_) => return Step::Broken,
             },
             Encoded::File { file, keep_alive } => {
-                if self.io.flush(&mut self.out, worker, self.key).await.is_err()
+                self.io.cork(true);
+                if self.io.flush(&mut self.out, worker, self.key, self.now).await.is_err()
                     || self.io.send_file(file, worker, self.key).await.is_err()
                 {
                     return Step::Broken;
                 }
+                self.io.cork(false);
                 keep_alive
             }
             Encoded::Large { bytes, keep_alive } => {
-                if self.io.flush(&mut self.out, worker, self.key).await.is_err()
+                if self.io.flush(&mut self.out, worker, self.key, self.now).await.is_err()
                     || self.io.send_bytes(bytes, worker, self.key).await.is_err()
                 {
                     return Step::Broken;
@@ -435,7 +454,7 @@ impl Conn {
                 let need = self.start + pending.head_len + n as usize;
                 self.rbuf.reserve(need.saturating_sub(self.rbuf.len()));
                 while self.rbuf.len() < need {
-                    match self.read(Phase::Body, Instant::now() + body_timeout).await {
+                    match self.read(Phase::Body, self.now + body_timeout).await {
                         Ok(0) | Err(_) => return Err(None),
                         Ok(_) => {}
                     }
@@ -468,7 +487,7 @@ impl Conn {
                     if self.rbuf.capacity() - self.rbuf.len() < 1024 {
                         self.rbuf.reserve(READ_BUF);
                     }
-                    match self.read(Phase::Body, Instant::now() + body_timeout).await {
+                    match self.read(Phase::Body, self.now + body_timeout).await {
                         Ok(0) | Err(_) => return Err(None),
                         Ok(_) => {}
                     }
@@ -486,7 +505,7 @@ impl Conn {
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        self.io.flush(&mut self.out, &self.worker, self.key).await
+        self.io.flush(&mut self.out, &self.worker, self.key, self.now).await
     }
 
     /// Queues the error response for a malformed request; the connection then closes.
@@ -506,7 +525,7 @@ impl Conn {
         let response = Response::new(e.status())
             .content_type_static("text/plain; charset=utf-8")
             .body(Body::Full(body));
-        let date = self.worker.date();
+        let date = self.worker.date(self.now);
         encode_simple(
             &mut self.out,
             &response,
@@ -574,19 +593,26 @@ fn request_line(buf: &[u8]) -> &[u8] {
 }
 
 /// Runs the router and the handler for one request. A handler that panics gets a 500.
-async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer: SocketAddr) -> Response {
+/// The response to a request, and when it was ready if the handler was asynchronous
+/// (`Reply::Pending`); `None` for everything answered synchronously.
+async fn respond(
+    worker: &Worker,
+    head: &RequestHead<'_, '_>,
+    body: &[u8],
+    peer: SocketAddr,
+) -> (Response, Option<Instant>) {
     let router = worker.router();
     match head.target {
         Target::Asterisk => {
             let mut allow = router.all_methods();
             allow.push("OPTIONS");
-            return Response::new(204).header("Allow", allow.join(", "));
+            return (Response::new(204).header("Allow", allow.join(", ")), None);
         }
         // Tunnels are not served; what a client sends after CONNECT is not HTTP, so close.
-        Target::Authority(_) => return Response::error(501).header("Connection", "close"),
+        Target::Authority(_) => return (Response::error(501).header("Connection", "close"), None),
         Target::Origin | Target::Absolute { .. } => {}
     }
-    match router.find(head.method, &head.path) {
+    let response = match router.find(head.method, &head.path) {
         RouteMatch::Found(handler, params) => {
             let req = Request {
                 head,
@@ -596,7 +622,7 @@ async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer:
             };
             let reply = match catch_unwind(AssertUnwindSafe(|| handler.call(&req))) {
                 Ok(reply) => reply,
-                Err(_) => return handler_panicked(worker, head),
+                Err(_) => return (handler_panicked(worker, head), None),
             };
             match reply {
                 Reply::Ready(response) => response,
@@ -608,7 +634,8 @@ async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer:
                             Err(panic) => Poll::Ready(Err(panic)),
                         })
                         .await;
-                    caught.unwrap_or_else(|_| handler_panicked(worker, head))
+                    let response = caught.unwrap_or_else(|_| handler_panicked(worker, head));
+                    return (response, Some(Instant::now()));
                 }
             }
         }
@@ -617,7 +644,8 @@ async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer:
         }
         RouteMatch::MethodNotAllowed(allow) => Response::error(405).header("Allow", allow),
         RouteMatch::NotFound => Response::error(404),
-    }
+    };
+    (response, None)
 }
 
 fn handler_panicked(worker: &Worker, head: &RequestHead<'_, '_>) -> Response {
@@ -848,7 +876,7 @@ async fn send_stream(
         // Nothing is held while the stream works: a stream that stalls must not pin a fixed
         // buffer (the pool is shared by every connection of this core).
         if !out.is_empty() {
-            io.flush(out, worker, key).await?;
+            io.flush(out, worker, key, Instant::now()).await?;
         }
         worker.conns.set(key, Phase::Handler, None);
         let mut next = body.next_chunk();
@@ -882,7 +910,7 @@ async fn send_stream(
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "body longer than announced"));
             }
             _ => {
-                io.flush(out, worker, key).await?;
+                io.flush(out, worker, key, Instant::now()).await?;
                 io.send_bytes(piece, worker, key).await?;
             }
         }

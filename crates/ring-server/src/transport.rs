@@ -89,14 +89,20 @@ impl Transport {
         res
     }
 
-    /// Sends what `out` holds, with the send timeout armed.
-    pub(crate) async fn flush(&mut self, out: &mut OutBuf, worker: &Worker, key: usize) -> io::Result<()> {
+    /// Sends what `out` holds, with the send timeout armed from `now` (the caller's clock).
+    pub(crate) async fn flush(
+        &mut self,
+        out: &mut OutBuf,
+        worker: &Worker,
+        key: usize,
+        now: Instant,
+    ) -> io::Result<()> {
         match &mut self.tls {
             None => {
                 worker.conns.set(
                     key,
                     Phase::Write(out.fixed_index()),
-                    Some(Instant::now() + worker.config().timeouts.send),
+                    Some(now + worker.config().timeouts.send),
                 );
                 out.flush(&self.stream).await
             }
@@ -159,6 +165,15 @@ impl Transport {
             }
         }
         res
+    }
+
+    /// Plain TCP: holds partial segments back (`TCP_CORK`, nginx's `tcp_nopush`) while a head
+    /// and the file after it are sent, so they leave in full segments instead of a small one per
+    /// piece; `false` sends what is held. Best effort; nothing for TLS.
+    pub(crate) fn cork(&self, on: bool) {
+        if self.tls.is_none() {
+            let _ = socket2::SockRef::from(&self.stream).set_cork(on);
+        }
     }
 
     /// TLS: tells the client that the server closes (`close_notify`), so that it can tell a

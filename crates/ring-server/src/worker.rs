@@ -44,7 +44,7 @@ pub(crate) struct Worker {
     router: RefCell<Rc<Router>>,
     pub(crate) pool: FixedBufPool<PageBuf>,
     pub(crate) conns: ConnTable,
-    date: RefCell<DateCache>,
+    date: RefCell<WorkerDate>,
     /// Set by a drain: answer with `Connection: close`, give idle connections a short grace.
     pub(crate) draining: Cell<bool>,
     /// Duplicates of the listening sockets, to shut them down when draining (a pending accept
@@ -80,15 +80,32 @@ impl Worker {
         self.router.borrow().clone()
     }
 
-    /// The current `Date` value (re-rendered at most once a second).
-    pub(crate) fn date(&self) -> [u8; 29] {
-        let mut out = [b' '; 29];
-        let mut cache = self.date.borrow_mut();
-        let value = cache.get(std::time::SystemTime::now());
-        let n = value.len().min(29);
-        out[..n].copy_from_slice(&value[..n]);
-        out
+    /// The `Date` value at `now` (a recent reading of the monotonic clock, which callers already
+    /// have): the wall clock is read and the value re-rendered only once `now` reaches the next
+    /// whole second, not per response.
+    pub(crate) fn date(&self, now: Instant) -> [u8; 29] {
+        let mut date = self.date.borrow_mut();
+        if date.until.is_none_or(|until| now >= until) {
+            let wall = std::time::SystemTime::now();
+            let value = date.cache.get(wall);
+            let n = value.len().min(29);
+            let mut out = [b' '; 29];
+            out[..n].copy_from_slice(&value[..n]);
+            date.value = out;
+            let into_second = wall
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            date.until = Some(now + Duration::from_nanos(u64::from(1_000_000_000 - into_second)));
+        }
+        date.value
     }
+}
+
+/// A worker's `Date` header value and until when (on the monotonic clock) it holds.
+struct WorkerDate {
+    cache: DateCache,
+    value: [u8; 29],
+    until: Option<Instant>,
 }
 
 /// What the main thread asks of a running worker.
@@ -207,7 +224,11 @@ pub(crate) fn run(setup: WorkerSetup) {
             config: RefCell::new(Rc::new((*config).clone())),
             pool,
             conns: ConnTable::default(),
-            date: RefCell::new(DateCache::new()),
+            date: RefCell::new(WorkerDate {
+                cache: DateCache::new(),
+                value: [b' '; 29],
+                until: None,
+            }),
             draining: Cell::new(false),
             listeners: dups,
             stats,

@@ -272,3 +272,13 @@ impl AsRawFd for TcpStream {
         self.inner.as_raw_fd()
     }
 }
+
+/// ringd patch: borrow the socket for `setsockopt` helpers (`socket2::SockRef`).
+impl std::os::fd::AsFd for TcpStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the descriptor is open for as long as `self` lives (the stream owns it through
+        // its `SharedFd`, and it is closed only when the last reference is dropped), and the
+        // borrow cannot outlive `self`.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) }
+    }
+}
