@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ringd_core::DateCache;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_uring::buf::fixed::FixedBufPool;
-use tokio_uring::net::TcpListener;
+use tokio_uring::net::{TcpListener, TcpStream};
 
 use crate::access_log::{AccessLog, AccessLogConfig};
 use crate::buf::PageBuf;
@@ -250,6 +250,14 @@ pub(crate) fn run(setup: WorkerSetup) {
     });
 }
 
+/// Starts serving an accepted connection on its own task. The connection's future (about 1.8 KiB)
+/// is boxed: tokio moves a task's future by value as it spawns and finishes it, several copies of
+/// the whole future per connection, where a box moves a pointer (callgrind: about 1,400
+/// instructions a connection).
+fn spawn_conn(stream: TcpStream, peer: std::net::SocketAddr, worker: &Rc<Worker>, kind: ListenerKind) {
+    tokio_uring::spawn(Box::pin(conn::serve(stream, peer, worker.clone(), kind)));
+}
+
 async fn accept_loop(id: usize, listener: TcpListener, kind: ListenerKind, worker: Rc<Worker>) {
     let mut last_warning: Option<Instant> = None;
     loop {
@@ -259,7 +267,7 @@ async fn accept_loop(id: usize, listener: TcpListener, kind: ListenerKind, worke
             // The listener was shut down; a connection accepted in the same instant is still
             // served (with `Connection: close`), never dropped.
             if let Ok((stream, peer)) = accepted {
-                tokio_uring::spawn(conn::serve(stream, peer, worker.clone(), kind));
+                spawn_conn(stream, peer, &worker, kind);
             }
             return;
         }
@@ -270,7 +278,7 @@ async fn accept_loop(id: usize, listener: TcpListener, kind: ListenerKind, worke
             }
             Ok((stream, peer)) => {
                 worker.stats.accepted.add(1);
-                tokio_uring::spawn(conn::serve(stream, peer, worker.clone(), kind));
+                spawn_conn(stream, peer, &worker, kind);
             }
             Err(e) => {
                 let fd_exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
