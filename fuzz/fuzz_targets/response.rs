@@ -13,7 +13,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ringd_core::{write_head, BodyLength, ResponseFraming, ResponseHead, Version};
+use ringd_core::{write_head, BodyLength, HeaderBlock, ResponseFraming, ResponseHead, Version};
 
 const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
@@ -55,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
     let head = ResponseHead {
         status,
         headers: &headers,
+        block: None,
         body: if flags & 1 == 0 {
             BodyLength::Known(len)
         } else {
@@ -83,6 +84,21 @@ fuzz_target!(|data: &[u8]| {
             assert!(headers.iter().all(|(n, v)| valid_header(n, v)), "accepted a bad header");
             check_output(&out, &head, framing, !server.is_empty());
         }
+    }
+    // The same headers as a block checked once: refused alike, written alike.
+    let mut from_block = Vec::new();
+    match HeaderBlock::new(&headers) {
+        Ok(block) => {
+            let blocked = ResponseHead {
+                headers: &[],
+                block: Some(&block),
+                ..head
+            };
+            let framing = write_head(&mut from_block, &blocked, DATE, server);
+            assert_eq!(framing.ok(), write_head(&mut Vec::new(), &head, DATE, server).ok());
+            assert_eq!(from_block, out, "a block wrote other bytes than its headers");
+        }
+        Err(e) => assert!(!valid_header(headers[e.index].0, headers[e.index].1)),
     }
 });
 

@@ -127,6 +127,7 @@ fn bench_write(c: &mut Criterion) {
         let head = ResponseHead {
             status: 200,
             headers,
+            block: None,
             body: BodyLength::Known(body),
             request_version: Version::Http11,
             keep_alive,
@@ -146,6 +147,7 @@ fn bench_write(c: &mut Criterion) {
     let streamed = ResponseHead {
         status: 404,
         headers: &[("Content-Type", b"text/html")],
+        block: None,
         body: BodyLength::Streamed,
         request_version: Version::Http11,
         keep_alive: true,

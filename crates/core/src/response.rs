@@ -116,6 +116,9 @@ pub struct ResponseHead<'a> {
     /// Extra headers from the handler (Content-Type etc.). Content-Length,
     /// Transfer-Encoding, Connection, Date and Server belong to the writer and are refused.
     pub headers: &'a [(&'a str, &'a [u8])],
+    /// Header lines checked and rendered once for many responses (a cached file's validators
+    /// and type), written after `headers` as they are.
+    pub block: Option<&'a HeaderBlock>,
     /// The body length as the handler knows it.
     pub body: BodyLength,
     /// The version of the request being answered.
@@ -124,6 +127,47 @@ pub struct ResponseHead<'a> {
     pub keep_alive: bool,
     /// Answering HEAD: headers as for GET, no body bytes (RFC 9110 §9.3.2).
     pub head_request: bool,
+}
+
+/// Header lines checked and rendered once, to be written into many responses as they are: for
+/// headers that stay the same from one response to the next (a cached file's `ETag`,
+/// `Last-Modified` and `Content-Type`), the per-response checks and formatting of
+/// [`ResponseHead::headers`] happen once, here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderBlock {
+    lines: Box<[u8]>,
+    names: Box<[Box<str>]>,
+}
+
+impl HeaderBlock {
+    /// Checks and renders `headers` as [`write_head`] would (`Name: value` lines). `Err` names
+    /// the first invalid or reserved header, as `write_head` does.
+    pub fn new(headers: &[(&str, &[u8])]) -> Result<HeaderBlock, InvalidHeader> {
+        let mut lines = Vec::new();
+        for (index, (name, value)) in headers.iter().enumerate() {
+            if !is_token(name) || is_reserved(name) || !is_field_value(value) {
+                return Err(InvalidHeader { index });
+            }
+            lines.extend_from_slice(name.as_bytes());
+            lines.extend_from_slice(b": ");
+            lines.extend_from_slice(value);
+            lines.extend_from_slice(b"\r\n");
+        }
+        Ok(HeaderBlock {
+            lines: lines.into(),
+            names: headers.iter().map(|(name, _)| Box::from(*name)).collect(),
+        })
+    }
+
+    /// Whether the block has a header of this name (ASCII case-insensitive).
+    pub fn has(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// The rendered lines, each ending in CRLF.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.lines
+    }
 }
 
 /// Pre-rendered status lines for common codes: no formatting on the hot path.
@@ -261,6 +305,9 @@ pub fn write_head(
         out.put(value);
         out.put(b"\r\n");
     }
+    if let Some(block) = head.block {
+        out.put(block.as_bytes());
+    }
 
     let mut keep_alive = head.keep_alive;
     let no_body_status = head.status < 200 || head.status == 204 || head.status == 304;
@@ -339,6 +386,7 @@ mod tests {
         ResponseHead {
             status,
             headers: &[],
+            block: None,
             body,
             request_version: Version::Http11,
             keep_alive: true,
@@ -556,5 +604,41 @@ mod tests {
         assert_eq!(decimal(0, &mut b), b"0");
         assert_eq!(decimal(10, &mut b), b"10");
         assert_eq!(decimal(987654321, &mut b), b"987654321");
+    }
+    /// A block is written as the same headers would be, after them; it refuses what
+    /// `write_head` refuses, and knows its names whatever their case.
+    #[test]
+    fn header_block_is_written_as_its_headers_would_be() {
+        let headers: &[(&str, &[u8])] = &[("ETag", b"\"a-1\""), ("Content-Type", b"text/css")];
+        let block = HeaderBlock::new(headers).unwrap();
+        let plain = write(&ResponseHead {
+            headers,
+            ..head(200, BodyLength::Known(3))
+        });
+        let blocked = write(&ResponseHead {
+            block: Some(&block),
+            ..head(200, BodyLength::Known(3))
+        });
+        assert_eq!(plain, blocked);
+        let both = write(&ResponseHead {
+            headers: &[("X-A", b"1")],
+            block: Some(&block),
+            ..head(200, BodyLength::Known(3))
+        });
+        assert!(
+            both.0
+                .contains("X-A: 1\r\nETag: \"a-1\"\r\nContent-Type: text/css\r\nContent-Length: 3\r\n"),
+            "{}",
+            both.0
+        );
+        assert!(block.has("etag") && block.has("CONTENT-TYPE") && !block.has("Vary"));
+        assert_eq!(
+            HeaderBlock::new(&[("A", b"1"), ("Content-Length", b"2")])
+                .unwrap_err()
+                .index,
+            1
+        );
+        assert_eq!(HeaderBlock::new(&[("X-Split", b"a\r\nb")]).unwrap_err().index, 0);
+        assert_eq!(HeaderBlock::new(&[("bad name", b"1")]).unwrap_err().index, 0);
     }
 }

@@ -808,7 +808,10 @@ fn encode_head(
     let configured = config
         .headers
         .iter()
-        .filter(|(n, _)| !response.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n)))
+        .filter(|(n, _)| {
+            !response.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n))
+                && !response.block.as_ref().is_some_and(|b| b.has(n))
+        })
         .map(|(n, v)| (n.as_str(), v.as_bytes()));
     let mut inline: [(&str, &[u8]); INLINE] = [("", &[]); INLINE];
     let heap: Vec<(&str, &[u8])>;
@@ -842,6 +845,7 @@ fn encode_head(
     let head = ResponseHead {
         status,
         headers,
+        block: response.block.as_deref(),
         body,
         request_version: version,
         keep_alive,

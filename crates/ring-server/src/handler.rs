@@ -9,9 +9,10 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 
 use bytes::Bytes;
-use ringd_core::{Method, RequestHead, Version};
+use ringd_core::{HeaderBlock, Method, RequestHead, Version};
 
 /// A request as a handler sees it: the parsed head (borrowed from the connection's read buffer),
 /// the path parameters the route captured, and the body, read in full up to the body limit.
@@ -231,6 +232,9 @@ pub struct Response {
     pub headers: Vec<(Cow<'static, str>, Bytes)>,
     /// The body.
     pub body: Body,
+    /// Header lines the server checked and rendered once for many responses (a cached file's),
+    /// written after `headers`.
+    pub(crate) block: Option<Rc<HeaderBlock>>,
 }
 
 impl Response {
@@ -241,7 +245,14 @@ impl Response {
             content_type: None,
             headers: Vec::new(),
             body: Body::Empty,
+            block: None,
         }
+    }
+
+    /// Adds header lines rendered once (see [`HeaderBlock`]).
+    pub(crate) fn block(mut self, block: Rc<HeaderBlock>) -> Response {
+        self.block = Some(block);
+        self
     }
 
     /// `200` with a static `text/plain; charset=utf-8` body; allocates nothing.

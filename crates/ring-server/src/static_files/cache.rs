@@ -9,13 +9,14 @@
 //! size, modification time, and the absence of precompressed siblings that were absent) and
 //! drops the entry if any changed.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lru::LruCache;
+use ringd_core::HeaderBlock;
 
 /// How the hot-file cache behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,9 @@ pub(crate) type Checks = Vec<(PathBuf, Option<Identity>)>;
 /// How a file is described in a response.
 #[derive(Debug)]
 pub(crate) struct Meta {
+    /// The header lines of a whole-file 200, rendered at the first such answer (see
+    /// `StaticFiles::whole_file_block`).
+    pub(crate) block: OnceCell<WholeFileBlock>,
     pub(crate) size: u64,
     pub(crate) mtime_secs: u64,
     /// The quoted strong entity tag.
@@ -79,6 +83,17 @@ pub(crate) struct Meta {
     pub(crate) content_type: Bytes,
     /// The `Content-Encoding` of a precompressed sibling.
     pub(crate) encoding: Option<&'static str>,
+}
+
+/// A whole-file answer's header lines, and the options they were rendered with (a reload may
+/// change the options while the entry stays cached).
+#[derive(Debug)]
+pub(crate) struct WholeFileBlock {
+    /// `None` if the lines did not pass the writer's checks (then every answer takes the
+    /// ordinary path, which reports the bad header).
+    pub(crate) block: Option<Rc<HeaderBlock>>,
+    pub(crate) cache_control: Option<Bytes>,
+    pub(crate) vary: bool,
 }
 
 /// A cached file: how to describe it, and its content or an open descriptor.
@@ -237,6 +252,7 @@ mod tests {
 
     fn file_meta() -> Meta {
         Meta {
+            block: OnceCell::new(),
             size: 0,
             mtime_secs: 0,
             etag: Bytes::new(),

@@ -27,7 +27,7 @@ use ringd_core::conditional::{
 
 use crate::handler::{Body, FileBody, Handler, Reply, Request, Response};
 pub use cache::CacheOptions;
-use cache::{CachedFile, Checks, Content, Identity, Lookup, Meta};
+use cache::{CachedFile, Checks, Content, Identity, Lookup, Meta, WholeFileBlock};
 use listing::{listing, percent_encode_path};
 
 /// Ranges of files that are not cached, up to this size, are read whole and sent with their
@@ -319,6 +319,7 @@ impl StaticFiles {
             stat.stx_ino, stat.stx_size, mtime_secs, stat.stx_mtime.tv_nsec
         );
         Meta {
+            block: std::cell::OnceCell::new(),
             size: stat.stx_size,
             mtime_secs,
             etag: Bytes::from(etag.clone()),
@@ -376,9 +377,15 @@ impl StaticFiles {
         // Ranges are defined for GET only (RFC 9110 §14.2): HEAD describes the whole file.
         let asked = if is_head { None } else { req.header("range") };
         let (response, start, len) = match range(asked, req.header("if-range"), &validators, size) {
-            RangeAnswer::Full => (with_validators(200), 0, size),
+            RangeAnswer::Full => match self.whole_file_block(req.path(), meta) {
+                // The common answer: its headers were checked and rendered once.
+                Some(block) => (Response::new(200).block(block), 0, size),
+                None => (with_validators(200).content_type(meta.content_type.clone()), 0, size),
+            },
             RangeAnswer::Partial { start, end } => (
-                with_validators(206).header("Content-Range", format!("bytes {start}-{end}/{size}")),
+                with_validators(206)
+                    .header("Content-Range", format!("bytes {start}-{end}/{size}"))
+                    .content_type(meta.content_type.clone()),
                 start,
                 end - start + 1,
             ),
@@ -386,7 +393,6 @@ impl StaticFiles {
                 return Answer::Done(Response::error(416).header("Content-Range", format!("bytes */{size}")));
             }
         };
-        let response = response.content_type(meta.content_type.clone());
         Answer::Done(match source {
             Source::Memory(bytes) => response.body(Body::Full(bytes.slice(start as usize..(start + len) as usize))),
             Source::File(file) if !is_head && len <= WHOLE_FILE_MAX => {
@@ -400,6 +406,40 @@ impl StaticFiles {
             // For HEAD the body is never sent: only its length is used.
             Source::File(file) => response.body(Body::File(FileBody::new(file, start, len))),
         })
+    }
+
+    /// The header lines of a whole-file 200 for `meta` as requested at `path`: the headers
+    /// `answer_now` would add one by one, rendered at the first such answer and kept with the
+    /// file's description (so in the cache). `None` when the options changed since (a reload)
+    /// or the lines did not pass the writer's checks: the ordinary path then answers.
+    fn whole_file_block(&self, path: &str, meta: &Meta) -> Option<Rc<ringd_core::HeaderBlock>> {
+        let cache_control = self.cache_control(path);
+        let vary = self.options.precompressed;
+        let rendered = meta.block.get_or_init(|| {
+            let mut headers: Vec<(&str, &[u8])> = vec![
+                ("Content-Type", &meta.content_type),
+                ("ETag", &meta.etag),
+                ("Last-Modified", &meta.last_modified),
+                ("Accept-Ranges", b"bytes"),
+            ];
+            if vary {
+                headers.push(("Vary", b"Accept-Encoding"));
+            }
+            if let Some(coding) = meta.encoding {
+                headers.push(("Content-Encoding", coding.as_bytes()));
+            }
+            if let Some(value) = cache_control {
+                headers.push(("Cache-Control", value));
+            }
+            WholeFileBlock {
+                block: ringd_core::HeaderBlock::new(&headers).ok().map(Rc::new),
+                cache_control: cache_control.cloned(),
+                vary,
+            }
+        });
+        (rendered.cache_control.as_ref() == cache_control && rendered.vary == vary)
+            .then(|| rendered.block.clone())
+            .flatten()
     }
 
     /// The path below the root for a decoded, normalised relative path.
