@@ -81,7 +81,10 @@ impl Transport {
                 }
                 res
             }
-            Some(session) => read_tls(&self.stream, session, rbuf, worker, key, phase, deadline).await,
+            // Boxed, here and for the other TLS paths: a connection's future is as large as its
+            // largest state, and a TLS state would make every plain connection pay for it
+            // while it waits (see `Conn::run`).
+            Some(session) => Box::pin(read_tls(&self.stream, session, rbuf, worker, key, phase, deadline)).await,
         };
         // What follows a read is parsing and the handler, which have no deadline (yet): the read's
         // deadline must not cut them short.
@@ -108,7 +111,7 @@ impl Transport {
             }
             Some(session) => {
                 let plain = out.take_heap();
-                let res = send_tls(&self.stream, session, &plain, worker, key).await;
+                let res = Box::pin(send_tls(&self.stream, session, &plain, worker, key)).await;
                 out.return_heap(plain);
                 res
             }
@@ -182,7 +185,7 @@ impl Transport {
         if let Some(session) = &mut self.tls {
             if !session.conn.is_handshaking() {
                 session.conn.send_close_notify();
-                let _ = send_tls(&self.stream, session, &[], worker, key).await;
+                let _ = Box::pin(send_tls(&self.stream, session, &[], worker, key)).await;
             }
         }
     }

@@ -86,9 +86,20 @@ impl OutBuf {
         if let Some(fixed) = self.fixed.take() {
             let len = std::mem::take(&mut self.fixed_len);
             let res = if len > 0 {
-                self.stats.op(Op::WriteFixed);
-                let (res, _slice) = stream.write_fixed_all(fixed.slice(0..len)).await;
-                res
+                // A flat loop of single writes rather than `write_fixed_all`: its nested futures
+                // made this future (and so a connection's) hundreds of bytes larger, and each
+                // layer copies its state on the way in.
+                let mut rest = fixed.slice(0..len);
+                loop {
+                    self.stats.op(Op::WriteFixed);
+                    let (res, slice) = stream.write_fixed(rest).await;
+                    match res {
+                        Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) if n < slice.bytes_init() => rest = slice.slice(n..),
+                        Ok(_) => break Ok(()),
+                        Err(e) => break Err(e),
+                    }
+                }
             } else {
                 drop(fixed);
                 Ok(())
