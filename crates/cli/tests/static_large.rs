@@ -243,3 +243,42 @@ fn a_stalled_download_is_cut_off_by_the_send_timeout_and_does_not_hold_up_exit()
     let status = server.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
 }
+
+/// The keep-alive timeout runs from the end of a response, not from its request: a download
+/// that outlasts the timeout (the client stalls while the server's send waits on it) leaves the
+/// connection ready for the next request.
+#[test]
+fn a_download_longer_than_the_keepalive_timeout_keeps_its_connection() {
+    const SIZE: usize = 48 << 20; // more than the socket buffers and the pipe hold
+    let dir = TempDir::new("large-keepalive");
+    let data = pseudo_random(SIZE, 11);
+    dir.write("big.bin", &data);
+    dir.write("small.txt", b"small\n");
+    let server = Server::start(&["--root", dir.path_str(), "--keepalive-timeout", "3"]);
+    let (mut s, len, mut body) = start_download(&server, "/big.bin");
+    assert_eq!(len, SIZE);
+    // The send waits on this client for longer than the keep-alive timeout.
+    std::thread::sleep(Duration::from_secs(5));
+    let mut buf = vec![0u8; 1 << 16];
+    while body.len() < len {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {} of {len} bytes", body.len());
+        body.extend_from_slice(&buf[..n]);
+    }
+    assert!(body == data, "the file arrived altered");
+    // Past a sweep of the server's timeouts (once a second) but well inside the 3 s that start
+    // when the response ended: the connection must still answer.
+    std::thread::sleep(Duration::from_millis(1500));
+    s.write_all(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    while common::find(&got, b"small\n").is_none() {
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert!(
+            n > 0,
+            "the connection was closed before its keep-alive timeout: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&got));
+}

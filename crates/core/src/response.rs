@@ -168,6 +168,23 @@ impl HeaderBlock {
     pub fn as_bytes(&self) -> &[u8] {
         &self.lines
     }
+
+    /// The headers, as given to [`HeaderBlock::new`].
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        // Each line is `name: value\r\n`, the name a token (no ':') as `new` checked.
+        self.names
+            .iter()
+            .zip(
+                self.lines
+                    .split(|&b| b == b'\n')
+                    .filter(|line| !line.is_empty())
+                    .map(|line| {
+                        let start = line.iter().position(|&b| b == b':').map_or(line.len(), |i| i + 2);
+                        &line[start.min(line.len())..line.len().saturating_sub(1)]
+                    }),
+            )
+            .map(|(name, value)| (&**name, value))
+    }
 }
 
 /// Pre-rendered status lines for common codes: no formatting on the hot path.
@@ -632,6 +649,9 @@ mod tests {
             both.0
         );
         assert!(block.has("etag") && block.has("CONTENT-TYPE") && !block.has("Vary"));
+        assert_eq!(block.iter().collect::<Vec<_>>(), headers);
+        let empty = HeaderBlock::new(&[("X-Empty", b"")]).unwrap();
+        assert_eq!(empty.iter().collect::<Vec<_>>(), [("X-Empty", &b""[..])]);
         assert_eq!(
             HeaderBlock::new(&[("A", b"1"), ("Content-Length", b"2")])
                 .unwrap_err()

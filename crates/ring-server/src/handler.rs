@@ -232,8 +232,9 @@ pub struct Response {
     pub headers: Vec<(Cow<'static, str>, Bytes)>,
     /// The body.
     pub body: Body,
-    /// Header lines the server checked and rendered once for many responses (a cached file's),
-    /// written after `headers`.
+    /// Header lines the server checked and rendered once for many responses (a cached file's
+    /// `Content-Type`, `ETag` and the rest), written after `headers`; see
+    /// [`Response::header_block`].
     pub(crate) block: Option<Rc<HeaderBlock>>,
 }
 
@@ -253,6 +254,28 @@ impl Response {
     pub(crate) fn block(mut self, block: Rc<HeaderBlock>) -> Response {
         self.block = Some(block);
         self
+    }
+
+    /// Headers the server rendered once for many responses and sends after
+    /// [`headers`](Self::headers): a whole cached file answered by [`crate::StaticFiles`]
+    /// carries its `Content-Type`, `ETag`, `Last-Modified` and the rest here, not in
+    /// `content_type` and `headers`. Setting a content type moves them back into `headers`.
+    pub fn header_block(&self) -> Option<&HeaderBlock> {
+        self.block.as_deref()
+    }
+
+    /// Turns a header block back into ordinary headers, its `Content-Type` into `content_type`.
+    fn unblock(&mut self) {
+        if let Some(block) = self.block.take() {
+            for (name, value) in block.iter() {
+                if name.eq_ignore_ascii_case("content-type") {
+                    self.content_type = Some(Bytes::copy_from_slice(value));
+                } else {
+                    self.headers
+                        .push((Cow::Owned(name.to_owned()), Bytes::copy_from_slice(value)));
+                }
+            }
+        }
     }
 
     /// `200` with a static `text/plain; charset=utf-8` body; allocates nothing.
@@ -294,12 +317,14 @@ impl Response {
 
     /// Sets a static `Content-Type`.
     pub fn content_type_static(mut self, value: &'static str) -> Response {
+        self.unblock();
         self.content_type = Some(Bytes::from_static(value.as_bytes()));
         self
     }
 
     /// Sets `Content-Type`.
     pub fn content_type(mut self, value: impl Into<Bytes>) -> Response {
+        self.unblock();
         self.content_type = Some(value.into());
         self
     }
@@ -402,6 +427,20 @@ impl<H: Handler> Handler for IgnoresBody<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A wrapper that sets a content type on a cached file's response replaces the file's
+    /// (the block turns back into ordinary headers) instead of sending two.
+    #[test]
+    fn setting_a_content_type_unblocks_the_header_block() {
+        let block = HeaderBlock::new(&[("Content-Type", b"text/css"), ("ETag", b"\"x\"")]).unwrap();
+        let r = Response::new(200).block(Rc::new(block));
+        assert_eq!(r.header_block().map(|b| b.iter().count()), Some(2));
+        let r = r.content_type_static("text/plain");
+        assert!(r.header_block().is_none());
+        assert_eq!(r.content_type.as_deref(), Some(&b"text/plain"[..]));
+        assert_eq!(r.headers.len(), 1);
+        assert_eq!((&*r.headers[0].0, &r.headers[0].1[..]), ("ETag", &b"\"x\""[..]));
+    }
 
     #[test]
     fn form_pairs_decode() {

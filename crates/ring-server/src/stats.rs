@@ -193,7 +193,7 @@ impl Metrics {
             &mut out,
             "ringd_http_request_duration_seconds",
             "histogram",
-            "Handler time: from the read that completed a request to its handler's answer. Answers given synchronously (built-in routes, cached files; microseconds) are counted as 0 without a clock read.",
+            "Handler time: from the read that completed a request (or the end of the previous answer of its pipelined batch) to its handler's answer.",
         );
         let mut cumulative = 0;
         for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
