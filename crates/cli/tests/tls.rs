@@ -299,6 +299,28 @@ r = c.getresponse(); body = r.read().decode()
 print(json.dumps({"step": 2, "status": r.status, "body": body, "cn": cn(c.sock), "same": c.sock is sock}), flush=True)
 "#;
 
+/// Starts the `PY_KEEPALIVE` client against `port` and reads its first answer: the client, the
+/// rest of its output and that answer. A line on its stdin makes it ask again on the same
+/// connection. Its stderr is left to the test's.
+fn keepalive_client(
+    port: &str,
+    pki: &Pki,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+    serde_json::Value,
+) {
+    let mut client = Command::new("python3")
+        .args(["-c", PY_KEEPALIVE, port, pki.ca_str()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let first = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    (client, lines, first)
+}
+
 const PY_SUBJECT: &str = r#"
 import json, socket, ssl, sys
 ctx = ssl.create_default_context(cafile=sys.argv[2])
@@ -330,15 +352,7 @@ fn sighup_swaps_the_certificate_and_keeps_open_connections() {
     assert_eq!(subject(), "alpha.test");
 
     // A keep-alive connection made with the old certificate.
-    let mut kept = Command::new("python3")
-        .args(["-c", PY_KEEPALIVE, &port, pki.ca_str()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(kept.stdout.take().unwrap()).lines();
-    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let (mut kept, mut lines, first) = keepalive_client(&port, &pki);
     assert_eq!(first["status"], 200, "{first}");
     assert_eq!(first["cn"], "alpha.test", "{first}");
 
@@ -402,15 +416,7 @@ fn sigterm_drains_an_idle_tls_connection_and_exits_0() {
     let leaf = pki.issue("localhost", &["localhost"], KeyKind::EcPkcs8);
     let mut server = Server::start(&tls_args(&leaf, &[]));
     let port = server.port().to_string();
-    let mut kept = Command::new("python3")
-        .args(["-c", PY_KEEPALIVE, &port, pki.ca_str()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(kept.stdout.take().unwrap()).lines();
-    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let (mut kept, _lines, first) = keepalive_client(&port, &pki);
     assert_eq!(first["status"], 200, "{first}");
     // The idle keep-alive connection gets `timeouts.drain_idle` (1 s), then the server exits.
     server.signal("TERM");

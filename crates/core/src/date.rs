@@ -41,6 +41,14 @@ impl DateCache {
         &self.value
     }
 
+    /// The value the last [`DateCache::get`] returned; empty before the first.
+    pub fn last(&self) -> &[u8] {
+        match self.second {
+            Some(_) => &self.value,
+            None => &[],
+        }
+    }
+
     fn render(&mut self, second: u64) {
         let date = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(second));
         let mut cursor: &mut [u8] = &mut self.value;
@@ -69,7 +77,9 @@ mod tests {
     #[test]
     fn rfc_example() {
         let mut c = DateCache::new();
+        assert_eq!(c.last(), b"");
         assert_eq!(c.get(at(784_111_777, 0)), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(c.last(), b"Sun, 06 Nov 1994 08:49:37 GMT");
     }
 
     #[test]

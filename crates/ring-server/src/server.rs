@@ -82,29 +82,25 @@ impl Server {
         } else {
             &[]
         };
-        for addr in own {
-            let group = listener::bind_group(*addr, count, self.config.backlog)?;
-            local_addrs.push(
-                group[0]
-                    .local_addr()
-                    .map_err(|e| ServerError::Listen { addr: *addr, cause: e })?,
-            );
-            for (i, l) in group.into_iter().enumerate() {
-                per_worker[i].push((l, kind));
+        // One SO_REUSEPORT group per address, a listener of it for each worker; the addresses
+        // as bound (port 0 resolved).
+        let mut bind = |addrs: &[SocketAddr], kind: ListenerKind| -> Result<Vec<SocketAddr>, ServerError> {
+            let mut bound = Vec::with_capacity(addrs.len());
+            for addr in addrs {
+                let group = listener::bind_group(*addr, count, self.config.backlog)?;
+                bound.push(
+                    group[0]
+                        .local_addr()
+                        .map_err(|e| ServerError::Listen { addr: *addr, cause: e })?,
+                );
+                for (i, l) in group.into_iter().enumerate() {
+                    per_worker[i].push((l, kind));
+                }
             }
-        }
-        let mut redirect_addrs = Vec::new();
-        for addr in &self.config.redirect_listen {
-            let group = listener::bind_group(*addr, count, self.config.backlog)?;
-            redirect_addrs.push(
-                group[0]
-                    .local_addr()
-                    .map_err(|e| ServerError::Listen { addr: *addr, cause: e })?,
-            );
-            for (i, l) in group.into_iter().enumerate() {
-                per_worker[i].push((l, ListenerKind::Redirect));
-            }
-        }
+            Ok(bound)
+        };
+        local_addrs.extend(bind(own, kind)?);
+        let redirect_addrs = bind(&self.config.redirect_listen, ListenerKind::Redirect)?;
         let https_port = local_addrs.first().map_or(443, SocketAddr::port);
         let log_file = match &self.config.access_log {
             Some(log) => Some(AccessLog::open(log).map_err(|e| ServerError::AccessLog {

@@ -140,10 +140,11 @@ impl Transport {
     /// `crate::sendfile`), read and encrypted a batch at a time over TLS. The send timeout is
     /// armed for each write, none while the file is read.
     pub(crate) async fn send_file(&mut self, body: FileBody, worker: &Worker, key: usize) -> io::Result<()> {
+        // No deadline while the file is read (the send timeout is for the client).
+        let disarm = || worker.conns.set(key, Phase::Handler, None);
         let res = match &mut self.tls {
             None => {
                 let arm = || arm_send(worker, key);
-                let disarm = || worker.conns.set(key, Phase::Handler, None);
                 crate::sendfile::send_file(&self.stream, &body.file, body.start, body.len, arm, disarm)
                     .await
                     .map(|sent| {
@@ -154,7 +155,6 @@ impl Transport {
             }
             Some(session) => {
                 let stream = &self.stream;
-                let disarm = || worker.conns.set(key, Phase::Handler, None);
                 let end = body.start + body.len;
                 crate::sendfile::read_pieces(&body.file, body.start, end, TLS_WRITE_BATCH, disarm, async |piece| {
                     (send_tls(stream, session, &piece, worker, key).await, piece)

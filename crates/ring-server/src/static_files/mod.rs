@@ -11,6 +11,7 @@
 mod cache;
 mod listing;
 
+use std::borrow::Cow;
 use std::io;
 use std::os::unix::io::AsRawFd;
 use std::path::{Component, Path, PathBuf};
@@ -346,20 +347,7 @@ impl StaticFiles {
         };
         let with_validators = |status: u16| {
             let mut r = Response::new(status);
-            r.headers.reserve(6);
-            r = r
-                .header("ETag", meta.etag.clone())
-                .header("Last-Modified", meta.last_modified.clone())
-                .header("Accept-Ranges", Bytes::from_static(b"bytes"));
-            if self.options.precompressed {
-                r = r.header("Vary", Bytes::from_static(b"Accept-Encoding"));
-            }
-            if let Some(coding) = meta.encoding {
-                r = r.header("Content-Encoding", Bytes::from_static(coding.as_bytes()));
-            }
-            if let Some(value) = self.cache_control(req.path()) {
-                r = r.header("Cache-Control", value.clone());
-            }
+            r.headers = self.file_headers(meta, self.cache_control(req.path()));
             r
         };
         let conditions = Conditions {
@@ -408,6 +396,26 @@ impl StaticFiles {
         })
     }
 
+    /// The headers every answer about a file carries besides its type: its validators,
+    /// `Accept-Ranges`, and `Vary`, `Content-Encoding` and `Cache-Control` as the options and the
+    /// file call for. One list for the ordinary answers and for the header block.
+    fn file_headers(&self, meta: &Meta, cache_control: Option<&Bytes>) -> Vec<(Cow<'static, str>, Bytes)> {
+        let mut headers = Vec::with_capacity(6);
+        headers.push((Cow::Borrowed("ETag"), meta.etag.clone()));
+        headers.push((Cow::Borrowed("Last-Modified"), meta.last_modified.clone()));
+        headers.push((Cow::Borrowed("Accept-Ranges"), Bytes::from_static(b"bytes")));
+        if self.options.precompressed {
+            headers.push((Cow::Borrowed("Vary"), Bytes::from_static(b"Accept-Encoding")));
+        }
+        if let Some(coding) = meta.encoding {
+            headers.push((Cow::Borrowed("Content-Encoding"), Bytes::from_static(coding.as_bytes())));
+        }
+        if let Some(value) = cache_control {
+            headers.push((Cow::Borrowed("Cache-Control"), value.clone()));
+        }
+        headers
+    }
+
     /// The header lines of a whole-file 200 for `meta` as requested at `path`: the headers
     /// `answer_now` would add one by one, rendered at the first such answer and kept with the
     /// file's description (so in the cache). `None` when the options changed since (a reload)
@@ -416,21 +424,10 @@ impl StaticFiles {
         let cache_control = self.cache_control(path);
         let vary = self.options.precompressed;
         let rendered = meta.block.get_or_init(|| {
-            let mut headers: Vec<(&str, &[u8])> = vec![
-                ("Content-Type", &meta.content_type),
-                ("ETag", &meta.etag),
-                ("Last-Modified", &meta.last_modified),
-                ("Accept-Ranges", b"bytes"),
-            ];
-            if vary {
-                headers.push(("Vary", b"Accept-Encoding"));
-            }
-            if let Some(coding) = meta.encoding {
-                headers.push(("Content-Encoding", coding.as_bytes()));
-            }
-            if let Some(value) = cache_control {
-                headers.push(("Cache-Control", value));
-            }
+            let others = self.file_headers(meta, cache_control);
+            let headers: Vec<(&str, &[u8])> = std::iter::once(("Content-Type", &meta.content_type[..]))
+                .chain(others.iter().map(|(n, v)| (&**n, &v[..])))
+                .collect();
             WholeFileBlock {
                 block: ringd_core::HeaderBlock::new(&headers).ok().map(Rc::new),
                 cache_control: cache_control.cloned(),
