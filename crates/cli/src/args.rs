@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// Size of each registered fixed buffer in bytes.
     #[arg(long, value_name = "BYTES", env = "RINGD_BUFFER_SIZE")]
     pub buffer_size: Option<usize>,
+    /// Provided receive buffers per worker (2 KiB each; a power of two, 0: off), so that idle
+    /// connections hold no read buffer.
+    #[arg(long, value_name = "N", env = "RINGD_RECEIVE_BUFFERS")]
+    pub receive_buffers: Option<usize>,
     /// Seconds an idle keep-alive connection is kept.
     #[arg(long, value_name = "SECS", env = "RINGD_KEEPALIVE_TIMEOUT")]
     pub keepalive_timeout: Option<u64>,

@@ -159,6 +159,7 @@ struct LimitsFile {
 struct BuffersFile {
     count: Option<usize>,
     size: Option<usize>,
+    receive: Option<usize>,
 }
 
 /// Seconds.
@@ -235,6 +236,7 @@ impl Settings {
         set(&mut l.max_body, file.limits.max_body, args.max_body);
         set(&mut s.buffers.count, file.buffers.count, args.buffers);
         set(&mut s.buffers.size, file.buffers.size, args.buffer_size);
+        set(&mut s.buffers.receive, file.buffers.receive, args.receive_buffers);
         let t = &mut s.timeouts;
         set_secs(&mut t.header, file.timeouts.header, args.header_timeout);
         set_secs(&mut t.body, file.timeouts.body, args.body_timeout);
@@ -417,6 +419,7 @@ impl Settings {
             buffers: BuffersFile {
                 count: Some(s.buffers.count),
                 size: Some(s.buffers.size),
+                receive: Some(s.buffers.receive),
             },
             timeouts: TimeoutsFile {
                 header: Some(t.header.as_secs()),

@@ -23,7 +23,15 @@ pub struct BufferConfig {
     pub count: usize,
     /// Bytes per buffer: the largest response batch written in one fixed-buffer send.
     pub size: usize,
+    /// Receive buffers per worker in a provided-buffer ring (a power of two; 0: none), each
+    /// [`RECEIVE_BUFFER_SIZE`] bytes. A connection waiting for its next request then holds no
+    /// read buffer: the kernel picks one when the request arrives. Without the ring (0, or a
+    /// kernel before 5.19) each connection keeps a 1 KiB read buffer.
+    pub receive: usize,
 }
+
+/// The size of each provided receive buffer: a typical request head fits in one.
+pub const RECEIVE_BUFFER_SIZE: u32 = 2048;
 
 impl Default for BufferConfig {
     /// 64 × 16 KiB per worker: 1 MiB of locked memory each, so that eight workers fit in the
@@ -32,6 +40,7 @@ impl Default for BufferConfig {
         BufferConfig {
             count: 64,
             size: 16 * 1024,
+            receive: 512,
         }
     }
 }
@@ -196,6 +205,10 @@ impl ServerConfig {
         if self.buffers.size < 4096 || self.buffers.size > 1 << 30 {
             return err("buffers.size", "must be between 4096 and 1 GiB");
         }
+        let receive = self.buffers.receive;
+        if receive != 0 && (!receive.is_power_of_two() || receive > 32768) {
+            return err("buffers.receive", "must be 0 (off) or a power of two up to 32768");
+        }
         if self.max_connections == 0 {
             return err("max_connections", "must be at least 1");
         }
@@ -303,6 +316,8 @@ mod tests {
             ("backlog", Box::new(|c| c.backlog = 0)),
             ("buffers.count", Box::new(|c| c.buffers.count = 70_000)),
             ("buffers.size", Box::new(|c| c.buffers.size = 100)),
+            ("buffers.receive", Box::new(|c| c.buffers.receive = 500)),
+            ("buffers.receive", Box::new(|c| c.buffers.receive = 65536)),
             ("max_requests_per_connection", Box::new(|c| c.max_requests_per_conn = 0)),
             ("limits.max_headers", Box::new(|c| c.limits.max_headers = 10_000)),
             ("limits.max_header_bytes", Box::new(|c| c.limits.max_header_bytes = 10)),

@@ -11,6 +11,7 @@
 //! parsed again from the same bytes. That second parse only happens on that slow path; it keeps
 //! the borrows simple (no head outlives a read) and costs far less than the read itself.
 
+use std::future::Future;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -55,14 +56,24 @@ const LINGER: Duration = Duration::from_secs(5);
 /// How much a closing connection may send before it is cut (nginx stops after `lingering_time`).
 const LINGER_BYTES: usize = 1 << 20;
 
-/// Serves one accepted connection until it closes.
-pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, kind: ListenerKind) {
+/// Sets up one accepted connection and returns the future that serves it until it closes
+/// (`None`: it could not be set up, and is closed).
+///
+/// Not an `async fn`: the connection is built here and moved into the future once, where an
+/// `async fn` would keep its arguments beside the connection made from them, in every
+/// connection's task for as long as it lives.
+pub(crate) fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    worker: Rc<Worker>,
+    kind: ListenerKind,
+) -> Option<impl Future<Output = ()>> {
     let stream = Rc::new(stream);
     let key = worker.conns.insert(stream.clone());
     worker.stats.open.set(worker.conns.len() as u64);
-    // Removes the slot however this task ends, a panic included: the slot holds the socket, so a
-    // slot left behind would be a connection that never closes.
-    let _slot = SlotGuard {
+    // Removes the slot however the connection ends, a panic included: the slot holds the
+    // socket, so a slot left behind would be a connection that never closes.
+    let slot = SlotGuard {
         worker: worker.clone(),
         key,
     };
@@ -71,7 +82,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker
         ListenerKind::Tls => {
             // The configuration in force when the client connected: a reload changes the
             // certificate for new handshakes only.
-            let Some(config) = worker.tls() else { return };
+            let config = worker.tls()?;
             match TlsSession::new(config) {
                 Ok(session) => (
                     Transport::tls(stream, session),
@@ -79,13 +90,19 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker
                 ),
                 Err(e) => {
                     tracing::error!("cannot start a TLS session: {e}");
-                    return;
+                    return None;
                 }
             }
         }
         ListenerKind::Plain | ListenerKind::Redirect => (Transport::plain(stream), OutBuf::new(pool, buf_size, stats)),
     };
     let redirect = (kind == ListenerKind::Redirect).then(|| worker.https_port);
+    // With the worker's receive ring, a plain connection holds a read buffer only while a
+    // request is in it (see `Conn::read_provided`).
+    let rbuf = match io.provided(&worker) {
+        Some(_) => Vec::new(),
+        None => Vec::with_capacity(READ_BUF),
+    };
     let mut conn = Conn {
         out,
         worker,
@@ -93,7 +110,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker
         redirect,
         key,
         peer,
-        rbuf: Vec::with_capacity(READ_BUF),
+        rbuf,
         start: 0,
         served: 0,
         head_started: None,
@@ -101,9 +118,12 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker
         body: Vec::new(),
         body_state: BodyState::Unread,
     };
-    conn.run().await;
-    // Dropping the last `Rc<TcpStream>` (after `_slot` removes its copy) closes the socket; no
-    // operation is in flight any more.
+    Some(async move {
+        conn.run().await;
+        // Dropping the last `Rc<TcpStream>` (after `slot` removes its copy) closes the socket;
+        // no operation is in flight any more.
+        drop(slot);
+    })
 }
 
 /// Answers a connection over the worker's limit with a canned 503 (or closes it, as configured),
@@ -254,14 +274,45 @@ impl Conn {
             let started = *self.head_started.get_or_insert(self.now);
             (Phase::Head, started + t.header)
         };
+        if self.start == self.rbuf.len() {
+            if let Some(ring) = self.io.provided(&self.worker) {
+                // Waits holding no read buffer: the kernel picks one from the worker's ring when
+                // the request arrives, and its bytes are copied into `rbuf` (empty, and with no
+                // memory, while the connection waited).
+                let received = self
+                    .io
+                    .recv_provided(ring, &self.worker, self.key, phase, deadline)
+                    .await;
+                self.now = Instant::now();
+                match received {
+                    Ok(Some(buf)) => {
+                        self.compact();
+                        if self.rbuf.capacity() == 0 {
+                            self.rbuf = self.worker.take_read_buf(buf.len().max(READ_BUF));
+                        }
+                        self.rbuf.extend_from_slice(&buf);
+                        return Ok(buf.len());
+                    }
+                    Ok(None) => return Ok(0),
+                    // The ring is empty for now: a plain read, below.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => self.worker.stats.receive_empty.add(1),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         if self.rbuf.capacity() - self.rbuf.len() < 512 {
             self.rbuf.reserve(self.rbuf.capacity().max(READ_BUF));
         }
-        self.read(phase, deadline).await
+        // Boxed: unboxed, a plain read's state (an owned buffer in flight) would make every
+        // connection's future larger than the wait on the ring that idle connections are in.
+        Box::pin(self.read(phase, deadline)).await
     }
 
     /// One read into the spare capacity of `rbuf`.
     async fn read(&mut self, phase: Phase, deadline: Instant) -> io::Result<usize> {
+        if self.rbuf.capacity() == self.rbuf.len() {
+            self.rbuf.reserve(READ_BUF);
+        }
         let spare = self.rbuf.capacity() - self.rbuf.len();
         let res = self
             .io
@@ -565,7 +616,10 @@ impl Conn {
     /// Moves an incomplete request to the front of the buffer and returns memory after a large
     /// request.
     fn compact(&mut self) {
-        if self.start == self.rbuf.len() {
+        if self.start == self.rbuf.len() && self.io.provided(&self.worker).is_some() {
+            // The next request arrives in a buffer of the worker's ring.
+            self.worker.give_read_buf(std::mem::take(&mut self.rbuf));
+        } else if self.start == self.rbuf.len() {
             self.rbuf.clear();
             if self.rbuf.capacity() > READ_BUF_KEEP {
                 self.rbuf.shrink_to(READ_BUF);

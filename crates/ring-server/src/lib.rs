@@ -49,7 +49,7 @@ mod worker;
 
 pub use access_log::{AccessLogConfig, LogFormat, LogTarget};
 pub use bytes::Bytes;
-pub use config::{BufferConfig, ServerConfig, Shed, Timeouts, Workers};
+pub use config::{BufferConfig, ServerConfig, Shed, Timeouts, Workers, RECEIVE_BUFFER_SIZE};
 pub use error::ServerError;
 pub use handler::{handler_async, Body, BodyStream, FileBody, Handler, IgnoresBody, Reply, Request, Response};
 pub use ringd_core::Limits;

@@ -69,6 +69,10 @@ pub(crate) struct WorkerStats {
     pub(crate) fixed_in_use: Counter,
     pub(crate) fixed_fallbacks: Counter,
     pub(crate) fixed_total: Counter,
+    /// Buffers in the receive ring (0: none).
+    pub(crate) receive_total: Counter,
+    /// Receives that found the receive ring empty and read into the connection's own buffer.
+    pub(crate) receive_empty: Counter,
     /// TLS handshakes completed in full.
     pub(crate) tls_full: Counter,
     /// TLS handshakes that resumed a session (ticket or session id).
@@ -94,6 +98,8 @@ impl Default for WorkerStats {
             fixed_in_use: Counter::default(),
             fixed_fallbacks: Counter::default(),
             fixed_total: Counter::default(),
+            receive_total: Counter::default(),
+            receive_empty: Counter::default(),
             tls_full: Counter::default(),
             tls_resumed: Counter::default(),
             tls_failed: Counter::default(),
@@ -227,7 +233,7 @@ impl Metrics {
         }
 
         type PerWorker = (&'static str, &'static str, &'static str, fn(&WorkerStats) -> u64);
-        let per_worker: [PerWorker; 10] = [
+        let per_worker: [PerWorker; 12] = [
             ("ringd_connections_open", "gauge", "Connections open now.", |w| {
                 w.open.get()
             }),
@@ -266,6 +272,18 @@ impl Metrics {
                 "counter",
                 "Sends that found the pool empty and used the heap.",
                 |w| w.fixed_fallbacks.get(),
+            ),
+            (
+                "ringd_receive_buffers",
+                "gauge",
+                "Buffers in the receive ring that idle connections' next requests arrive in (0: none; each connection keeps a read buffer).",
+                |w| w.receive_total.get(),
+            ),
+            (
+                "ringd_receive_ring_empty_total",
+                "counter",
+                "Receives that found the receive ring empty and used the connection's own buffer.",
+                |w| w.receive_empty.get(),
             ),
             (
                 "ringd_tls_handshakes_full_total",

@@ -12,12 +12,15 @@
 //! cut off by the sweeper at the header timeout (the handshake is read as part of the first
 //! request head).
 
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use tokio_uring::buf::BoundedBuf;
+use tokio_uring::buf::{BoundedBuf, BufRing, ProvidedBuf, ProvidedRecv};
 use tokio_uring::net::TcpStream;
 
 use crate::buf::OutBuf;
@@ -90,6 +93,35 @@ impl Transport {
         // deadline must not cut them short.
         worker.conns.set(key, Phase::Handler, None);
         res
+    }
+
+    /// The worker's receive ring, for a plain connection (TLS reads ciphertext into its
+    /// session's buffers).
+    pub(crate) fn provided<'w>(&self, worker: &'w Worker) -> Option<&'w BufRing> {
+        match self.tls {
+            None => worker.recv_ring.as_ref(),
+            Some(_) => None,
+        }
+    }
+
+    /// One receive into a buffer the kernel picks from `ring` when data arrives, so that
+    /// nothing is held while the connection waits. `Ok(None)` is the end of the stream (or the
+    /// deadline); an empty ring fails with `ENOBUFS`.
+    pub(crate) fn recv_provided<'a>(
+        &self,
+        ring: &BufRing,
+        worker: &'a Worker,
+        key: usize,
+        phase: Phase,
+        deadline: Instant,
+    ) -> Received<'a> {
+        worker.conns.set(key, phase, Some(deadline));
+        worker.stats.op(Op::Read);
+        Received {
+            recv: self.stream.recv_provided(ring),
+            worker,
+            key,
+        }
     }
 
     /// Sends what `out` holds, with the send timeout armed from `now` (the caller's clock).
@@ -188,6 +220,29 @@ impl Transport {
                 let _ = Box::pin(send_tls(&self.stream, session, &[], worker, key)).await;
             }
         }
+    }
+}
+
+/// A receive into the worker's ring in progress: what every idle plain connection waits in.
+/// Written out rather than an `async` block, which would hold the operation twice (once
+/// captured, once awaited).
+pub(crate) struct Received<'a> {
+    recv: ProvidedRecv,
+    worker: &'a Worker,
+    key: usize,
+}
+
+impl Future for Received<'_> {
+    type Output = io::Result<Option<ProvidedBuf>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let res = ready!(Pin::new(&mut self.recv).poll(cx));
+        if let Ok(Some(buf)) = &res {
+            self.worker.stats.bytes_in.add(buf.len() as u64);
+        }
+        // Parsing and the handler have no deadline (yet): the read's must not cut them short.
+        self.worker.conns.set(self.key, Phase::Handler, None);
+        Poll::Ready(res)
     }
 }
 

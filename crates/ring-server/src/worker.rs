@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use ringd_core::DateCache;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_uring::buf::fixed::FixedBufPool;
+use tokio_uring::buf::BufRing;
 use tokio_uring::net::{TcpListener, TcpStream};
 
 use crate::access_log::{AccessLog, AccessLogConfig};
@@ -43,6 +44,12 @@ pub(crate) struct Worker {
     config: RefCell<Rc<ServerConfig>>,
     router: RefCell<Rc<Router>>,
     pub(crate) pool: FixedBufPool<PageBuf>,
+    /// The provided-buffer ring that idle plain connections receive into (`None`: configured
+    /// off or not supported; each connection then keeps a read buffer).
+    pub(crate) recv_ring: Option<BufRing>,
+    /// Read buffers of connections that went idle, for the next request that arrives (a
+    /// free list: at a few hundred requests a tick, malloc's per-thread cache overflows).
+    read_bufs: RefCell<Vec<Vec<u8>>>,
     pub(crate) conns: ConnTable,
     date: RefCell<WorkerDate>,
     /// Set by a drain: answer with `Connection: close`, give idle connections a short grace.
@@ -64,7 +71,32 @@ pub(crate) struct Worker {
     pub(crate) https_port: u16,
 }
 
+/// Read buffers kept for reuse per worker, and the largest kept.
+const READ_BUFS_KEPT: usize = 256;
+const READ_BUF_KEPT_MAX: usize = 4096;
+
 impl Worker {
+    /// An empty read buffer that holds at least `len` bytes.
+    pub(crate) fn take_read_buf(&self, len: usize) -> Vec<u8> {
+        match self.read_bufs.borrow_mut().pop() {
+            Some(mut buf) => {
+                buf.reserve(len);
+                buf
+            }
+            None => Vec::with_capacity(len),
+        }
+    }
+
+    /// Keeps a read buffer for [`take_read_buf`](Self::take_read_buf), unless enough are kept
+    /// or it is large.
+    pub(crate) fn give_read_buf(&self, mut buf: Vec<u8>) {
+        let mut kept = self.read_bufs.borrow_mut();
+        if buf.capacity() != 0 && buf.capacity() <= READ_BUF_KEPT_MAX && kept.len() < READ_BUFS_KEPT {
+            buf.clear();
+            kept.push(buf);
+        }
+    }
+
     /// The configuration in force (reloads replace it; a request in progress keeps its copy).
     pub(crate) fn config(&self) -> Rc<ServerConfig> {
         self.config.borrow().clone()
@@ -211,6 +243,18 @@ pub(crate) fn run(setup: WorkerSetup) {
         if let Err(e) = tokio_uring::limit_io_workers(&mut io_workers, None) {
             tracing::debug!(worker = id, "cannot cap io_uring worker threads: {e}");
         }
+        let recv_ring = match buffers.receive {
+            0 => None,
+            n => match BufRing::register(0, n as u16, crate::config::RECEIVE_BUFFER_SIZE) {
+                Ok(ring) => Some(ring),
+                Err(e) => {
+                    if id == 0 {
+                        tracing::warn!("{}", uring::buf_ring_error(&e));
+                    }
+                    None
+                }
+            },
+        };
         let mut dups = Vec::with_capacity(listeners.len());
         for (l, _) in listeners.iter().filter(|_| !inherited) {
             match l.try_clone() {
@@ -222,6 +266,8 @@ pub(crate) fn run(setup: WorkerSetup) {
             router: RefCell::new(Rc::new(factory(id))),
             config: RefCell::new(Rc::new((*config).clone())),
             pool,
+            recv_ring,
+            read_bufs: RefCell::new(Vec::new()),
             conns: ConnTable::default(),
             date: RefCell::new(WorkerDate {
                 cache: DateCache::new(),
@@ -236,6 +282,8 @@ pub(crate) fn run(setup: WorkerSetup) {
             https_port,
         });
         worker.stats.fixed_total.set(buffers.count as u64);
+        let receive = worker.recv_ring.as_ref().map_or(0, |_| buffers.receive);
+        worker.stats.receive_total.set(receive as u64);
         for (listener, kind) in listeners {
             tokio_uring::spawn(accept_loop(id, TcpListener::from_std(listener), kind, worker.clone()));
         }
@@ -253,7 +301,9 @@ pub(crate) fn run(setup: WorkerSetup) {
 /// the whole future per connection, where a box moves a pointer (callgrind: about 1,300
 /// instructions a connection).
 fn spawn_conn(stream: TcpStream, peer: std::net::SocketAddr, worker: &Rc<Worker>, kind: ListenerKind) {
-    tokio_uring::spawn(Box::pin(conn::serve(stream, peer, worker.clone(), kind)));
+    if let Some(conn) = conn::serve(stream, peer, worker.clone(), kind) {
+        tokio_uring::spawn(Box::pin(conn));
+    }
 }
 
 async fn accept_loop(id: usize, listener: TcpListener, kind: ListenerKind, worker: Rc<Worker>) {

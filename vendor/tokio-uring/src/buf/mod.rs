@@ -12,6 +12,10 @@ pub use io_buf::IoBuf;
 mod io_buf_mut;
 pub use io_buf_mut::IoBufMut;
 
+pub(crate) mod provided;
+pub use crate::io::ProvidedRecv;
+pub use provided::{BufRing, ProvidedBuf};
+
 mod slice;
 pub use slice::Slice;
 

@@ -23,6 +23,10 @@ mod readv;
 
 mod recv_from;
 
+mod recv_provided;
+pub(crate) use recv_provided::recycle_unclaimed;
+pub use recv_provided::ProvidedRecv;
+
 mod recvmsg;
 
 mod rename_at;

@@ -71,6 +71,15 @@ impl Handle {
         self.inner.borrow_mut().register_buffers(buffers)
     }
 
+    /// ringd patch: see `crate::buf::BufRing::register`.
+    pub(crate) fn register_buf_ring(
+        &self,
+        ring: Rc<crate::buf::provided::RingInner>,
+        count: u16,
+    ) -> io::Result<()> {
+        self.inner.borrow_mut().register_buf_ring(ring, count)
+    }
+
     pub(crate) fn unregister_buffers(
         &self,
         buffers: Rc<RefCell<dyn FixedBuffers>>,

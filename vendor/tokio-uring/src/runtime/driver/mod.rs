@@ -25,6 +25,10 @@ pub(crate) struct Driver {
     /// Ensures that the buffers are not dropped until
     /// after the io-uring runtime has terminated.
     fixed_buffers: Option<Rc<RefCell<dyn FixedBuffers>>>,
+
+    /// ringd patch: registered provided-buffer rings, kept until the ring has stopped (declared
+    /// after `uring`, so dropped after it).
+    buf_rings: Vec<Rc<crate::buf::provided::RingInner>>,
 }
 
 struct Ops {
@@ -44,6 +48,7 @@ impl Driver {
             ops: Ops::new(),
             uring,
             fixed_buffers: None,
+            buf_rings: Vec::new(),
         })
     }
 
@@ -104,6 +109,23 @@ impl Driver {
         }?;
 
         self.fixed_buffers = Some(buffers);
+        Ok(())
+    }
+
+    /// ringd patch: see `crate::buf::BufRing::register`.
+    pub(crate) fn register_buf_ring(
+        &mut self,
+        ring: Rc<crate::buf::provided::RingInner>,
+        count: u16,
+    ) -> io::Result<()> {
+        // SAFETY: the ring's memory lives as long as `ring`, which the driver keeps until its
+        // io_uring has stopped.
+        unsafe {
+            self.uring
+                .submitter()
+                .register_buf_ring(ring.ring_addr(), count, ring.bgid())
+        }?;
+        self.buf_rings.push(ring);
         Ok(())
     }
 
@@ -180,7 +202,9 @@ impl Driver {
             Lifecycle::Submitted | Lifecycle::Waiting(_) => {
                 *lifecycle = Lifecycle::Ignored(Box::new(op.take_data()));
             }
-            Lifecycle::Completed(..) => {
+            Lifecycle::Completed(cqe) => {
+                // ringd patch: a completion no one will claim gives its provided buffer back.
+                crate::io::recycle_unclaimed(&op.take_data(), cqe.flags());
                 self.ops.remove(op.index());
             }
             Lifecycle::CompletionList(indices) => {

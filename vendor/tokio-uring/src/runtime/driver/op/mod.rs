@@ -286,6 +286,10 @@ impl Lifecycle {
             }
 
             lifecycle @ Lifecycle::Ignored(..) => {
+                // ringd patch: the dropped operation's provided buffer goes back to its ring.
+                if let Lifecycle::Ignored(data) = &lifecycle {
+                    crate::io::recycle_unclaimed(&**data, cqe.flags());
+                }
                 if io_uring::cqueue::more(cqe.flags()) {
                     // Not yet complete. The Op has been dropped, so we can drop the CQE
                     // but we must keep the lifecycle alive until no more CQE's expected
