@@ -115,3 +115,124 @@ fn a_ring_size_that_is_not_a_power_of_two_is_refused_at_startup() {
         .expect("500 buffers accepted");
     assert!(err.contains("buffers.receive"), "{err}");
 }
+
+/// A connection the server closes (the client asked to, or the per-connection limit) while the
+/// client keeps its side open must still close (the client sees the end of the stream) and free
+/// its descriptor.
+#[test]
+fn connections_the_server_closes_are_closed_and_freed() {
+    let s = Server::start(&["--max-requests-per-conn", "2"]);
+    let baseline = s.fd_count();
+    for i in 0..100 {
+        let mut c = Conn::open(s.addr);
+        if i % 2 == 0 {
+            c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            assert_eq!(c.read_response(false).status, 200);
+        } else {
+            for _ in 0..2 {
+                c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+                assert_eq!(c.read_response(false).status, 200);
+            }
+        }
+        // Kept open on our side: only the server's close (and its cancelled receive) ends it.
+        c.expect_eof();
+    }
+    assert!(
+        poll_until(std::time::Duration::from_secs(10), || s.fd_count() <= baseline),
+        "descriptors: {} open, {baseline} before the connections",
+        s.fd_count()
+    );
+    s.assert_no_panic();
+}
+
+/// A body larger than the whole ring arrives intact, in ring buffers while there are some and
+/// in plain reads when the ring runs empty.
+#[test]
+fn a_body_larger_than_the_ring_arrives_intact() {
+    let s = Server::start(&["--admin", "127.0.0.1:0", "--receive-buffers", "4"]);
+    let body: Vec<u8> = (0..900 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut c = Conn::open(s.addr);
+    for round in 0..2 {
+        let head = format!(
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        c.send(head.as_bytes());
+        c.send(&body);
+        let r = c.read_response(false);
+        assert_eq!(r.status, 200, "round {round}: {}", r.raw_head);
+        assert!(
+            r.body == body,
+            "round {round}: the echoed body differs ({} bytes back)",
+            r.body.len()
+        );
+    }
+    // The connection and the ring still work for ordinary requests.
+    keepalive_rounds(&s, 8, 3);
+    s.assert_no_panic();
+}
+
+/// A client that pipelines without reading its answers ends up waiting in a send, holding no
+/// ring buffer: the others are still answered, and when the send timeout cuts it off the ring
+/// has all its buffers.
+#[test]
+fn a_client_that_never_reads_cannot_stop_the_others() {
+    let s = Server::start(&[
+        "--admin",
+        "127.0.0.1:0",
+        "--receive-buffers",
+        "8",
+        "--send-timeout",
+        "2",
+        "--max-requests-per-conn",
+        "1000000",
+    ]);
+    let mut hog = Conn::open(s.addr);
+    let batch = b"GET /json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    // Writes until the socket buffers on both sides are full; never reads.
+    hog.stream
+        .set_write_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    for _ in 0..200 {
+        if hog.try_send(&batch).is_err() {
+            break;
+        }
+    }
+    keepalive_rounds(&s, 16, 5);
+    // The hog is cut off once its answers have waited the send timeout.
+    assert!(
+        poll_until(std::time::Duration::from_secs(20), || s
+            .metric("ringd_connections_timed_out_total")
+            >= 1.0),
+        "the connection that never read was not timed out"
+    );
+    drop(hog);
+    assert!(
+        poll_until(std::time::Duration::from_secs(10), || s
+            .metric("ringd_connections_open")
+            == 0.0),
+        "connections still open after the hog and the others left"
+    );
+    // The ring has its buffers back: with the server stopped, 8 requests arrive at once and each
+    // is received into a ring buffer.
+    let mut cs: Vec<Conn> = (0..8).map(|_| Conn::open(s.addr)).collect();
+    for c in &mut cs {
+        c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(c.read_response(false).status, 200);
+    }
+    let empty_before = s.metric("ringd_receive_ring_empty_total");
+    s.signal("STOP");
+    for c in &mut cs {
+        c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    s.signal("CONT");
+    for c in &mut cs {
+        assert_eq!(c.read_response(false).status, 200);
+    }
+    assert_eq!(
+        s.metric("ringd_receive_ring_empty_total"),
+        empty_before,
+        "8 receives found an 8-buffer ring empty: buffers were not given back"
+    );
+    s.assert_no_panic();
+}

@@ -274,44 +274,42 @@ impl Conn {
             let started = *self.head_started.get_or_insert(self.now);
             (Phase::Head, started + t.header)
         };
-        if self.io.provided(&self.worker).is_none() && self.rbuf.capacity() - self.rbuf.len() < 512 {
-            self.rbuf.reserve(self.rbuf.capacity().max(READ_BUF));
-        }
-        self.read(phase, deadline).await
-    }
-
-    /// One read: the next data from the receive ring (see [`Transport::recv_provided`]) appended
-    /// to `rbuf`, or, without the ring, a read into the spare capacity of `rbuf`. An idle
-    /// connection's `rbuf` is empty and has no memory; one is taken from the worker's free
-    /// list when data arrives.
-    async fn read(&mut self, phase: Phase, deadline: Instant) -> io::Result<usize> {
-        if let Some(ring) = self.io.provided(&self.worker) {
-            let received = self
-                .io
-                .recv_provided(ring, &self.worker, self.key, phase, deadline)
-                .await;
-            self.now = Instant::now();
-            match received {
-                Ok(Some(buf)) => {
-                    if self.rbuf.capacity() == 0 {
-                        self.rbuf = self.worker.take_read_buf(buf.len().max(READ_BUF));
+        if self.start == self.rbuf.len() {
+            if let Some(ring) = self.io.provided(&self.worker) {
+                // Waits holding no read buffer: the kernel picks one from the worker's ring when
+                // the request arrives, and its bytes are copied into `rbuf` (empty, and with no
+                // memory, while the connection waited).
+                let received = self
+                    .io
+                    .recv_provided(ring, &self.worker, self.key, phase, deadline)
+                    .await;
+                self.now = Instant::now();
+                match received {
+                    Ok(Some(buf)) => {
+                        self.compact();
+                        if self.rbuf.capacity() == 0 {
+                            self.rbuf = self.worker.take_read_buf(buf.len().max(READ_BUF));
+                        }
+                        self.rbuf.extend_from_slice(&buf);
+                        return Ok(buf.len());
                     }
-                    self.rbuf.extend_from_slice(&buf);
-                    return Ok(buf.len());
+                    Ok(None) => return Ok(0),
+                    // The ring is empty for now: a plain read, below.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => self.worker.stats.receive_empty.add(1),
+                    Err(e) => return Err(e),
                 }
-                Ok(None) => return Ok(0),
-                // The ring is empty for now: a plain read, below (the data waits in the socket).
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => self.worker.stats.receive_empty.add(1),
-                Err(e) => return Err(e),
             }
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < 512 {
+            self.rbuf.reserve(self.rbuf.capacity().max(READ_BUF));
         }
         // Boxed: unboxed, a plain read's state (an owned buffer in flight) would make every
         // connection's future larger than the wait on the ring that idle connections are in.
-        Box::pin(self.read_plain(phase, deadline)).await
+        Box::pin(self.read(phase, deadline)).await
     }
 
     /// One read into the spare capacity of `rbuf`.
-    async fn read_plain(&mut self, phase: Phase, deadline: Instant) -> io::Result<usize> {
+    async fn read(&mut self, phase: Phase, deadline: Instant) -> io::Result<usize> {
         if self.rbuf.capacity() == self.rbuf.len() {
             self.rbuf.reserve(READ_BUF);
         }

@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use tokio_uring::buf::{BoundedBuf, BufRing, MultiRecv, ProvidedBuf};
+use tokio_uring::buf::{BoundedBuf, BufRing, ProvidedBuf, ProvidedRecv};
 use tokio_uring::net::TcpStream;
 
 use crate::buf::OutBuf;
@@ -42,25 +42,17 @@ const PLAIN_HTTP_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: tex
 pub(crate) struct Transport {
     stream: Rc<TcpStream>,
     tls: Option<Box<TlsSession>>,
-    /// Plain TCP with the worker's receive ring: the receive that stays armed (made at the
-    /// first read).
-    recv: Option<MultiRecv>,
 }
 
 impl Transport {
     pub(crate) fn plain(stream: Rc<TcpStream>) -> Transport {
-        Transport {
-            stream,
-            tls: None,
-            recv: None,
-        }
+        Transport { stream, tls: None }
     }
 
     pub(crate) fn tls(stream: Rc<TcpStream>, session: TlsSession) -> Transport {
         Transport {
             stream,
             tls: Some(Box::new(session)),
-            recv: None,
         }
     }
 
@@ -112,13 +104,11 @@ impl Transport {
         }
     }
 
-    /// The next data to arrive, in a buffer the kernel picks from `ring` when it does, so that
-    /// nothing is held while the connection waits. The receive stays armed from one read to
-    /// the next (multishot: no submission per read); it is made again after it ends.
-    /// `Ok(None)` is the end of the stream (or the deadline); an empty ring fails with
-    /// `ENOBUFS`, and the receive ends.
+    /// One receive into a buffer the kernel picks from `ring` when data arrives, so that
+    /// nothing is held while the connection waits. `Ok(None)` is the end of the stream (or the
+    /// deadline); an empty ring fails with `ENOBUFS`.
     pub(crate) fn recv_provided<'a>(
-        &'a mut self,
+        &self,
         ring: &BufRing,
         worker: &'a Worker,
         key: usize,
@@ -126,12 +116,12 @@ impl Transport {
         deadline: Instant,
     ) -> Received<'a> {
         worker.conns.set(key, phase, Some(deadline));
-        let stream = &self.stream;
-        let recv = self.recv.get_or_insert_with(|| stream.recv_multishot(ring));
-        if !recv.is_armed() {
-            worker.stats.op(Op::Read);
+        worker.stats.op(Op::Read);
+        Received {
+            recv: self.stream.recv_provided(ring),
+            worker,
+            key,
         }
-        Received { recv, worker, key }
     }
 
     /// Sends what `out` holds, with the send timeout armed from `now` (the caller's clock).
@@ -233,11 +223,11 @@ impl Transport {
     }
 }
 
-/// A receive from the worker's ring in progress: what every idle plain connection waits in.
-/// Written out rather than an `async` block, which would hold its state twice (once captured,
-/// once awaited).
+/// A receive into the worker's ring in progress: what every idle plain connection waits in.
+/// Written out rather than an `async` block, which would hold the operation twice (once
+/// captured, once awaited).
 pub(crate) struct Received<'a> {
-    recv: &'a mut MultiRecv,
+    recv: ProvidedRecv,
     worker: &'a Worker,
     key: usize,
 }
@@ -246,7 +236,7 @@ impl Future for Received<'_> {
     type Output = io::Result<Option<ProvidedBuf>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let res = ready!(self.recv.poll_next(cx));
+        let res = ready!(Pin::new(&mut self.recv).poll(cx));
         if let Ok(Some(buf)) = &res {
             self.worker.stats.bytes_in.add(buf.len() as u64);
         }

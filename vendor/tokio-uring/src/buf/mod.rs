@@ -13,7 +13,7 @@ mod io_buf_mut;
 pub use io_buf_mut::IoBufMut;
 
 pub(crate) mod provided;
-pub use crate::io::MultiRecv;
+pub use crate::io::ProvidedRecv;
 pub use provided::{BufRing, ProvidedBuf};
 
 mod slice;

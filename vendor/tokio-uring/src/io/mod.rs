@@ -25,7 +25,7 @@ mod recv_from;
 
 mod recv_provided;
 pub(crate) use recv_provided::recycle_unclaimed;
-pub use recv_provided::MultiRecv;
+pub use recv_provided::ProvidedRecv;
 
 mod recvmsg;
 

@@ -226,11 +226,13 @@ impl TcpStream {
         self.inner.writev(buf).await
     }
 
-    /// ringd patch: a receive that stays armed and takes a buffer from `ring` each time data
-    /// arrives (see [`MultiRecv`](crate::buf::MultiRecv)). Nothing is submitted until it is
-    /// first polled.
-    pub fn recv_multishot(&self, ring: &crate::buf::BufRing) -> crate::buf::MultiRecv {
-        crate::buf::MultiRecv::new(&self.inner.fd, ring)
+    /// ringd patch: receives into a buffer the kernel selects from `ring` when data arrives,
+    /// so that the receive holds no memory while it waits. `Ok(None)` is the end of the
+    /// stream; an empty ring fails with `ENOBUFS`.
+    ///
+    /// The receive is submitted when this is called, so the future holds only the operation.
+    pub fn recv_provided(&self, ring: &crate::buf::BufRing) -> crate::buf::ProvidedRecv {
+        crate::buf::ProvidedRecv::new(&self.inner.fd, ring)
     }
 
     /// ringd patch: sends up to `len` bytes from the read end of a pipe with `splice(2)`.

@@ -121,20 +121,6 @@ impl Handle {
         self.inner.borrow_mut().poll_multishot_op(op, cx)
     }
 
-    /// ringd patch: see `Driver::poll_next_cqe`.
-    pub(crate) fn poll_next_cqe<T>(
-        &self,
-        op: &Op<T, super::op::MultiCQEStream>,
-        cx: &mut Context<'_>,
-    ) -> Poll<super::op::CqeResult> {
-        self.inner.borrow_mut().poll_next_cqe(op, cx)
-    }
-
-    /// ringd patch: see `Driver::cancel_op`.
-    pub(crate) fn cancel_op(&self, index: usize) {
-        self.inner.borrow_mut().cancel_op(index)
-    }
-
     pub(crate) fn remove_op<T, CqeType>(&self, op: &mut Op<T, CqeType>) {
         self.inner.borrow_mut().remove_op(op)
     }

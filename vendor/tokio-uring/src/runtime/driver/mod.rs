@@ -1,5 +1,5 @@
 use crate::buf::fixed::FixedBuffers;
-use crate::runtime::driver::op::{Completable, Lifecycle, MultiCQEFuture, MultiCQEStream, Op, Updateable};
+use crate::runtime::driver::op::{Completable, Lifecycle, MultiCQEFuture, Op, Updateable};
 use io_uring::opcode::AsyncCancel;
 use io_uring::{cqueue, squeue, IoUring};
 use slab::Slab;
@@ -209,71 +209,19 @@ impl Driver {
             }
             Lifecycle::CompletionList(indices) => {
                 // Deallocate list entries, recording if more CQE's are expected
-                let data = op.take_data();
                 let more = {
                     let mut list = indices.into_list(completions);
-                    let more = cqueue::more(list.peek_end().unwrap().flags);
-                    // ringd patch: unclaimed completions give their provided buffers back.
-                    for cqe in &mut list {
-                        crate::io::recycle_unclaimed(&data, cqe.flags);
-                    }
-                    more
+                    cqueue::more(list.peek_end().unwrap().flags)
+                    // Dropping list deallocates the list entries
                 };
                 if more {
                     // If more are expected, we have to keep the op around
-                    *lifecycle = Lifecycle::Ignored(Box::new(data));
+                    *lifecycle = Lifecycle::Ignored(Box::new(op.take_data()));
                 } else {
                     self.ops.remove(op.index());
                 }
             }
             Lifecycle::Ignored(..) => unreachable!(),
-        }
-    }
-
-    /// ringd patch: the next completion of a multishot operation, in the order the kernel
-    /// posted them. After one without the `more` flag the operation is finished: its slot is
-    /// kept (as `Completed`) until the op is dropped, and it must not be polled again.
-    pub(crate) fn poll_next_cqe<T>(
-        &mut self,
-        op: &Op<T, MultiCQEStream>,
-        cx: &mut Context<'_>,
-    ) -> Poll<op::CqeResult> {
-        let (lifecycle, completions) = self.ops.get_mut(op.index()).expect("invalid internal state");
-        // SAFETY: an all-zero CQE is a valid `io_uring_cqe` (the driver's `Drop` makes the same
-        // placeholder); it marks the finished operation, and has no buffer to give back.
-        let finished = || Lifecycle::Completed(unsafe { mem::zeroed() });
-        match mem::replace(lifecycle, Lifecycle::Submitted) {
-            Lifecycle::Submitted | Lifecycle::Waiting(_) => {
-                *lifecycle = Lifecycle::Waiting(cx.waker().clone());
-                Poll::Pending
-            }
-            Lifecycle::Completed(cqe) => {
-                *lifecycle = finished();
-                Poll::Ready(cqe.into())
-            }
-            Lifecycle::CompletionList(indices) => {
-                let mut list = indices.into_list(completions);
-                let cqe = list.pop().expect("a completion list is never empty");
-                if !list.is_empty() {
-                    *lifecycle = Lifecycle::CompletionList(list.into_indices());
-                } else if !cqueue::more(cqe.flags) {
-                    *lifecycle = finished();
-                }
-                Poll::Ready(cqe)
-            }
-            Lifecycle::Ignored(..) => unreachable!(),
-        }
-    }
-
-    /// ringd patch: asks the kernel to cancel an operation (a multishot one that would
-    /// otherwise run as long as its socket). Its final completion still arrives.
-    pub(crate) fn cancel_op(&mut self, index: usize) {
-        let sqe = AsyncCancel::new(index as u64).build().user_data(u64::MAX);
-        // SAFETY: the entry refers to no memory; the kernel matches it by user data.
-        while unsafe { self.uring.submission().push(&sqe).is_err() } {
-            if self.submit().is_err() {
-                return;
-            }
         }
     }
 

@@ -144,10 +144,6 @@ pub(crate) struct SingleCQE;
 /// which combined resolve to a single Future value
 pub(crate) struct MultiCQEFuture;
 
-/// ringd patch: a Marker for multishot Operations whose completions are taken one at a time,
-/// in order (`Driver::poll_next_cqe`), rather than combined into one value.
-pub(crate) struct MultiCQEStream;
-
 pub(crate) trait Completable {
     type Output;
     /// `complete` will be called for cqe's do not have the `more` flag set
@@ -220,26 +216,6 @@ impl<T, CqeType> Op<T, CqeType> {
 
     pub(super) fn insert_data(&mut self, data: T) {
         self.data = Some(data);
-    }
-}
-
-/// ringd patch: a multishot operation's completions, one at a time.
-impl<T> Op<T, MultiCQEStream> {
-    pub(crate) fn poll_next_cqe(&self, cx: &mut Context<'_>) -> Poll<CqeResult> {
-        self.driver
-            .upgrade()
-            .expect("Not in runtime context")
-            .poll_next_cqe(self, cx)
-    }
-
-    pub(crate) fn cancel(&self) {
-        if let Some(driver) = self.driver.upgrade() {
-            driver.cancel_op(self.index);
-        }
-    }
-
-    pub(crate) fn data(&self) -> Option<&T> {
-        self.data.as_ref()
     }
 }
 
