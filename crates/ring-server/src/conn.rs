@@ -30,10 +30,10 @@ use tokio_uring::net::TcpStream;
 use crate::access_log::Entry;
 use crate::buf::OutBuf;
 use crate::conn_table::Phase;
-use crate::handler::{Body, Reply, Request, Response};
+use crate::handler::{Body, Params, Reply, Request, Response};
 use crate::header_pool::HeaderSlots;
 use crate::listener::ListenerKind;
-use crate::router::RouteMatch;
+use crate::router::Routed;
 use crate::tls::session::TlsSession;
 use crate::transport::Transport;
 use crate::worker::Worker;
@@ -389,8 +389,11 @@ impl Conn {
             }
             (BodyFraming::Chunked, BodyState::Chunked(used)) => (&self.body[..], head_len + used),
             (framing, _) => {
-                let reads_body = match worker.router().find(head.method, &head.path) {
-                    RouteMatch::Found(handler, _) => handler.reads_body(),
+                let reads_body = match worker
+                    .router()
+                    .find_with(head.method, &head.path, &mut Params::default())
+                {
+                    Routed::Found(handler) => handler.reads_body(),
                     _ => false,
                 };
                 return Step::NeedBody(PendingBody {
@@ -683,8 +686,9 @@ async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer:
         Target::Authority(_) => return Response::error(501).header("Connection", "close"),
         Target::Origin | Target::Absolute { .. } => {}
     }
-    match router.find(head.method, &head.path) {
-        RouteMatch::Found(handler, params) => {
+    let mut params = Params::default();
+    match router.find_with(head.method, &head.path, &mut params) {
+        Routed::Found(handler) => {
             let req = Request {
                 head,
                 body,
@@ -709,11 +713,11 @@ async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer:
                 }
             }
         }
-        RouteMatch::MethodNotAllowed(allow) if head.method == Method::Options => {
+        Routed::MethodNotAllowed(allow) if head.method == Method::Options => {
             Response::new(204).header("Allow", format!("{allow}, OPTIONS"))
         }
-        RouteMatch::MethodNotAllowed(allow) => Response::error(405).header("Allow", allow),
-        RouteMatch::NotFound => Response::error(404),
+        Routed::MethodNotAllowed(allow) => Response::error(405).header("Allow", allow),
+        Routed::NotFound => Response::error(404),
     }
 }
 

@@ -137,6 +137,13 @@ pub enum RouteMatch<'r, 'p> {
     NotFound,
 }
 
+/// [`RouteMatch`] without the parameters (see [`Router::find_with`]).
+pub(crate) enum Routed<'r> {
+    Found(&'r dyn Handler),
+    MethodNotAllowed(String),
+    NotFound,
+}
+
 /// A set of routes. Built once per worker, before it accepts; read-only afterwards.
 #[derive(Default)]
 pub struct Router {
@@ -241,21 +248,34 @@ impl Router {
     where
         'r: 'p,
     {
-        let method = method.as_str();
         let mut params = Params::default();
+        match self.find_with(method, path, &mut params) {
+            Routed::Found(handler) => RouteMatch::Found(handler, params),
+            Routed::MethodNotAllowed(allow) => RouteMatch::MethodNotAllowed(allow),
+            Routed::NotFound => RouteMatch::NotFound,
+        }
+    }
+
+    /// [`find`](Self::find) with the wildcards captured into `params`, which the caller keeps:
+    /// on the request path, returning them inside the match would copy them twice.
+    pub(crate) fn find_with<'r, 'p>(&'r self, method: Method<'_>, path: &'p str, params: &mut Params<'p>) -> Routed<'r>
+    where
+        'r: 'p,
+    {
+        let method = method.as_str();
         let mut any_path_match = false;
         for route in &self.routes {
-            if route.path_matches(path, &mut params) {
+            if route.path_matches(path, params) {
                 if route.method_matches(method) {
-                    return RouteMatch::Found(route.handler.as_ref(), params);
+                    return Routed::Found(route.handler.as_ref());
                 }
                 any_path_match = true;
             }
         }
         if any_path_match {
-            RouteMatch::MethodNotAllowed(self.allowed(path).join(", "))
+            Routed::MethodNotAllowed(self.allowed(path).join(", "))
         } else {
-            RouteMatch::NotFound
+            Routed::NotFound
         }
     }
 
