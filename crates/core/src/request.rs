@@ -106,12 +106,15 @@ pub fn parse_request<'h, 'b>(
     // RFC 9112 §2.2: empty lines before the request line are skipped (httparse does so too).
     let start = leading_empty_lines(buf);
     let line = &buf[start..];
-    let line_len = line
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(line.len());
-    // Decidable as soon as `max_request_line + 1` bytes of the line are present.
-    let uri_too_long = line_len > limits.max_request_line;
+    // Decidable as soon as `max_request_line + 1` bytes of the line are present. The line is
+    // only searched for its end when the buffer is long enough to hold a line that long (a
+    // read of a few requests never is).
+    let uri_too_long = line.len() > limits.max_request_line
+        && line
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .unwrap_or(line.len())
+            > limits.max_request_line;
     let uri_cut = start.saturating_add(limits.max_request_line);
 
     // httparse only ever sees the bytes before the first limit, so what it reports is what
