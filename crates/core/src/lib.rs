@@ -41,8 +41,8 @@ pub use limits::Limits;
 pub use method::Method;
 pub use request::{header_slots, parse_request, HeaderSlots, Parsed, RequestHead, MAX_HEADERS};
 pub use response::{
-    reason_phrase, write_chunk_header, write_head, write_last_chunk, BodyLength, HeaderBlock, InvalidHeader,
-    ResponseFraming, ResponseHead, WriteBuf, CONTINUE_100,
+    reason_phrase, write_chunk_header, write_head, write_head_common, write_last_chunk, BodyLength, CommonLines,
+    HeaderBlock, InvalidHeader, ResponseFraming, ResponseHead, WriteBuf, CONTINUE_100,
 };
 pub use target::Target;
 pub use version::Version;

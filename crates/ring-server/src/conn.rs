@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringd_core::{
-    parse_request, write_chunk_header, write_head, write_last_chunk, BodyFraming, BodyLength, ChunkProgress,
-    ChunkedDecoder, Method, ParseError, Parsed, RequestHead, ResponseFraming, ResponseHead, Target, Version, WriteBuf,
-    CONTINUE_100,
+    parse_request, write_chunk_header, write_head_common, write_last_chunk, BodyFraming, BodyLength, ChunkProgress,
+    ChunkedDecoder, CommonLines, Method, ParseError, Parsed, RequestHead, ResponseFraming, ResponseHead, Target,
+    Version, WriteBuf, CONTINUE_100,
 };
 use tokio_uring::net::TcpStream;
 
@@ -430,14 +430,14 @@ impl Conn {
         let answered = Instant::now();
         let took = answered.saturating_duration_since(self.now);
         self.now = answered;
-        let date = worker.date(self.now);
+        let common = worker.common_lines(self.now, &worker.config().server_name);
         let handler_status = response.status;
         let body_bytes = if head.method == Method::Head {
             Some(0)
         } else {
             response.body.len()
         };
-        let (encoded, status) = encode(&mut self.out, response, &head, keep_alive, &date, worker);
+        let (encoded, status) = encode(&mut self.out, response, &head, keep_alive, &common, worker);
         // What was sent (a 500 replaces a response the handler got wrong).
         let body_bytes = if status == handler_status { body_bytes } else { None };
         worker.stats.request(head.method.as_str(), status, took);
@@ -603,14 +603,14 @@ impl Conn {
         let response = Response::new(e.status())
             .content_type_static("text/plain; charset=utf-8")
             .body(Body::Full(body));
-        let date = self.worker.date(self.now);
+        let common = self.worker.common_lines(self.now, &self.worker.config().server_name);
         encode_simple(
             &mut self.out,
             &response,
             Version::Http11,
             false,
             false,
-            &date,
+            &common,
             &self.worker,
         );
         Close::Linger
@@ -806,7 +806,7 @@ fn encode(
     response: Response,
     head: &RequestHead<'_, '_>,
     keep_alive: bool,
-    date: &[u8],
+    common: &CommonLines,
     worker: &Worker,
 ) -> (Encoded, u16) {
     let is_head = head.method == Method::Head;
@@ -817,10 +817,10 @@ fn encode(
             .headers
             .iter()
             .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case(b"close"));
-    let framing = match encode_head(out, &response, head.version, keep_alive, is_head, date, worker) {
+    let framing = match encode_head(out, &response, head.version, keep_alive, is_head, common, worker) {
         Some(f) => f,
         None => {
-            encode_simple(out, &Response::error(500), head.version, false, is_head, date, worker);
+            encode_simple(out, &Response::error(500), head.version, false, is_head, common, worker);
             return (Encoded::Done { keep_alive: false }, 500);
         }
     };
@@ -849,10 +849,10 @@ fn encode_simple(
     version: Version,
     keep_alive: bool,
     is_head: bool,
-    date: &[u8],
+    common: &CommonLines,
     worker: &Worker,
 ) {
-    if let Some(framing) = encode_head(out, response, version, keep_alive, is_head, date, worker) {
+    if let Some(framing) = encode_head(out, response, version, keep_alive, is_head, common, worker) {
         if let (ResponseFraming::Length(_), Body::Full(bytes)) = (framing, &response.body) {
             out.put(bytes);
         }
@@ -866,7 +866,7 @@ fn encode_head(
     version: Version,
     keep_alive: bool,
     is_head: bool,
-    date: &[u8],
+    common: &CommonLines,
     worker: &Worker,
 ) -> Option<ResponseFraming> {
     const INLINE: usize = 16;
@@ -924,7 +924,7 @@ fn encode_head(
         keep_alive,
         head_request: is_head,
     };
-    match write_head(out, &head, date, config.server_name.as_bytes()) {
+    match write_head_common(out, &head, common) {
         Ok(framing) => Some(framing),
         Err(e) => {
             let name = headers.get(e.index).map_or("?", |h| h.0);

@@ -9,7 +9,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringd_core::DateCache;
+use ringd_core::{CommonLines, DateCache};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_uring::buf::fixed::FixedBufPool;
 use tokio_uring::buf::BufRing;
@@ -112,12 +112,14 @@ impl Worker {
         self.router.borrow().clone()
     }
 
-    /// The `Date` value at `now` (a recent reading of the monotonic clock, which callers already
-    /// have): the wall clock is read and the value re-rendered only once `now` reaches the next
-    /// whole second, not per response.
-    pub(crate) fn date(&self, now: Instant) -> [u8; 29] {
+    /// The `Date` and `Server` lines at `now` (a recent reading of the monotonic clock, which
+    /// callers already have): the wall clock is read and the lines re-rendered only once `now`
+    /// reaches the next whole second (or a reload changed `server`), not per response.
+    pub(crate) fn common_lines(&self, now: Instant, server: &str) -> Rc<CommonLines> {
         let mut date = self.date.borrow_mut();
-        if date.until.is_none_or(|until| now >= until) {
+        let date = &mut *date;
+        let stale = date.until.is_none_or(|until| now >= until);
+        if stale {
             let wall = std::time::SystemTime::now();
             date.cache.get(wall);
             let into_second = wall
@@ -125,17 +127,19 @@ impl Worker {
                 .map_or(0, |d| d.subsec_nanos());
             date.until = Some(now + Duration::from_nanos(u64::from(1_000_000_000 - into_second)));
         }
-        let value = date.cache.last();
-        let mut out = [b' '; 29];
-        let n = value.len().min(29);
-        out[..n].copy_from_slice(&value[..n]);
-        out
+        if stale || date.lines.server() != server.as_bytes() {
+            // In place unless a response being written still holds the old lines.
+            Rc::make_mut(&mut date.lines).set(date.cache.last(), server.as_bytes());
+        }
+        date.lines.clone()
     }
 }
 
-/// A worker's `Date` header value and until when (on the monotonic clock) it holds.
+/// A worker's `Date` value, the `Date` and `Server` lines made from it, and until when (on the
+/// monotonic clock) they hold.
 struct WorkerDate {
     cache: DateCache,
+    lines: Rc<CommonLines>,
     until: Option<Instant>,
 }
 
@@ -271,6 +275,7 @@ pub(crate) fn run(setup: WorkerSetup) {
             conns: ConnTable::default(),
             date: RefCell::new(WorkerDate {
                 cache: DateCache::new(),
+                lines: Rc::default(),
                 until: None,
             }),
             draining: Cell::new(false),
