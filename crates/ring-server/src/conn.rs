@@ -409,9 +409,14 @@ impl Conn {
             head.keep_alive && !skipped && self.served + 1 < config.max_requests_per_conn && !worker.draining.get();
         let response = match (self.redirect, config.timeouts.handler) {
             (Some(port), _) => to_https(&head, port),
-            (None, None) => respond(worker, &head, body, self.peer).await,
+            (None, None) => respond(worker, &head, body, &self.peer, self.now).await,
             (None, Some(limit)) => {
-                match Box::pin(tokio::time::timeout(limit, respond(worker, &head, body, self.peer))).await {
+                match Box::pin(tokio::time::timeout(
+                    limit,
+                    respond(worker, &head, body, &self.peer, self.now),
+                ))
+                .await
+                {
                     Ok(response) => response,
                     Err(_) => {
                         if worker.log_budget.allow() {
@@ -674,7 +679,13 @@ fn request_line(buf: &[u8]) -> &[u8] {
 }
 
 /// Runs the router and the handler for one request. A handler that panics gets a 500.
-async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer: SocketAddr) -> Response {
+async fn respond(
+    worker: &Worker,
+    head: &RequestHead<'_, '_>,
+    body: &[u8],
+    peer: &SocketAddr,
+    now: Instant,
+) -> Response {
     let router = worker.router();
     match head.target {
         Target::Asterisk => {
@@ -687,38 +698,36 @@ async fn respond(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer:
         Target::Origin | Target::Absolute { .. } => {}
     }
     let mut params = Params::default();
-    match router.find_with(head.method, &head.path, &mut params) {
-        Routed::Found(handler) => {
-            let req = Request {
-                head,
-                body,
-                params: &params,
-                peer,
-            };
-            let reply = match catch_unwind(AssertUnwindSafe(|| handler.call(&req))) {
-                Ok(reply) => reply,
-                Err(_) => return handler_panicked(worker, head),
-            };
-            match reply {
-                Reply::Ready(response) => response,
-                Reply::Pending(mut future) => {
-                    let caught =
-                        std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                            Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
-                            Ok(Poll::Pending) => Poll::Pending,
-                            Err(panic) => Poll::Ready(Err(panic)),
-                        })
-                        .await;
-                    caught.unwrap_or_else(|_| handler_panicked(worker, head))
-                }
-            }
-        }
+    let handler = match router.find_with(head.method, &head.path, &mut params) {
+        Routed::Found(handler) => handler,
         Routed::MethodNotAllowed(allow) if head.method == Method::Options => {
-            Response::new(204).header("Allow", format!("{allow}, OPTIONS"))
+            return Response::new(204).header("Allow", format!("{allow}, OPTIONS"));
         }
-        Routed::MethodNotAllowed(allow) => Response::error(405).header("Allow", allow),
-        Routed::NotFound => Response::error(404),
-    }
+        Routed::MethodNotAllowed(allow) => return Response::error(405).header("Allow", allow),
+        Routed::NotFound => return Response::error(404),
+    };
+    let req = Request {
+        head,
+        body,
+        params: &params,
+        peer: *peer,
+        now,
+    };
+    // Only the handler's future is kept across the wait (not the reply it came in): this
+    // state is part of the boxed answering state, whose size decides whether its allocation
+    // is served from malloc's per-thread cache (at most 1,032 bytes).
+    let mut future = match catch_unwind(AssertUnwindSafe(|| handler.call(&req))) {
+        Ok(Reply::Ready(response)) => return response,
+        Ok(Reply::Pending(future)) => future,
+        Err(_) => return handler_panicked(worker, head),
+    };
+    let caught = std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(panic) => Poll::Ready(Err(panic)),
+    })
+    .await;
+    caught.unwrap_or_else(|_| handler_panicked(worker, head))
 }
 
 fn handler_panicked(worker: &Worker, head: &RequestHead<'_, '_>) -> Response {

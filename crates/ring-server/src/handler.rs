@@ -10,6 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use ringd_core::{HeaderBlock, Method, RequestHead, Version};
@@ -21,6 +22,9 @@ pub struct Request<'a> {
     pub(crate) body: &'a [u8],
     pub(crate) params: &'a Params<'a>,
     pub(crate) peer: SocketAddr,
+    /// The connection's clock when the request was read (or the one before it answered): a
+    /// recent reading for code that must not read the clock per request.
+    pub(crate) now: Instant,
 }
 
 impl<'a> Request<'a> {

@@ -164,11 +164,11 @@ pub(crate) enum Lookup {
 /// Memory an entry costs beyond its content: the key, the headers, the checks, the LRU node.
 const ENTRY_OVERHEAD: u64 = 512;
 
-/// Looks `key` up on this worker.
-pub(crate) fn lookup(key: &str, revalidate: Duration) -> Lookup {
+/// Looks `key` up on this worker; `now` is a recent reading of the clock (the request's).
+pub(crate) fn lookup(key: &str, revalidate: Duration, now: Instant) -> Lookup {
     CACHE.with_borrow_mut(|cache| match cache.entries.get(key) {
         None => Lookup::Miss,
-        Some(e) if e.checked.elapsed() < revalidate => Lookup::Fresh(e.file.clone()),
+        Some(e) if now.saturating_duration_since(e.checked) < revalidate => Lookup::Fresh(e.file.clone()),
         Some(e) => Lookup::Stale(e.file.clone(), e.checks.clone()),
     })
 }
@@ -285,14 +285,26 @@ mod tests {
         insert("c".into(), file(1000), Vec::new(), &options(budget));
         assert_eq!(usage(), (budget, 3));
         // Using `a` makes `b` the oldest.
-        assert!(matches!(lookup("a", Duration::from_secs(60)), Lookup::Fresh(_)));
+        assert!(matches!(
+            lookup("a", Duration::from_secs(60), Instant::now()),
+            Lookup::Fresh(_)
+        ));
         insert("d".into(), file(1000), Vec::new(), &options(budget));
         assert_eq!(usage(), (budget, 3));
-        assert!(matches!(lookup("b", Duration::from_secs(60)), Lookup::Miss));
-        assert!(matches!(lookup("a", Duration::from_secs(60)), Lookup::Fresh(_)));
+        assert!(matches!(
+            lookup("b", Duration::from_secs(60), Instant::now()),
+            Lookup::Miss
+        ));
+        assert!(matches!(
+            lookup("a", Duration::from_secs(60), Instant::now()),
+            Lookup::Fresh(_)
+        ));
         // Too big for the whole budget: not cached, nothing evicted.
         insert("huge".into(), file(budget as usize), Vec::new(), &options(budget));
-        assert!(matches!(lookup("huge", Duration::from_secs(60)), Lookup::Miss));
+        assert!(matches!(
+            lookup("huge", Duration::from_secs(60), Instant::now()),
+            Lookup::Miss
+        ));
         assert_eq!(usage().1, 3);
         // Replacing a key does not count it twice.
         insert("a".into(), file(10), Vec::new(), &options(budget));
@@ -320,7 +332,10 @@ mod tests {
                 insert(name.into(), cached, Vec::new(), &options);
             }
             assert_eq!(open_files(), 2);
-            assert!(matches!(lookup("f1", Duration::from_secs(60)), Lookup::Miss));
+            assert!(matches!(
+                lookup("f1", Duration::from_secs(60), Instant::now()),
+                Lookup::Miss
+            ));
             remove("f2");
             remove("f3");
             assert_eq!((open_files(), usage()), (0, (0, 0)));
@@ -330,9 +345,12 @@ mod tests {
     #[test]
     fn entries_go_stale_after_the_interval() {
         insert("s".into(), file(1), Vec::new(), &options(1 << 20));
-        assert!(matches!(lookup("s", Duration::ZERO), Lookup::Stale(..)));
+        assert!(matches!(lookup("s", Duration::ZERO, Instant::now()), Lookup::Stale(..)));
         confirm("s");
-        assert!(matches!(lookup("s", Duration::from_secs(60)), Lookup::Fresh(_)));
+        assert!(matches!(
+            lookup("s", Duration::from_secs(60), Instant::now()),
+            Lookup::Fresh(_)
+        ));
         remove("s");
     }
 }

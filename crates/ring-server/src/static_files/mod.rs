@@ -35,6 +35,11 @@ use listing::{listing, percent_encode_path};
 /// head in one write; larger ones stream.
 const WHOLE_FILE_MAX: u64 = 64 * 1024;
 
+thread_local! {
+    /// The buffer cache keys are built in.
+    static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// Serves the files below a root directory.
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
@@ -235,18 +240,17 @@ impl StaticFiles {
 
     /// The cache key of a request: this handler, the encodings the client accepts (when they
     /// matter), the path.
-    fn cache_key(&self, req: &Request<'_>) -> String {
+    /// Written into `key` (cleared first), so that a hit can use a buffer that is kept.
+    fn write_cache_key(&self, req: &Request<'_>, key: &mut String) {
         let mut accepts = 0u8;
         if self.options.precompressed {
             let header = req.header("accept-encoding");
             accepts = u8::from(accepts_encoding(header, "br")) | u8::from(accepts_encoding(header, "gzip")) << 1;
         }
-        let path = req.path();
-        let mut key = String::with_capacity(path.len() + 10);
+        key.clear();
         key.extend(self.id.to_le_bytes().map(char::from));
         key.push(char::from(b'0' + accepts));
-        key.push_str(path);
-        key
+        key.push_str(req.path());
     }
 
     /// Opens the file a request names: a directory's index (or a redirect to the slashed path,
@@ -477,20 +481,25 @@ impl Handler for StaticFiles {
         if cache.max_bytes == 0 {
             return Reply::Pending(Box::pin(self.serve(req, None, None)));
         }
-        let key = self.cache_key(req);
-        let stale = match cache::lookup(&key, cache.revalidate) {
+        // The key is built in a buffer kept per thread, and the request's clock reading decides
+        // freshness: a hit allocates nothing and reads no clock.
+        let looked_up = KEY.with_borrow_mut(|key| {
+            self.write_cache_key(req, key);
+            match cache::lookup(key, cache.revalidate, req.now) {
+                Lookup::Fresh(hit) => Err(hit),
+                Lookup::Stale(hit, checks) => Ok((key.clone(), Some((hit, checks)))),
+                Lookup::Miss => Ok((key.clone(), None)),
+            }
+        });
+        match looked_up {
             // The common case: answered at once, without a future, unless a small range of an
             // open file must be read first.
-            Lookup::Fresh(hit) => {
-                return match self.answer_now(req, &hit.meta, hit.source()) {
-                    Answer::Done(response) => Reply::Ready(response),
-                    read => Reply::Pending(Box::pin(read.finish())),
-                };
-            }
-            Lookup::Stale(hit, checks) => Some((hit, checks)),
-            Lookup::Miss => None,
-        };
-        Reply::Pending(Box::pin(self.serve(req, Some(key), stale)))
+            Err(hit) => match self.answer_now(req, &hit.meta, hit.source()) {
+                Answer::Done(response) => Reply::Ready(response),
+                read => Reply::Pending(Box::pin(read.finish())),
+            },
+            Ok((key, stale)) => Reply::Pending(Box::pin(self.serve(req, Some(key), stale))),
+        }
     }
 
     fn reads_body(&self) -> bool {
