@@ -83,3 +83,42 @@ fn sighup_reloads_root_and_limits_without_dropping_connections() {
     server.assert_alive();
     server.assert_no_panic();
 }
+
+/// The `Server` line is rendered once a second per worker with the `Date` line; a reload that
+/// changes `server_name` shows on a connection opened before it.
+#[test]
+fn sighup_changes_the_server_header() {
+    let dir = TempDir::new("reload-server-name");
+    dir.write("ringd.toml", b"server_name = \"alpha\"\n");
+    let conf = dir.join("ringd.toml");
+    let server = Server::start(&["--config", conf.to_str().unwrap()]);
+    let mut kept = Conn::open(server.addr);
+    kept.send(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(kept.read_response(false).header("server"), Some("alpha"));
+
+    dir.write("ringd.toml", b"server_name = \"beta\"\n");
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        kept.send(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = kept.read_response(false);
+        assert_eq!(r.status, 200);
+        match r.header("server") {
+            Some("beta") => break,
+            Some("alpha") => {}
+            other => panic!("Server: {other:?}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still alpha 10 s after SIGHUP:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The lines are not rendered again per response: a later request in the same second still
+    // says beta, with a valid date.
+    kept.send(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = kept.read_response(false);
+    assert_eq!(r.header("server"), Some("beta"));
+    common::assert_imf_fixdate(r.header("date").expect("a Date header"));
+}
