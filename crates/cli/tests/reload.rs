@@ -115,8 +115,7 @@ fn sighup_changes_the_server_header() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // The lines are not rendered again per response: a later request in the same second still
-    // says beta, with a valid date.
+    // Later requests keep the new name, beside a valid date.
     kept.send(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
     let r = kept.read_response(false);
     assert_eq!(r.header("server"), Some("beta"));
