@@ -107,8 +107,8 @@ pub fn parse_request<'h, 'b>(
     let start = leading_empty_lines(buf);
     let line = &buf[start..];
     // Decidable as soon as `max_request_line + 1` bytes of the line are present. The line is
-    // only searched for its end when the buffer is long enough to hold a line that long (a
-    // read of a few requests never is).
+    // only searched for its end when the buffer is long enough to hold a line that long (the
+    // limit is 8 KiB by default; a read of one request or a short pipeline is shorter).
     let uri_too_long = line.len() > limits.max_request_line
         && line
             .iter()

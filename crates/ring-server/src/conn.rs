@@ -1,8 +1,10 @@
 //! One connection's loop: read, answer every complete request in what was read, send all the
 //! answers in one write, repeat.
 //!
-//! The read buffer is a plain `Vec` owned by the connection and lent to each read operation
-//! (tokio-uring's ownership-passing I/O). Request heads are parsed in place: headers are slices of
+//! The read buffer is a plain `Vec`: a waiting plain connection receives into a buffer of the
+//! worker's receive ring and the bytes are copied into it (taken from a per-worker free list,
+//! given back once empty); other reads lend it to the read operation (tokio-uring's
+//! ownership-passing I/O). Request heads are parsed in place: headers are slices of
 //! that buffer, handed to the handler without copies. Responses are encoded into an [`OutBuf`]
 //! (a registered fixed buffer while it fits), so that a batch of pipelined requests costs one send.
 //!
@@ -39,8 +41,9 @@ use crate::transport::Transport;
 use crate::worker::Worker;
 
 /// The read buffer's starting size, and its growth step: nginx's `client_header_buffer_size`.
-/// A connection whose requests are larger grows its buffer once and keeps it; an idle one holds
-/// no more than this.
+/// Without the receive ring a connection keeps its buffer (grown once for larger requests, at
+/// most this while idle); with it, the buffer goes back to the worker's free list once every
+/// request in it is answered (see `Worker::give_read_buf`).
 const READ_BUF: usize = 1024;
 /// Reads that fill the buffer grow it, up to this.
 const READ_BUF_BUSY: usize = 16 * 1024;

@@ -62,14 +62,22 @@ impl BufRing {
     pub fn register(bgid: u16, count: u16, size: u32) -> io::Result<BufRing> {
         assert!(count.is_power_of_two() && count <= 32768, "count must be a power of two");
         assert!(size > 0, "buffers must have a size");
-        let page = 4096;
+        // The kernel wants the ring at a page boundary of its own page size.
+        // SAFETY: sysconf has no preconditions.
+        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            n if n > 0 => n as usize,
+            _ => 4096,
+        };
         let ring_layout = Layout::from_size_align(count as usize * std::mem::size_of::<Entry>(), page)
             .map_err(io::Error::other)?;
         let mem_layout = Layout::from_size_align(count as usize * size as usize, 64).map_err(io::Error::other)?;
         // SAFETY: both layouts have a non-zero size (count >= 1, size >= 1).
         let (ring, mem) = unsafe { (alloc_zeroed(ring_layout), alloc_zeroed(mem_layout)) };
-        let (Some(ring), Some(mem)) = (NonNull::new(ring.cast::<Entry>()), NonNull::new(mem)) else {
+        let Some(ring) = NonNull::new(ring.cast::<Entry>()) else {
             std::alloc::handle_alloc_error(ring_layout);
+        };
+        let Some(mem) = NonNull::new(mem) else {
+            std::alloc::handle_alloc_error(mem_layout);
         };
         let inner = Rc::new(RingInner {
             bgid,

@@ -79,8 +79,15 @@ impl Future for ProvidedRecv {
     type Output = io::Result<Option<ProvidedBuf>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.get_mut().op {
-            Ok(op) => Pin::new(op).poll(cx),
+        let this = self.get_mut();
+        match &mut this.op {
+            Ok(op) => {
+                let res = std::task::ready!(Pin::new(op).poll(cx));
+                // Completed: the driver has let go of the op's slot, which the next op may
+                // take; the op must not be polled or dropped as in flight again.
+                this.op = Err(None);
+                Poll::Ready(res)
+            }
             Err(e) => Poll::Ready(Err(e
                 .take()
                 .unwrap_or_else(|| io::Error::other("polled after completion")))),
