@@ -80,7 +80,6 @@ pub(crate) fn serve(
         worker: worker.clone(),
         key,
     };
-    let (buf_size, pool, stats) = (worker.config().buffers.size, worker.pool.clone(), worker.stats.clone());
     let (io, out) = match kind {
         ListenerKind::Tls => {
             // The configuration in force when the client connected: a reload changes the
@@ -89,7 +88,11 @@ pub(crate) fn serve(
             match TlsSession::new(config) {
                 Ok(session) => (
                     Transport::tls(stream, session),
-                    OutBuf::heap_only(pool, buf_size, stats),
+                    Some(Box::new(OutBuf::heap_only(
+                        worker.pool.clone(),
+                        worker.config().buffers.size,
+                        worker.stats.clone(),
+                    ))),
                 ),
                 Err(e) => {
                     tracing::error!("cannot start a TLS session: {e}");
@@ -97,7 +100,8 @@ pub(crate) fn serve(
                 }
             }
         }
-        ListenerKind::Plain | ListenerKind::Redirect => (Transport::plain(stream), OutBuf::new(pool, buf_size, stats)),
+        // A plain connection takes an output buffer from the worker when it answers.
+        ListenerKind::Plain | ListenerKind::Redirect => (Transport::plain(stream), None),
     };
     let redirect = (kind == ListenerKind::Redirect).then(|| worker.https_port);
     // With the worker's receive ring, a plain connection holds a read buffer only while a
@@ -236,7 +240,10 @@ struct Conn {
     /// A de-chunked request body.
     body: Vec<u8>,
     body_state: BodyState,
-    out: OutBuf,
+    /// The output buffer: a plain connection takes one from the worker's free list when it
+    /// answers and gives it back once it has sent everything (an idle connection holds none);
+    /// a TLS connection keeps its own.
+    out: Option<Box<OutBuf>>,
 }
 
 impl Conn {
@@ -254,6 +261,12 @@ impl Conn {
                 break close;
             }
             self.compact();
+            // Everything is sent: a plain connection gives its output buffer back while it waits.
+            if !self.io.is_tls() {
+                if let Some(out) = self.out.take_if(|o| o.is_empty() && o.fixed_index().is_none()) {
+                    self.worker.give_out_buf(out);
+                }
+            }
         };
         match close {
             Close::Linger => Box::pin(self.linger()).await,
@@ -334,7 +347,7 @@ impl Conn {
     /// connection must close.
     async fn answer_and_send(&mut self) -> Option<Close> {
         let close = self.answer_all().await;
-        if !self.out.is_empty() && self.flush().await.is_err() {
+        if !out_is_empty(&self.out) && self.flush().await.is_err() {
             return Some(Close::Now);
         }
         close
@@ -355,7 +368,7 @@ impl Conn {
                     if close.is_some() {
                         return close;
                     }
-                    if self.out.len() >= STREAM_FLUSH && self.flush().await.is_err() {
+                    if self.out.as_ref().map_or(0, |o| o.len()) >= STREAM_FLUSH && self.flush().await.is_err() {
                         return Some(Close::Now);
                     }
                 }
@@ -445,7 +458,14 @@ impl Conn {
         } else {
             response.body.len()
         };
-        let (encoded, status) = encode(&mut self.out, response, &head, keep_alive, &common, worker);
+        let (encoded, status) = encode(
+            out_buf(&mut self.out, worker),
+            response,
+            &head,
+            keep_alive,
+            &common,
+            worker,
+        );
         // What was sent (a 500 replaces a response the handler got wrong).
         let body_bytes = if status == handler_status { body_bytes } else { None };
         worker.stats.request(head.method.as_str(), status, took);
@@ -469,7 +489,7 @@ impl Conn {
                 framing,
                 keep_alive,
             } => match Box::pin(send_stream(
-                &mut self.out,
+                out_buf(&mut self.out, worker),
                 &mut self.io,
                 worker,
                 self.key,
@@ -486,7 +506,11 @@ impl Conn {
             },
             Encoded::File { file, keep_alive } => {
                 self.io.cork(true);
-                if self.io.flush(&mut self.out, worker, self.key, self.now).await.is_err()
+                if self
+                    .io
+                    .flush(out_buf(&mut self.out, worker), worker, self.key, self.now)
+                    .await
+                    .is_err()
                     || Box::pin(self.io.send_file(file, worker, self.key)).await.is_err()
                 {
                     return Step::Broken;
@@ -496,7 +520,11 @@ impl Conn {
                 keep_alive
             }
             Encoded::Large { bytes, keep_alive } => {
-                if self.io.flush(&mut self.out, worker, self.key, self.now).await.is_err()
+                if self
+                    .io
+                    .flush(out_buf(&mut self.out, worker), worker, self.key, self.now)
+                    .await
+                    .is_err()
                     || Box::pin(self.io.send_bytes(bytes, worker, self.key)).await.is_err()
                 {
                     return Step::Broken;
@@ -582,14 +610,17 @@ impl Conn {
 
     /// Sends what is queued, then `100 Continue` (responses to earlier pipelined requests first).
     async fn send_continue(&mut self) -> io::Result<()> {
-        self.out.put(CONTINUE_100);
+        out_buf(&mut self.out, &self.worker).put(CONTINUE_100);
         self.flush().await
     }
 
     /// Sends what is queued; the connection's clock is read again afterwards, since a send may
     /// wait (up to the send timeout) and what follows times itself from the clock.
     async fn flush(&mut self) -> io::Result<()> {
-        let res = self.io.flush(&mut self.out, &self.worker, self.key, self.now).await;
+        let res = self
+            .io
+            .flush(out_buf(&mut self.out, &self.worker), &self.worker, self.key, self.now)
+            .await;
         self.now = Instant::now();
         res
     }
@@ -613,7 +644,7 @@ impl Conn {
             .body(Body::Full(body));
         let common = self.worker.common_lines(self.now, &self.worker.config().server_name);
         encode_simple(
-            &mut self.out,
+            out_buf(&mut self.out, &self.worker),
             &response,
             Version::Http11,
             false,
@@ -647,7 +678,7 @@ impl Conn {
     /// Half-closes and discards what the client still sends, for at most [`LINGER`] and
     /// [`LINGER_BYTES`], so the error response reaches it instead of a reset.
     async fn linger(&mut self) {
-        if !self.out.is_empty() && self.flush().await.is_err() {
+        if !out_is_empty(&self.out) && self.flush().await.is_err() {
             return;
         }
         self.io.close_notify(&self.worker, self.key).await;
@@ -666,6 +697,16 @@ impl Conn {
             self.rbuf.clear();
         }
     }
+}
+
+/// The connection's output buffer, taken from the worker's free list if it holds none.
+fn out_buf<'a>(out: &'a mut Option<Box<OutBuf>>, worker: &Worker) -> &'a mut OutBuf {
+    out.get_or_insert_with(|| worker.take_out_buf())
+}
+
+/// Whether nothing waits to be sent (no output buffer, or an empty one).
+fn out_is_empty(out: &Option<Box<OutBuf>>) -> bool {
+    out.as_ref().is_none_or(|o| o.is_empty())
 }
 
 /// The request line at the front of `buf` (after any empty lines), without its line end; at most

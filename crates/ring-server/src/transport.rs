@@ -95,6 +95,11 @@ impl Transport {
         res
     }
 
+    /// Whether this is TLS (else plain TCP).
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// The worker's receive ring, for a plain connection (TLS reads ciphertext into its
     /// session's buffers).
     pub(crate) fn provided<'w>(&self, worker: &'w Worker) -> Option<&'w BufRing> {

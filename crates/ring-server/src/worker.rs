@@ -16,7 +16,7 @@ use tokio_uring::buf::BufRing;
 use tokio_uring::net::{TcpListener, TcpStream};
 
 use crate::access_log::{AccessLog, AccessLogConfig};
-use crate::buf::PageBuf;
+use crate::buf::{OutBuf, PageBuf};
 use crate::config::ServerConfig;
 use crate::conn;
 use crate::conn_table::ConnTable;
@@ -50,6 +50,11 @@ pub(crate) struct Worker {
     /// Read buffers of connections that went idle, for the next request that arrives (a
     /// free list: at a few hundred requests a tick, malloc's per-thread cache overflows).
     read_bufs: RefCell<Vec<Vec<u8>>>,
+    /// Output buffers of plain connections that have sent everything, for the next one that
+    /// answers (an idle connection holds none). Boxed: a connection holds its buffer as a box
+    /// (8 bytes of its state), and passing it back and forth moves only the pointer.
+    #[allow(clippy::vec_box)]
+    out_bufs: RefCell<Vec<Box<OutBuf>>>,
     pub(crate) conns: ConnTable,
     date: RefCell<WorkerDate>,
     /// Set by a drain: answer with `Connection: close`, give idle connections a short grace.
@@ -74,6 +79,8 @@ pub(crate) struct Worker {
 /// Read buffers kept for reuse per worker, and the largest kept.
 const READ_BUFS_KEPT: usize = 256;
 const READ_BUF_KEPT_MAX: usize = 4096;
+/// Output buffers kept for reuse per worker.
+const OUT_BUFS_KEPT: usize = 256;
 
 impl Worker {
     /// An empty read buffer that holds at least `len` bytes.
@@ -84,6 +91,27 @@ impl Worker {
                 buf
             }
             None => Vec::with_capacity(len),
+        }
+    }
+
+    /// An empty output buffer for a plain connection.
+    pub(crate) fn take_out_buf(&self) -> Box<OutBuf> {
+        self.out_bufs.borrow_mut().pop().unwrap_or_else(|| {
+            Box::new(OutBuf::new(
+                self.pool.clone(),
+                self.config().buffers.size,
+                self.stats.clone(),
+            ))
+        })
+    }
+
+    /// Keeps an empty output buffer (holding no fixed buffer) for
+    /// [`take_out_buf`](Self::take_out_buf), unless enough are kept.
+    pub(crate) fn give_out_buf(&self, mut out: Box<OutBuf>) {
+        let mut kept = self.out_bufs.borrow_mut();
+        if kept.len() < OUT_BUFS_KEPT {
+            out.shrink_spill(READ_BUF_KEPT_MAX);
+            kept.push(out);
         }
     }
 
@@ -272,6 +300,7 @@ pub(crate) fn run(setup: WorkerSetup) {
             pool,
             recv_ring,
             read_bufs: RefCell::new(Vec::new()),
+            out_bufs: RefCell::new(Vec::new()),
             conns: ConnTable::default(),
             date: RefCell::new(WorkerDate {
                 cache: DateCache::new(),

@@ -67,6 +67,14 @@ impl OutBuf {
         }
     }
 
+    /// Releases the heap buffer if it holds more than `max` bytes of capacity (before the
+    /// buffer is kept for another connection).
+    pub(crate) fn shrink_spill(&mut self, max: usize) {
+        if self.spill.capacity() > max {
+            self.spill = Vec::new();
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.fixed_len + self.spill.len()
     }
