@@ -105,7 +105,7 @@ pub(crate) fn serve(
     };
     let redirect = (kind == ListenerKind::Redirect).then(|| worker.https_port);
     // With the worker's receive ring, a plain connection holds a read buffer only while a
-    // request is in it (see `Conn::read_provided`).
+    // request is in it (see `Conn::read_head`).
     let rbuf = match io.provided(&worker) {
         Some(_) => Vec::new(),
         None => Vec::with_capacity(READ_BUF),
@@ -302,7 +302,7 @@ impl Conn {
                 self.now = Instant::now();
                 match received {
                     Ok(Some(buf)) => {
-                        self.compact();
+                        // `rbuf` was given back by `compact` once the last batch was answered.
                         if self.rbuf.capacity() == 0 {
                             self.rbuf = self.worker.take_read_buf(buf.len().max(READ_BUF));
                         }
@@ -451,7 +451,7 @@ impl Conn {
         let answered = Instant::now();
         let took = answered.saturating_duration_since(self.now);
         self.now = answered;
-        let common = worker.common_lines(self.now, &worker.config().server_name);
+        let common = worker.common_lines(self.now, &config.server_name);
         let handler_status = response.status;
         let body_bytes = if head.method == Method::Head {
             Some(0)
@@ -484,54 +484,25 @@ impl Conn {
         }
         let keep_alive = match encoded {
             Encoded::Done { keep_alive } => keep_alive,
-            Encoded::Stream {
-                stream,
-                framing,
-                keep_alive,
-            } => match Box::pin(send_stream(
+            // Boxed: these states (a stream, a file being spliced) would otherwise be part of
+            // the answering state of every request.
+            rest => match Box::pin(send_rest(
+                rest,
                 out_buf(&mut self.out, worker),
                 &mut self.io,
                 worker,
                 self.key,
-                stream,
-                framing,
+                self.now,
             ))
             .await
             {
-                Ok(()) => {
+                Ok(keep_alive) => {
+                    // A send may wait up to the send timeout; what follows counts from its end.
                     self.now = Instant::now();
                     keep_alive
                 }
                 Err(_) => return Step::Broken,
             },
-            Encoded::File { file, keep_alive } => {
-                self.io.cork(true);
-                if self
-                    .io
-                    .flush(out_buf(&mut self.out, worker), worker, self.key, self.now)
-                    .await
-                    .is_err()
-                    || Box::pin(self.io.send_file(file, worker, self.key)).await.is_err()
-                {
-                    return Step::Broken;
-                }
-                self.io.cork(false);
-                self.now = Instant::now();
-                keep_alive
-            }
-            Encoded::Large { bytes, keep_alive } => {
-                if self
-                    .io
-                    .flush(out_buf(&mut self.out, worker), worker, self.key, self.now)
-                    .await
-                    .is_err()
-                    || Box::pin(self.io.send_bytes(bytes, worker, self.key)).await.is_err()
-                {
-                    return Step::Broken;
-                }
-                self.now = Instant::now();
-                keep_alive
-            }
         };
         let close = if keep_alive {
             None
@@ -988,6 +959,41 @@ fn encode_head(
                 );
             }
             None
+        }
+    }
+}
+
+/// Sends what [`encode`] left after the queue: the queue (the head and the answers before it)
+/// and then the body, streamed, from a file, or large in memory. Returns whether the connection
+/// stays open.
+async fn send_rest(
+    encoded: Encoded,
+    out: &mut OutBuf,
+    io: &mut Transport,
+    worker: &Worker,
+    key: usize,
+    now: Instant,
+) -> io::Result<bool> {
+    match encoded {
+        Encoded::Done { keep_alive } => Ok(keep_alive),
+        Encoded::Stream {
+            stream,
+            framing,
+            keep_alive,
+        } => send_stream(out, io, worker, key, stream, framing)
+            .await
+            .map(|()| keep_alive),
+        Encoded::File { file, keep_alive } => {
+            io.cork(true);
+            io.flush(out, worker, key, now).await?;
+            io.send_file(file, worker, key).await?;
+            io.cork(false);
+            Ok(keep_alive)
+        }
+        Encoded::Large { bytes, keep_alive } => {
+            io.flush(out, worker, key, now).await?;
+            io.send_bytes(bytes, worker, key).await?;
+            Ok(keep_alive)
         }
     }
 }
