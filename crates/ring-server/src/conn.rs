@@ -71,15 +71,6 @@ pub(crate) fn serve(
     worker: Rc<Worker>,
     kind: ListenerKind,
 ) -> Option<impl Future<Output = ()>> {
-    let stream = Rc::new(stream);
-    let key = worker.conns.insert(stream.clone());
-    worker.stats.open.set(worker.conns.len() as u64);
-    // Removes the slot however the connection ends, a panic included: the slot holds the
-    // socket, so a slot left behind would be a connection that never closes.
-    let slot = SlotGuard {
-        worker: worker.clone(),
-        key,
-    };
     let (io, out) = match kind {
         ListenerKind::Tls => {
             // The configuration in force when the client connected: a reload changes the
@@ -103,6 +94,9 @@ pub(crate) fn serve(
         // A plain connection takes an output buffer from the worker when it answers.
         ListenerKind::Plain | ListenerKind::Redirect => (Transport::plain(stream), None),
     };
+    // The slot goes when the connection does (`Conn`'s `Drop`).
+    let key = worker.conns.insert(io.stream().clone());
+    worker.stats.open.set(worker.conns.len() as u64);
     let redirect = (kind == ListenerKind::Redirect).then(|| worker.https_port);
     // With the worker's receive ring, a plain connection holds a read buffer only while a
     // request is in it (see `Conn::read_head`).
@@ -110,7 +104,7 @@ pub(crate) fn serve(
         Some(_) => Vec::new(),
         None => Vec::with_capacity(READ_BUF),
     };
-    let mut conn = Conn {
+    let conn = Conn {
         out,
         worker,
         io,
@@ -122,15 +116,10 @@ pub(crate) fn serve(
         served: 0,
         head_started: None,
         now: Instant::now(),
-        body: Vec::new(),
+        body: None,
         body_state: BodyState::Unread,
     };
-    Some(async move {
-        conn.run().await;
-        // Dropping the last `Rc<TcpStream>` (after `slot` removes its copy) closes the socket;
-        // no operation is in flight any more.
-        drop(slot);
-    })
+    Some(conn.run())
 }
 
 /// Answers a connection over the worker's limit with a canned 503 (or closes it, as configured),
@@ -141,7 +130,6 @@ pub(crate) async fn shed(stream: TcpStream, worker: Rc<Worker>, kind: ListenerKi
     if worker.config().shed == crate::config::Shed::Close || kind == ListenerKind::Tls {
         return;
     }
-    let stream = Rc::new(stream);
     let key = worker.conns.insert(stream.clone());
     let _slot = SlotGuard {
         worker: worker.clone(),
@@ -171,8 +159,7 @@ struct SlotGuard {
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        self.worker.conns.remove(self.key);
-        self.worker.stats.open.set(self.worker.conns.len() as u64);
+        self.worker.forget_conn(self.key);
     }
 }
 
@@ -237,8 +224,10 @@ struct Conn {
     /// read when a read completes, when a handler has answered and when a send has finished,
     /// not for every use (three readings a request where there were five).
     now: Instant,
-    /// A de-chunked request body.
-    body: Vec<u8>,
+    /// A de-chunked request body (boxed: most connections never see one, and every idle
+    /// connection would hold the empty vector).
+    #[expect(clippy::box_collection, reason = "8 bytes in every connection, where a Vec is 24")]
+    body: Option<Box<Vec<u8>>>,
     body_state: BodyState,
     /// The output buffer: a plain connection takes one from the worker's free list when it
     /// answers and gives it back once it has sent everything (an idle connection holds none);
@@ -246,38 +235,53 @@ struct Conn {
     out: Option<Box<OutBuf>>,
 }
 
+impl Drop for Conn {
+    /// Removes the connection's slot however it ends, a panic included: the slot holds a handle
+    /// to the socket, so a slot left behind would be a connection that never closes. This runs
+    /// before the fields drop, so the socket closes once the slot is gone (and once the last
+    /// operation in flight on it has completed).
+    fn drop(&mut self) {
+        self.worker.forget_conn(self.key);
+    }
+}
+
 impl Conn {
-    async fn run(&mut self) {
-        let close = loop {
-            match self.read_head().await {
-                Ok(0) | Err(_) => break Close::Now,
-                Ok(_) => {}
-            }
-            // Answering runs boxed: its states are a connection's largest, and a task keeps room
-            // for its future's largest state all the time, so unboxed they would be held by
-            // every idle connection too (1,888 bytes a connection; 760 with this and the TLS
-            // paths boxed). One allocation per batch of requests pays for it.
-            if let Some(close) = Box::pin(self.answer_and_send()).await {
-                break close;
-            }
-            self.compact();
-            // Everything is sent: a plain connection gives its output buffer back while it waits.
-            if !self.io.is_tls() {
-                if let Some(out) = self.out.take_if(|o| o.is_empty() && o.fixed_index().is_none()) {
-                    self.worker.give_out_buf(out);
+    /// Serves the connection until it ends. Not an `async fn`: one would keep its argument and
+    /// a copy of it (the whole connection twice) in its future; the block captures it once.
+    #[expect(clippy::manual_async_fn, reason = "an async fn would hold the connection twice")]
+    fn run(mut self) -> impl Future<Output = ()> {
+        async move {
+            let close = loop {
+                match self.read_head().await {
+                    Ok(0) | Err(_) => break Close::Now,
+                    Ok(_) => {}
                 }
+                // Answering runs boxed: its states are a connection's largest, and a task keeps room
+                // for its future's largest state all the time, so unboxed they would be held by
+                // every idle connection too (1,888 bytes a connection; 760 with this and the TLS
+                // paths boxed). One allocation per batch of requests pays for it.
+                if let Some(close) = Box::pin(self.answer_and_send()).await {
+                    break close;
+                }
+                self.compact();
+                // Everything is sent: a plain connection gives its output buffer back while it waits.
+                if !self.io.is_tls() {
+                    if let Some(out) = self.out.take_if(|o| o.is_empty() && o.fixed_index().is_none()) {
+                        self.worker.give_out_buf(out);
+                    }
+                }
+            };
+            match close {
+                Close::Linger => Box::pin(self.linger()).await,
+                Close::Now => self.io.close_notify(&self.worker, self.key).await,
             }
-        };
-        match close {
-            Close::Linger => Box::pin(self.linger()).await,
-            Close::Now => self.io.close_notify(&self.worker, self.key).await,
         }
     }
 
-    /// Reads more of a request head (or the first byte of the next request).
-    async fn read_head(&mut self) -> io::Result<usize> {
+    /// What the connection waits for now, and until when.
+    fn wait(&self) -> (Phase, Instant) {
         let t = self.worker.config().timeouts;
-        let (phase, deadline) = if self.start == self.rbuf.len() && self.worker.draining.get() {
+        if self.start == self.rbuf.len() && self.worker.draining.get() {
             // Draining: one last request may still be on its way (RFC 9112 §9.6).
             (Phase::Idle, self.now + t.drain_idle)
         } else if self.start == self.rbuf.len() && self.served > 0 {
@@ -287,41 +291,56 @@ impl Conn {
             // client_header_timeout: a client that connects and says nothing is not idle.
             (Phase::Fresh, self.now + t.header)
         } else {
-            let started = *self.head_started.get_or_insert(self.now);
-            (Phase::Head, started + t.header)
-        };
-        if self.start == self.rbuf.len() {
-            if let Some(ring) = self.io.provided(&self.worker) {
-                // Waits holding no read buffer: the kernel picks one from the worker's ring when
-                // the request arrives, and its bytes are copied into `rbuf` (empty, and with no
-                // memory, while the connection waited).
-                let received = self
-                    .io
-                    .recv_provided(ring, &self.worker, self.key, phase, deadline)
-                    .await;
-                self.now = Instant::now();
-                match received {
-                    Ok(Some(buf)) => {
-                        // `rbuf` was given back by `compact` once the last batch was answered.
-                        if self.rbuf.capacity() == 0 {
-                            self.rbuf = self.worker.take_read_buf(buf.len().max(READ_BUF));
+            // `read_head` records when the head started.
+            (Phase::Head, self.head_started.unwrap_or(self.now) + t.header)
+        }
+    }
+
+    /// Reads more of a request head (or the first byte of the next request). Not an `async fn`
+    /// (which would keep `self` twice): every idle connection waits in this future.
+    #[expect(clippy::manual_async_fn, reason = "an async fn would hold `self` twice")]
+    fn read_head(&mut self) -> impl Future<Output = io::Result<usize>> + '_ {
+        async move {
+            if self.start == self.rbuf.len() {
+                if let Some(ring) = self.io.provided(&self.worker) {
+                    // Waits holding no read buffer: the kernel picks one from the worker's ring when
+                    // the request arrives, and its bytes are copied into `rbuf` (empty, and with no
+                    // memory, while the connection waited). Only the operation is kept across the
+                    // wait (the phase and deadline are worked out again if it falls back).
+                    let (phase, deadline) = self.wait();
+                    let received = self
+                        .io
+                        .recv_provided(ring, &self.worker, self.key, phase, deadline)
+                        .await;
+                    Transport::received(&self.worker, self.key, &received);
+                    self.now = Instant::now();
+                    match received {
+                        Ok(Some(buf)) => {
+                            // `rbuf` was given back by `compact` once the last batch was answered.
+                            if self.rbuf.capacity() == 0 {
+                                self.rbuf = self.worker.take_read_buf(buf.len().max(READ_BUF));
+                            }
+                            self.rbuf.extend_from_slice(&buf);
+                            return Ok(buf.len());
                         }
-                        self.rbuf.extend_from_slice(&buf);
-                        return Ok(buf.len());
+                        Ok(None) => return Ok(0),
+                        // The ring is empty for now: a plain read, below.
+                        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => self.worker.stats.receive_empty.add(1),
+                        Err(e) => return Err(e),
                     }
-                    Ok(None) => return Ok(0),
-                    // The ring is empty for now: a plain read, below.
-                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => self.worker.stats.receive_empty.add(1),
-                    Err(e) => return Err(e),
                 }
             }
+            if self.start < self.rbuf.len() {
+                self.head_started.get_or_insert(self.now);
+            }
+            let (phase, deadline) = self.wait();
+            if self.rbuf.capacity() - self.rbuf.len() < 512 {
+                self.rbuf.reserve(self.rbuf.capacity().max(READ_BUF));
+            }
+            // Boxed: unboxed, a plain read's state (an owned buffer in flight) would make every
+            // connection's future larger than the wait on the ring that idle connections are in.
+            Box::pin(self.read(phase, deadline)).await
         }
-        if self.rbuf.capacity() - self.rbuf.len() < 512 {
-            self.rbuf.reserve(self.rbuf.capacity().max(READ_BUF));
-        }
-        // Boxed: unboxed, a plain read's state (an owned buffer in flight) would make every
-        // connection's future larger than the wait on the ring that idle connections are in.
-        Box::pin(self.read(phase, deadline)).await
     }
 
     /// One read into the spare capacity of `rbuf`.
@@ -403,7 +422,9 @@ impl Conn {
                 let end = head_len + n as usize;
                 (&buf[head_len..end], end)
             }
-            (BodyFraming::Chunked, BodyState::Chunked(used)) => (&self.body[..], head_len + used),
+            (BodyFraming::Chunked, BodyState::Chunked(used)) => {
+                (self.body.as_deref().map_or(&[], |b| &b[..]), head_len + used)
+            }
             (framing, _) => {
                 let reads_body = match worker
                     .router()
@@ -544,9 +565,10 @@ impl Conn {
             BodyFraming::Chunked => {
                 let mut decoder = ChunkedDecoder::new(limits.max_body, limits.max_header_bytes);
                 let body_at = self.start + pending.head_len;
-                self.body.clear();
+                self.body.get_or_insert_default().clear();
                 loop {
-                    match decoder.decode(&self.rbuf[body_at..], &mut self.body)? {
+                    let body = self.body.as_mut().expect("set above");
+                    match decoder.decode(&self.rbuf[body_at..], body)? {
                         ChunkProgress::Done { consumed } => {
                             self.body_state = BodyState::Chunked(consumed);
                             break;
@@ -641,8 +663,8 @@ impl Conn {
             self.rbuf.drain(..self.start);
         }
         self.start = 0;
-        if self.body.capacity() > READ_BUF_KEEP {
-            self.body = Vec::new();
+        if self.body.as_ref().is_some_and(|b| b.capacity() > READ_BUF_KEEP) {
+            self.body = None;
         }
     }
 

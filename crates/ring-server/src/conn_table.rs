@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 use std::net::Shutdown;
-use std::rc::Rc;
 use std::time::Instant;
 
 use slab::Slab;
@@ -34,7 +33,7 @@ pub(crate) enum Phase {
 }
 
 struct Slot {
-    stream: Rc<TcpStream>,
+    stream: TcpStream,
     phase: Phase,
     deadline: Option<Instant>,
 }
@@ -47,7 +46,7 @@ pub(crate) struct ConnTable {
 
 impl ConnTable {
     /// Registers a new connection; its key is removed by [`ConnTable::remove`].
-    pub(crate) fn insert(&self, stream: Rc<TcpStream>) -> usize {
+    pub(crate) fn insert(&self, stream: TcpStream) -> usize {
         self.slots.borrow_mut().insert(Slot {
             stream,
             phase: Phase::Idle,

@@ -12,12 +12,8 @@
 //! cut off by the sweeper at the header timeout (the handshake is read as part of the first
 //! request head).
 
-use std::future::Future;
 use std::io;
 use std::net::Shutdown;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use tokio_uring::buf::{BoundedBuf, BufRing, ProvidedBuf, ProvidedRecv};
@@ -40,20 +36,25 @@ const PLAIN_PIECE: usize = 256 * 1024;
 const PLAIN_HTTP_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 56\r\nConnection: close\r\n\r\n400 Bad Request: this port speaks HTTPS; use https://.\n";
 
 pub(crate) struct Transport {
-    stream: Rc<TcpStream>,
+    stream: TcpStream,
     tls: Option<Box<TlsSession>>,
 }
 
 impl Transport {
-    pub(crate) fn plain(stream: Rc<TcpStream>) -> Transport {
+    pub(crate) fn plain(stream: TcpStream) -> Transport {
         Transport { stream, tls: None }
     }
 
-    pub(crate) fn tls(stream: Rc<TcpStream>, session: TlsSession) -> Transport {
+    pub(crate) fn tls(stream: TcpStream, session: TlsSession) -> Transport {
         Transport {
             stream,
             tls: Some(Box::new(session)),
         }
+    }
+
+    /// The socket (a handle to it: see `ConnTable`).
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
     }
 
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
@@ -111,22 +112,33 @@ impl Transport {
 
     /// One receive into a buffer the kernel picks from `ring` when data arrives, so that
     /// nothing is held while the connection waits. `Ok(None)` is the end of the stream (or the
-    /// deadline); an empty ring fails with `ENOBUFS`.
-    pub(crate) fn recv_provided<'a>(
+    /// deadline); an empty ring fails with `ENOBUFS`. Its result goes through
+    /// [`Transport::received`].
+    ///
+    /// The receive is submitted here and the operation is all the caller awaits: every idle
+    /// plain connection waits in it, so it is kept as small as it can be (the worker and the
+    /// key, which the caller holds anyway, are not in it).
+    pub(crate) fn recv_provided(
         &self,
         ring: &BufRing,
-        worker: &'a Worker,
+        worker: &Worker,
         key: usize,
         phase: Phase,
         deadline: Instant,
-    ) -> Received<'a> {
+    ) -> ProvidedRecv {
         worker.conns.set(key, phase, Some(deadline));
         worker.stats.op(Op::Read);
-        Received {
-            recv: self.stream.recv_provided(ring),
-            worker,
-            key,
+        self.stream.recv_provided(ring)
+    }
+
+    /// Books a completed [`Transport::recv_provided`]: the bytes in, and the connection's
+    /// deadline lifted (parsing and the handler have none yet: the read's must not cut them
+    /// short).
+    pub(crate) fn received(worker: &Worker, key: usize, res: &io::Result<Option<ProvidedBuf>>) {
+        if let Ok(Some(buf)) = res {
+            worker.stats.bytes_in.add(buf.len() as u64);
         }
+        worker.conns.set(key, Phase::Handler, None);
     }
 
     /// Sends what `out` holds, with the send timeout armed from `now` (the caller's clock).
@@ -225,29 +237,6 @@ impl Transport {
                 let _ = Box::pin(send_tls(&self.stream, session, &[], worker, key)).await;
             }
         }
-    }
-}
-
-/// A receive into the worker's ring in progress: what every idle plain connection waits in.
-/// Written out rather than an `async` block, which would hold the operation twice (once
-/// captured, once awaited).
-pub(crate) struct Received<'a> {
-    recv: ProvidedRecv,
-    worker: &'a Worker,
-    key: usize,
-}
-
-impl Future for Received<'_> {
-    type Output = io::Result<Option<ProvidedBuf>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let res = ready!(Pin::new(&mut self.recv).poll(cx));
-        if let Ok(Some(buf)) = &res {
-            self.worker.stats.bytes_in.add(buf.len() as u64);
-        }
-        // Parsing and the handler have no deadline (yet): the read's must not cut them short.
-        self.worker.conns.set(self.key, Phase::Handler, None);
-        Poll::Ready(res)
     }
 }
 

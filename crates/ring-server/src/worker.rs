@@ -94,6 +94,12 @@ impl Worker {
         }
     }
 
+    /// Removes a connection's slot from the table (when the connection ends).
+    pub(crate) fn forget_conn(&self, key: usize) {
+        self.conns.remove(key);
+        self.stats.open.set(self.conns.len() as u64);
+    }
+
     /// An empty output buffer for a plain connection.
     pub(crate) fn take_out_buf(&self) -> Box<OutBuf> {
         self.out_bufs.borrow_mut().pop().unwrap_or_else(|| {

@@ -43,6 +43,17 @@ pub struct TcpStream {
     pub(super) inner: Socket,
 }
 
+/// ringd patch: another handle to the same socket (the descriptor is shared and reference
+/// counted, as every in-flight operation already shares it). The socket closes when the last
+/// handle, and the last operation using it, are gone.
+impl Clone for TcpStream {
+    fn clone(&self) -> Self {
+        TcpStream {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
 impl TcpStream {
     /// Opens a TCP connection to a remote host at the given `SocketAddr`
     pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
