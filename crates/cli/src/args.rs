@@ -116,6 +116,10 @@ pub struct ServeArgs {
     /// Pin each worker to its CPU (the default); `--pin false` lets the scheduler move them.
     #[arg(long, value_name = "true|false", env = "RINGD_PIN")]
     pub pin: Option<bool>,
+    /// Send files that are in the page cache with sendfile(2) (the default); `--sendfile false`
+    /// splices every file through io_uring.
+    #[arg(long, value_name = "true|false", env = "RINGD_SENDFILE")]
+    pub sendfile: Option<bool>,
     /// Log filter (error, warn, info, debug, trace, or tracing directives).
     #[arg(long, value_name = "FILTER", env = "RINGD_LOG")]
     pub log: Option<String>,

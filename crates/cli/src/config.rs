@@ -43,6 +43,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     shed: Option<String>,
     server_name: Option<String>,
+    sendfile: Option<bool>,
     ring_entries: Option<u32>,
     log: Option<String>,
     log_format: Option<String>,
@@ -221,6 +222,7 @@ impl Settings {
         };
         set(&mut s.ring_entries, file.ring_entries, None);
         set(&mut s.server_name, file.server_name, None);
+        set(&mut s.sendfile, file.sendfile, args.sendfile);
         let l = &mut s.limits;
         set(
             &mut l.max_request_line,
@@ -406,6 +408,7 @@ impl Settings {
                 Shed::Close => "close".to_owned(),
             }),
             server_name: Some(s.server_name.clone()),
+            sendfile: Some(s.sendfile),
             ring_entries: Some(s.ring_entries),
             log: Some(self.log.clone()),
             log_format: Some(self.log_format.clone()),
@@ -519,6 +522,7 @@ impl Settings {
         check("max_connections", a.max_connections != b.max_connections);
         check("shed", a.shed != b.shed);
         check("server_name", a.server_name != b.server_name);
+        check("sendfile", a.sendfile != b.sendfile);
         check("log", self.log != new.log);
         check("log_format", self.log_format != new.log_format);
         check("admin", self.admin != new.admin);

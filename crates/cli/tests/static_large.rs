@@ -192,7 +192,15 @@ fn more_stalled_downloads_than_splice_slots_are_copied_instead_and_all_complete(
     let dir = TempDir::new("large-many");
     let data = std::sync::Arc::new(pseudo_random(SIZE, 11));
     dir.write("big.bin", &data);
-    let server = Server::start(&["--root", dir.path_str(), "--admin", "127.0.0.1:0"]);
+    // Every download spliced (or copied), however much of the file is in memory.
+    let server = Server::start(&[
+        "--root",
+        dir.path_str(),
+        "--admin",
+        "127.0.0.1:0",
+        "--sendfile",
+        "false",
+    ]);
     assert_eq!(
         roundtrip(server.addr, b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n").status,
         404
@@ -213,21 +221,111 @@ fn more_stalled_downloads_than_splice_slots_are_copied_instead_and_all_complete(
     for t in threads {
         t.join().unwrap().unwrap();
     }
-    let spliced = server.metric("ringd_io_uring_submissions_total{op=\"splice\"}");
-    let copied = server.metric("ringd_io_uring_submissions_total{op=\"write\"}");
+    let spliced = server.metric("ringd_file_sends_total{way=\"splice\"}");
+    let copied = server.metric("ringd_file_sends_total{way=\"copy\"}");
+    assert_eq!(spliced + copied, CLIENTS as f64, "every download spliced or copied");
     assert!(spliced > 0.0, "no splice");
-    assert!(copied > 0.0, "no copied write");
+    assert!(copied > 0.0, "no copy");
+    assert!(server.metric("ringd_io_uring_submissions_total{op=\"splice\"}") > 0.0);
+    assert!(server.metric("ringd_io_uring_submissions_total{op=\"write\"}") > 0.0);
+    assert_eq!(server.metric("ringd_file_sends_total{way=\"sendfile\"}"), 0.0);
+    server.assert_no_panic();
+}
+
+/// A range wholly in the page cache goes out with `sendfile` on the worker's thread; one that
+/// is not is spliced through io_uring (whose threads wait for the disk instead of the worker).
+/// Once a file has been read it is in memory, and the next send of it uses `sendfile`.
+#[test]
+fn a_file_in_the_page_cache_is_sent_with_sendfile_and_one_on_disk_is_spliced() {
+    const SIZE: usize = 3 << 20;
+    let dir = TempDir::new("large-ways");
+    let hot = pseudo_random(SIZE, 21);
+    let cold = pseudo_random(SIZE, 22);
+    dir.write("hot.bin", &hot);
+    let evicted = dir.write_evicted("cold.bin", &cold);
+    let server = Server::start(&["--root", dir.path_str(), "--admin", "127.0.0.1:0"]);
+    let way = |w: &str| server.metric(&format!("ringd_file_sends_total{{way=\"{w}\"}}"));
+    let get = |path: &str| {
+        let (s, len, first) = start_download(&server, path);
+        assert_eq!(len, SIZE);
+        finish_download(s, len, first)
+    };
+    assert!(get("/hot.bin") == hot, "hot.bin arrived altered");
+    assert_eq!((way("sendfile"), way("splice")), (1.0, 0.0));
+    assert!(get("/cold.bin") == cold, "cold.bin arrived altered");
+    if evicted {
+        assert_eq!((way("sendfile"), way("splice")), (1.0, 1.0), "cold.bin was not spliced");
+        assert!(server.metric("ringd_io_uring_submissions_total{op=\"splice\"}") >= 2.0);
+    }
+    // Read in full once, it is in memory now.
+    assert!(get("/cold.bin") == cold, "cold.bin arrived altered the second time");
+    assert_eq!(way("sendfile"), if evicted { 2.0 } else { 3.0 });
+    // Ranges take the same ways.
+    let mut s = server.connect();
+    s.write_all(b"GET /hot.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=1000-1999999\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    let at = common::find(&got, b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        got.starts_with(b"HTTP/1.1 206"),
+        "{}",
+        String::from_utf8_lossy(&got[..at])
+    );
+    assert!(got[at..] == hot[1000..2_000_000], "the range arrived altered");
+    assert_eq!(way("sendfile"), if evicted { 3.0 } else { 4.0 });
+    // A file only partly in memory: its first 8 MiB (the stretch checked at a time) go out
+    // with `sendfile`, the rest is spliced; the bytes arrive intact either way.
+    let part = pseudo_random(20 << 20, 23);
+    if dir.write_evicted("part.bin", &part) {
+        let mut f = std::fs::File::open(dir.path.join("part.bin")).unwrap();
+        // Exactly those 8 MiB: no read-ahead past them.
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Random).unwrap();
+        let mut head = vec![0u8; 8 << 20];
+        f.read_exact(&mut head).unwrap();
+        let splices = server.metric("ringd_io_uring_submissions_total{op=\"splice\"}");
+        let (s, len, first) = start_download(&server, "/part.bin");
+        assert!(finish_download(s, len, first) == part, "part.bin arrived altered");
+        assert_eq!(way("splice"), 2.0, "the part on disk was not spliced");
+        assert!(server.metric("ringd_io_uring_submissions_total{op=\"splice\"}") > splices);
+    }
+    assert_eq!(way("copy"), 0.0);
     server.assert_no_panic();
 }
 
 #[test]
 fn a_stalled_download_is_cut_off_by_the_send_timeout_and_does_not_hold_up_exit() {
+    // In the page cache: `sendfile` fills the socket, and the connection waits in a poll.
+    stalled_download(true);
+}
+
+#[test]
+fn a_stalled_spliced_download_is_cut_off_by_the_send_timeout_and_does_not_hold_up_exit() {
+    // The splice into the full socket waits in the kernel, on an io-wq thread.
+    stalled_download(false);
+}
+
+fn stalled_download(sendfile: bool) {
     const SIZE: usize = 64 << 20;
     let dir = TempDir::new("large-stall");
     dir.write("big.bin", &pseudo_random(SIZE, 13));
-    let mut server = Server::start(&["--root", dir.path_str(), "--send-timeout", "1", "--drain-timeout", "2"]);
+    let mut server = Server::start(&[
+        "--sendfile",
+        if sendfile { "true" } else { "false" },
+        "--root",
+        dir.path_str(),
+        "--send-timeout",
+        "1",
+        "--drain-timeout",
+        "2",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    // Every socket the server keeps is open once the admin listener is (it is bound after the
+    // public ones). No scrape before the count: the scrape's own socket could still be open.
+    let _ = server.admin_url();
     let sockets_before = sockets(&server);
-    // Never reads past the head: the splice into the full socket waits until the send timeout.
+    // Never reads past the head: the send into the full socket waits until the send timeout.
     let (s, len, first) = start_download(&server, "/big.bin");
     // The server closes its end once the send timeout passes (the sweeper checks each second).
     assert!(
@@ -236,6 +334,16 @@ fn a_stalled_download_is_cut_off_by_the_send_timeout_and_does_not_hold_up_exit()
     );
     let body = finish_download(s, len, first).len();
     assert!(body < SIZE, "the whole file arrived to a client that stalled");
+    let way = |w: &str| server.metric(&format!("ringd_file_sends_total{{way=\"{w}\"}}"));
+    if sendfile {
+        assert_eq!((way("sendfile"), way("splice")), (1.0, 0.0));
+        assert!(
+            server.metric("ringd_io_uring_submissions_total{op=\"poll\"}") >= 1.0,
+            "no wait for room"
+        );
+    } else {
+        assert_eq!((way("sendfile"), way("splice")), (0.0, 1.0));
+    }
     // Another stalled download when the server is told to stop: it exits once the drain
     // timeout runs out, with the splice still waiting in the kernel.
     let (_stalled, _, _) = start_download(&server, "/big.bin");

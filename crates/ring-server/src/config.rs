@@ -123,6 +123,10 @@ pub struct ServerConfig {
     pub tls: Option<crate::tls::TlsConfig>,
     /// Plain HTTP addresses that answer every request with a redirect to `https://` (needs `tls`).
     pub redirect_listen: Vec<SocketAddr>,
+    /// Send file ranges that are all in the page cache with `sendfile(2)` on the worker's thread
+    /// (nginx `sendfile on`); off, every file range is spliced through io_uring (or copied).
+    /// Either way a range not in memory is never read on the worker's thread.
+    pub sendfile: bool,
 }
 
 impl Default for ServerConfig {
@@ -144,6 +148,7 @@ impl Default for ServerConfig {
             pin: true,
             tls: None,
             redirect_listen: Vec::new(),
+            sendfile: true,
         }
     }
 }

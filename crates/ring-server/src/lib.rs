@@ -28,9 +28,11 @@ mod header_pool;
 mod listener;
 /// A per-worker budget for log lines that clients can cause.
 mod log_budget;
+/// Whether a file range is in the page cache (`cachestat(2)`), for choosing how to send it.
+mod page_cache;
 /// Method + path pattern routing in the manner of Go 1.22's `ServeMux`.
 pub mod router;
-/// Sending file ranges: splice file → pipe → socket, or copy when that cannot be had.
+/// Sending file ranges: `sendfile` from the page cache, splice file → pipe → socket, or copy.
 mod sendfile;
 /// Starting the workers and waiting for them.
 pub mod server;

@@ -1,12 +1,22 @@
 //! Sending a range of a file on a connection.
 //!
-//! The fast way is `splice` through io_uring: file → pipe → socket moves page references and
-//! copies nothing (what nginx's `sendfile on` gets). The kernel runs each splice on one of the
-//! ring's io-wq worker threads, and a splice into a full socket waits there, so a worker keeps
-//! at most [`MAX_SPLICING`] of them in flight (the ring's io-wq is capped to match, see
-//! `worker.rs`); past that, or when no pipe can be had, the range goes the copying way: `read`
-//! into memory and `send`, a [`PIECE`] at a time. Either way a download holds a small, fixed
-//! amount of memory however slowly the client reads.
+//! Three ways, the cheapest that is safe first:
+//! - **`sendfile(2)` on the worker's thread**, when every page of the range is in the page cache
+//!   (`crate::page_cache`): nothing is copied through memory, no other thread is involved, and
+//!   nothing can wait on the disk. The socket is made non-blocking for the send, so a full socket
+//!   buffer returns at once and the connection waits for room in an io_uring poll, with the send
+//!   timeout armed, as nginx's `sendfile on` does with epoll. On loopback this served a 1 MiB file
+//!   in about 13% less CPU than splicing did (`benches/compare-nginx --scenarios static1m`).
+//! - **`splice` through io_uring**, for a range not all in memory (or when residency cannot be
+//!   known, before Linux 6.5): file → pipe → socket moves page references and copies nothing,
+//!   and the kernel runs each splice on one of the ring's io-wq worker threads, so a disk read
+//!   waits there, not on the worker. A splice into a full socket waits there too, so a worker
+//!   keeps at most [`MAX_SPLICING`] of them in flight (the ring's io-wq is capped to match, see
+//!   `worker.rs`).
+//! - **Copying**: past that many splices, or when no pipe can be had, `read` into memory and
+//!   `send`, a [`PIECE`] at a time.
+//!
+//! Every way holds a small, fixed amount of memory however slowly the client reads.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -90,33 +100,64 @@ fn new_pipe() -> io::Result<Pipe> {
     })
 }
 
+/// How a file range went out (the way of its last bytes, when it took two).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Way {
+    /// `sendfile(2)` on the worker's thread (the range was in the page cache).
+    Sendfile,
+    /// `splice` through io_uring.
+    Splice,
+    /// Read into memory and sent.
+    #[default]
+    Copy,
+}
+
 /// What a send did, for the worker's counters.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Sent {
-    /// Operations that moved bytes to the socket.
+    /// Calls or operations that moved bytes to the socket.
     pub(crate) socket_ops: u64,
-    /// Whether the bytes were spliced (else copied).
-    pub(crate) spliced: bool,
+    /// Waits for room in the socket's buffer (io_uring polls; `sendfile` only).
+    pub(crate) polls: u64,
+    pub(crate) way: Way,
 }
 
 /// Sends `len` bytes of `file` from `start` on `stream`. `arm` is called before each operation
 /// that waits on the socket (to set the send deadline), `disarm` before each file operation.
+/// `sent` records the way taken and the operations made, whether or not the send succeeds.
+/// Without `sendfile` (the setting of that name), every range is spliced or copied.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn send_file(
     stream: &TcpStream,
     file: &File,
     start: u64,
     len: u64,
+    sendfile: bool,
     mut arm: impl FnMut(),
     mut disarm: impl FnMut(),
-) -> io::Result<Sent> {
+    sent: &mut Sent,
+) -> io::Result<()> {
     let end = start + len;
-    let mut sent = Sent::default();
+    // A stretch at a time, so that finding out stays cheap for a large file, which may also be
+    // only partly in memory: from the first stretch that is not, the rest is spliced.
+    let mut pos = start;
+    while sendfile && pos < end {
+        let stretch = (end - pos).min(STRETCH);
+        if crate::page_cache::resident(file, pos, stretch) != Some(true) {
+            break;
+        }
+        send_resident(stream, file, pos, pos + stretch, &mut arm, sent).await?;
+        pos += stretch;
+    }
+    if pos == end {
+        return Ok(());
+    }
     let Some(mut lease) = Lease::take() else {
-        return copy_file(stream, file, start, end, arm, disarm, sent).await;
+        return copy_file(stream, file, pos, end, arm, disarm, sent).await;
     };
-    sent.spliced = true;
+    sent.way = Way::Splice;
     let pipe = lease.pipe();
-    let (mut pos, mut in_pipe) = (start, 0usize);
+    let mut in_pipe = 0usize;
     while pos < end || in_pipe > 0 {
         if in_pipe == 0 {
             disarm();
@@ -137,7 +178,61 @@ pub(crate) async fn send_file(
         in_pipe -= n;
     }
     lease.clean = true;
-    Ok(sent)
+    Ok(())
+}
+
+/// How much of a file is checked for residency at a time (`cachestat` walks the range's pages:
+/// a few microseconds for 8 MiB, against milliseconds to send it).
+const STRETCH: u64 = 8 << 20;
+
+/// The `sendfile` way, for a range whose pages are all in memory (so no call waits on the disk).
+/// A send that took this way for its first stretches and another for the rest counts as the
+/// other (see [`Way`]).
+async fn send_resident(
+    stream: &TcpStream,
+    file: &File,
+    mut pos: u64,
+    end: u64,
+    arm: &mut impl FnMut(),
+    sent: &mut Sent,
+) -> io::Result<()> {
+    sent.way = Way::Sendfile;
+    let _nonblocking = NonBlocking::set(stream)?;
+    while pos < end {
+        // At most a stretch: well under the most one call moves (2 GiB less a page).
+        let want = (end - pos) as usize;
+        match rustix::fs::sendfile(stream, file, Some(&mut pos), want) {
+            Ok(0) => return Err(shrank()),
+            Ok(_) => sent.socket_ops += 1,
+            // The socket's buffer is full: wait for room, with the send timeout armed (the
+            // sweeper's shutdown ends the wait, and the next call fails).
+            Err(rustix::io::Errno::AGAIN) => {
+                arm();
+                sent.polls += 1;
+                stream.ready(libc::POLLOUT as u32).await?;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The socket in non-blocking mode for as long as this lives (io_uring's own operations on it
+/// expect the blocking mode it was accepted in, so it goes back however the send ends).
+struct NonBlocking<'a>(&'a TcpStream);
+
+impl<'a> NonBlocking<'a> {
+    fn set(stream: &'a TcpStream) -> io::Result<NonBlocking<'a>> {
+        rustix::io::ioctl_fionbio(stream, true)?;
+        Ok(NonBlocking(stream))
+    }
+}
+
+impl Drop for NonBlocking<'_> {
+    fn drop(&mut self) {
+        let _ = rustix::io::ioctl_fionbio(self.0, false);
+    }
 }
 
 /// The copying way: a piece at a time through memory.
@@ -148,15 +243,15 @@ async fn copy_file(
     end: u64,
     mut arm: impl FnMut(),
     disarm: impl FnMut(),
-    mut sent: Sent,
-) -> io::Result<Sent> {
+    sent: &mut Sent,
+) -> io::Result<()> {
+    sent.way = Way::Copy;
     read_pieces(file, pos, end, PIECE, disarm, async |piece| {
         arm();
         sent.socket_ops += 1;
         stream.write_all(piece).await
     })
-    .await?;
-    Ok(sent)
+    .await
 }
 
 /// Reads bytes `pos..end` of `file` into one reused buffer, at most `size` at a time, and hands

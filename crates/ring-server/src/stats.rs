@@ -54,8 +54,11 @@ pub(crate) enum Op {
     Write = 2,
     WriteFixed = 3,
     Splice = 4,
+    Poll = 5,
 }
-const OPS: [&str; 5] = ["accept", "read", "write", "write_fixed", "splice"];
+const OPS: [&str; 6] = ["accept", "read", "write", "write_fixed", "splice", "poll"];
+/// The ways a file range is sent (`crate::sendfile::Way`).
+const FILE_WAYS: [&str; 3] = ["sendfile", "splice", "copy"];
 
 /// One worker's counters.
 #[derive(Debug)]
@@ -84,6 +87,7 @@ pub(crate) struct WorkerStats {
     latency: Vec<Counter>,
     latency_sum_ns: Counter,
     ops: Vec<Counter>,
+    file_sends: Vec<Counter>,
 }
 
 impl Default for WorkerStats {
@@ -107,6 +111,7 @@ impl Default for WorkerStats {
             latency: (0..=LATENCY_BUCKETS.len()).map(|_| Counter::default()).collect(),
             latency_sum_ns: Counter::default(),
             ops: (0..OPS.len()).map(|_| Counter::default()).collect(),
+            file_sends: (0..FILE_WAYS.len()).map(|_| Counter::default()).collect(),
         }
     }
 }
@@ -134,6 +139,22 @@ impl WorkerStats {
     #[inline]
     pub(crate) fn op(&self, op: Op) {
         self.ops(op, 1);
+    }
+
+    /// Counts one file range sent, and the operations it took.
+    pub(crate) fn file_send(&self, sent: crate::sendfile::Sent) {
+        use crate::sendfile::Way;
+        let (way, op) = match sent.way {
+            // `sendfile` calls are system calls, not io_uring operations; its waits are.
+            Way::Sendfile => (0, None),
+            Way::Splice => (1, Some(Op::Splice)),
+            Way::Copy => (2, Some(Op::Write)),
+        };
+        self.file_sends[way].add(1);
+        if let Some(op) = op {
+            self.ops(op, sent.socket_ops);
+        }
+        self.ops(Op::Poll, sent.polls);
     }
 
     pub(crate) fn ops(&self, op: Op, n: u64) {
@@ -311,18 +332,28 @@ impl Metrics {
             }
         }
 
-        header(
-            &mut out,
-            "ringd_io_uring_submissions_total",
-            "counter",
-            "Operations ringd submitted to io_uring, by kind.",
-        );
-        for (o, op) in OPS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "ringd_io_uring_submissions_total{{op=\"{op}\"}} {}",
-                sum(&|w| w.ops[o].get())
-            );
+        // Counters by one label, summed over the workers.
+        let by_label = [
+            (
+                "ringd_io_uring_submissions_total",
+                "Operations ringd submitted to io_uring, by kind.",
+                "op",
+                &OPS[..],
+                (|w: &WorkerStats| &w.ops[..]) as fn(&WorkerStats) -> &[Counter],
+            ),
+            (
+                "ringd_file_sends_total",
+                "File ranges sent, by way: sendfile (all in the page cache), splice (through io_uring), copy.",
+                "way",
+                &FILE_WAYS[..],
+                |w| &w.file_sends[..],
+            ),
+        ];
+        for (name, help, label, values, counters) in by_label {
+            header(&mut out, name, "counter", help);
+            for (i, value) in values.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {}", sum(&|w| counters(w)[i].get()));
+            }
         }
 
         if let Some(rss) = resident_bytes() {

@@ -185,7 +185,7 @@ impl Transport {
         Ok(())
     }
 
-    /// Sends a range of a file: spliced from the page cache on plain TCP (or copied, see
+    /// Sends a range of a file: with `sendfile` or spliced on plain TCP (or copied, see
     /// `crate::sendfile`), read and encrypted a batch at a time over TLS. The send timeout is
     /// armed for each write, none while the file is read.
     pub(crate) async fn send_file(&mut self, body: FileBody, worker: &Worker, key: usize) -> io::Result<()> {
@@ -194,13 +194,20 @@ impl Transport {
         let res = match &mut self.tls {
             None => {
                 let arm = || arm_send(worker, key);
-                crate::sendfile::send_file(&self.stream, &body.file, body.start, body.len, arm, disarm)
-                    .await
-                    .map(|sent| {
-                        let op = if sent.spliced { Op::Splice } else { Op::Write };
-                        worker.stats.ops(op, sent.socket_ops);
-                        worker.stats.bytes_out.add(body.len);
-                    })
+                let mut sent = crate::sendfile::Sent::default();
+                let res = crate::sendfile::send_file(
+                    &self.stream,
+                    &body.file,
+                    body.start,
+                    body.len,
+                    worker.config().sendfile,
+                    arm,
+                    disarm,
+                    &mut sent,
+                )
+                .await;
+                worker.stats.file_send(sent);
+                res.map(|()| worker.stats.bytes_out.add(body.len))
             }
             Some(session) => {
                 let stream = &self.stream;

@@ -813,6 +813,23 @@ impl TempDir {
     pub fn path_str(&self) -> &str {
         self.path.to_str().unwrap()
     }
+
+    /// Writes a file and drops its pages from the page cache, so that the server finds it on
+    /// disk (and splices it rather than using `sendfile`). False where the pages cannot be
+    /// dropped: tmpfs keeps its files in the page cache.
+    #[allow(dead_code)]
+    pub fn write_evicted(&self, rel: &str, data: &[u8]) -> bool {
+        let p = self.write(rel, data);
+        let f = std::fs::File::open(&p).unwrap();
+        f.sync_all().unwrap();
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        if rustix::fs::fstatfs(&f).unwrap().f_type as i64 == TMPFS_MAGIC {
+            eprintln!("{} is on tmpfs: its pages cannot be dropped", p.display());
+            return false;
+        }
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        true
+    }
 }
 
 impl Drop for TempDir {

@@ -973,3 +973,13 @@ pub async fn remove_file<P: AsRef<Path>>(path: P) -> io::Result<()> {
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
     Op::rename_at(from.as_ref(), to.as_ref(), 0)?.await
 }
+
+/// ringd patch: borrow the file for plain system calls (`sendfile(2)`).
+impl std::os::fd::AsFd for File {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the descriptor is open for as long as `self` lives (the file owns it through
+        // its `SharedFd`, and it is closed only when the last reference is dropped), and the
+        // borrow cannot outlive `self`.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) }
+    }
+}

@@ -46,6 +46,8 @@ mod socket;
 pub(crate) use socket::Socket;
 
 mod splice;
+
+mod poll;
 pub(crate) use splice::Direction;
 
 mod statx;

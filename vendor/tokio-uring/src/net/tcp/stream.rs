@@ -246,6 +246,12 @@ impl TcpStream {
         crate::buf::ProvidedRecv::new(&self.inner.fd, ring)
     }
 
+    /// ringd patch: waits until the socket is ready for `events` (`POLLOUT`, `POLLIN`…) and
+    /// returns the events that are ready (`IORING_OP_POLL_ADD`, one-shot).
+    pub async fn ready(&self, events: u32) -> io::Result<u32> {
+        crate::runtime::driver::op::Op::poll(&self.inner.fd, events)?.await
+    }
+
     /// ringd patch: sends up to `len` bytes from the read end of a pipe with `splice(2)`.
     /// Returns how many were sent.
     pub async fn splice_from_pipe(
