@@ -615,6 +615,21 @@ mod tests {
     }
 
     #[test]
+    fn sendfile_is_on_unless_the_file_or_the_flag_turns_it_off() {
+        assert!(load_toml("", ServeArgs::default()).unwrap().server.sendfile);
+        let off = load_toml("sendfile = false\n", ServeArgs::default()).unwrap();
+        assert!(!off.server.sendfile);
+        assert!(off.to_toml().contains("sendfile = false"));
+        let flag = ServeArgs {
+            sendfile: Some(true),
+            ..Default::default()
+        };
+        assert!(load_toml("sendfile = false\n", flag).unwrap().server.sendfile);
+        let on = load_toml("", ServeArgs::default()).unwrap();
+        assert_eq!(on.changes(&off), vec!["sendfile"]);
+    }
+
+    #[test]
     fn unknown_key_is_named_with_its_line() {
         let e = load_toml("backlog = 10\nbogus_key = 1\n", ServeArgs::default()).unwrap_err();
         let msg = format!("{e:#}");
