@@ -57,6 +57,10 @@ struct Route {
     segments: Vec<Segment>,
     /// Matches every path below the pattern (it ended in `/`).
     prefix: bool,
+    /// The one path the pattern matches, when it is all literal segments and not a prefix:
+    /// then matching is comparing the strings (most routes are such, and most of them differ
+    /// from the path in length).
+    exact: Option<Box<str>>,
     handler: Box<dyn Handler>,
 }
 
@@ -80,6 +84,20 @@ impl Route {
             None => true,
             Some("GET") => method == "GET" || method == "HEAD",
             Some(m) => m == method,
+        }
+    }
+
+    /// Whether the route matches `path`, capturing wildcards into `params` ([`Route::path_matches`],
+    /// or a string comparison for an exact route).
+    #[inline]
+    fn matches<'p>(&'p self, path: &'p str, params: &mut Params<'p>) -> bool {
+        match &self.exact {
+            Some(exact) if **exact == *path => {
+                params.clear();
+                true
+            }
+            Some(_) => false,
+            None => self.path_matches(path, params),
         }
     }
 
@@ -217,11 +235,24 @@ impl Router {
         if segments.iter().filter(|s| !matches!(s, Segment::Literal(_))).count() > Params::MAX {
             return Err(invalid("too many wildcards (at most 8)"));
         }
+        let exact = (!prefix && segments.iter().all(|s| matches!(s, Segment::Literal(_)))).then(|| {
+            let mut path = String::from("/");
+            for (i, seg) in segments.iter().enumerate() {
+                if let Segment::Literal(lit) = seg {
+                    if i > 0 {
+                        path.push('/');
+                    }
+                    path.push_str(lit);
+                }
+            }
+            path.into_boxed_str()
+        });
         let route = Route {
             pattern: pattern.to_owned(),
             method: method.map(Into::into),
             segments,
             prefix,
+            exact,
             handler: Box::new(handler),
         };
         if self
@@ -265,7 +296,7 @@ impl Router {
         let method = method.as_str();
         let mut any_path_match = false;
         for route in &self.routes {
-            if route.path_matches(path, params) {
+            if route.matches(path, params) {
                 if route.method_matches(method) {
                     return Routed::Found(route.handler.as_ref());
                 }
@@ -361,6 +392,65 @@ mod tests {
             r.route(p, tagged(p)).unwrap();
         }
         r
+    }
+
+    /// An exact route's string comparison says what the segment walk says, and leaves no
+    /// stale capture behind (a wildcard route tried before it may have captured some).
+    #[test]
+    fn exact_routes_match_as_their_segments_do() {
+        let r = router(&[
+            "/{$}",
+            "/a",
+            "/a/b",
+            "/a/{$}",
+            "GET /a/b/c",
+            "/a//b",
+            "/x/{id}/y",
+            "/x/{id}/z",
+            "/static/",
+            "/files/{path...}",
+        ]);
+        let paths = [
+            "/",
+            "/a",
+            "/a/",
+            "/a/b",
+            "/a/b/",
+            "/a/b/c",
+            "/a//b",
+            "/ab",
+            "/a/bc",
+            "/x/1/y",
+            "/x/1/z",
+            "/x/1",
+            "/static/",
+            "/static/s",
+            "/files/f/g",
+            "/b",
+        ];
+        let mut exact = 0;
+        for route in &r.routes {
+            exact += usize::from(route.exact.is_some());
+            for path in paths {
+                let mut walked = Params::default();
+                let mut compared = Params::default();
+                compared.push("id", "stale");
+                let by_segments = route.path_matches(path, &mut walked);
+                assert_eq!(
+                    route.matches(path, &mut compared),
+                    by_segments,
+                    "{} on {path:?}",
+                    route.pattern
+                );
+                if by_segments {
+                    assert_eq!(compared.get("id"), walked.get("id"), "{} on {path:?}", route.pattern);
+                }
+            }
+        }
+        assert_eq!(exact, 6, "every all-literal, non-prefix pattern is exact");
+        assert_eq!(which(&r, "GET", "/x/7/z"), "/x/{id}/z id=7");
+        assert_eq!(which(&r, "GET", "/a/b"), "/a/b");
+        assert_eq!(which(&r, "POST", "/a/b/c"), "405 GET, HEAD");
     }
 
     #[test]
