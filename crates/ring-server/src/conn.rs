@@ -932,10 +932,22 @@ fn encode_head(
                 && !response.block.as_ref().is_some_and(|b| b.has(n))
         })
         .map(|(n, v)| (n.as_str(), v.as_bytes()));
-    let mut inline: [(&str, &[u8]); INLINE] = [("", &[]); INLINE];
+    let only_type: [(&str, &[u8]); 1];
+    let mut inline: [(&str, &[u8]); INLINE];
     let heap: Vec<(&str, &[u8])>;
     let count = response.headers.len() + 1 + config.headers.len();
-    let headers: &[(&str, &[u8])] = if count <= INLINE {
+    let headers: &[(&str, &[u8])] = if response.headers.is_empty() && config.headers.is_empty() {
+        // The common answer (a content type, no other header): no array to fill and no
+        // chain of iterators to walk.
+        match content_type {
+            Some(pair) => {
+                only_type = [pair];
+                &only_type
+            }
+            None => &[],
+        }
+    } else if count <= INLINE {
+        inline = [("", &[]); INLINE];
         let mut n = 0;
         for h in content_type.into_iter().chain(extra).chain(configured) {
             inline[n] = h;
