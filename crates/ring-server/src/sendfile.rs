@@ -5,8 +5,9 @@
 //!   (`crate::page_cache`): nothing is copied through memory, no other thread is involved, and
 //!   nothing can wait on the disk. The socket is made non-blocking for the send, so a full socket
 //!   buffer returns at once and the connection waits for room in an io_uring poll, with the send
-//!   timeout armed, as nginx's `sendfile on` does with epoll. On loopback this served a 1 MiB file
-//!   in about 13% less CPU than splicing did (`benches/compare-nginx --scenarios static1m`).
+//!   timeout armed, as nginx's `sendfile on` does with epoll. On loopback a 1 MiB file got 8%
+//!   more responses a second than by splicing, for 2–3% less CPU each (interleaved A/B runs; see
+//!   `DESIGN.md`).
 //! - **`splice` through io_uring**, for a range not all in memory (or when residency cannot be
 //!   known, before Linux 6.5): file → pipe → socket moves page references and copies nothing,
 //!   and the kernel runs each splice on one of the ring's io-wq worker threads, so a disk read
@@ -218,8 +219,8 @@ async fn send_resident(
     Ok(())
 }
 
-/// The socket in non-blocking mode for as long as this lives (io_uring's own operations on it
-/// expect the blocking mode it was accepted in, so it goes back however the send ends).
+/// The socket in non-blocking mode for as long as this lives: it goes back however the send
+/// ends, so that the ring's later operations on it see the mode it was accepted in.
 struct NonBlocking<'a>(&'a TcpStream);
 
 impl<'a> NonBlocking<'a> {

@@ -336,8 +336,9 @@ pub(crate) fn run(setup: WorkerSetup) {
     });
 }
 
-/// Starts serving an accepted connection on its own task. The connection's future is boxed: tokio moves a task's future by value as it spawns and finishes it, several copies of
-/// the whole future per connection, where a box moves a pointer (callgrind: about 1,300
+/// Starts serving an accepted connection on its own task. The connection's future is boxed:
+/// tokio moves a task's future by value as it spawns and finishes it, several copies of the
+/// whole future per connection, where a box moves a pointer (callgrind: about 1,300
 /// instructions a connection).
 fn spawn_conn(stream: TcpStream, peer: std::net::SocketAddr, worker: &Rc<Worker>, kind: ListenerKind) {
     if let Some(conn) = conn::serve(stream, peer, worker.clone(), kind) {

@@ -46,9 +46,9 @@ mod socket;
 pub(crate) use socket::Socket;
 
 mod splice;
+pub(crate) use splice::Direction;
 
 mod poll;
-pub(crate) use splice::Direction;
 
 mod statx;
 
