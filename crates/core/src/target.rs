@@ -134,9 +134,8 @@ fn scheme_len(raw: &str) -> Option<usize> {
 /// whether the path needs rewriting ([`needs_rewrite`]); a `#` anywhere is refused. The same
 /// as `contains('#')`, [`split_query`] and `needs_rewrite`, in one pass.
 fn scan_origin(raw: &str) -> Result<(&str, Option<&str>, bool), ParseError> {
-    let bytes = raw.as_bytes();
-    let (mut len, mut dots, mut rewrite) = (0usize, 0usize, false);
-    for (i, &b) in bytes.iter().enumerate().skip(1) {
+    let (mut scan, mut rewrite) = (PathScan::default(), false);
+    for (i, &b) in raw.as_bytes().iter().enumerate().skip(1) {
         match b {
             b'#' => return Err(ParseError::InvalidTarget),
             b'?' => {
@@ -144,21 +143,15 @@ fn scan_origin(raw: &str) -> Result<(&str, Option<&str>, bool), ParseError> {
                 if query.as_bytes().contains(&b'#') {
                     return Err(ParseError::InvalidTarget);
                 }
-                let rewrite = rewrite || (len > 0 && len == dots && dots <= 2);
-                return Ok((&raw[..i], Some(query), rewrite));
+                return Ok((&raw[..i], Some(query), rewrite || scan.ends_in_dot_segment()));
             }
             b'%' => rewrite = true,
-            b'/' => {
-                if len == dots && dots <= 2 {
-                    rewrite = true;
-                }
-                (len, dots) = (0, 0);
-            }
-            b'.' => (len, dots) = (len + 1, dots + 1),
-            _ => len += 1,
+            b'/' => rewrite |= scan.slash(),
+            b'.' => scan.dot(),
+            _ => scan.other(),
         }
     }
-    Ok((raw, None, rewrite || (len > 0 && len == dots && dots <= 2)))
+    Ok((raw, None, rewrite || scan.ends_in_dot_segment()))
 }
 
 fn split_query(s: &str) -> (&str, Option<&str>) {
@@ -213,24 +206,57 @@ fn rewrite_path(raw: &str) -> Result<Cow<'_, str>, ParseError> {
 /// Fast path check: a path with no '%', no empty inner segment and no dot segment is
 /// already normal.
 fn needs_rewrite(path: &[u8]) -> bool {
-    // One pass over the bytes (this runs for every request): a segment's length and how many
-    // of its bytes are dots tell an empty, "." or ".." segment.
-    let (mut len, mut dots) = (0usize, 0usize);
+    let mut scan = PathScan::default();
     for &b in &path[1..] {
         match b {
             b'%' => return true,
-            b'/' => {
-                if len == dots && dots <= 2 {
-                    return true;
-                }
-                (len, dots) = (0, 0);
-            }
-            b'.' => (len, dots) = (len + 1, dots + 1),
-            _ => len += 1,
+            b'/' if scan.slash() => return true,
+            b'/' => {}
+            b'.' => scan.dot(),
+            _ => scan.other(),
         }
     }
-    // The last segment may be empty (a trailing slash), not "." or "..".
-    len > 0 && len == dots && dots <= 2
+    scan.ends_in_dot_segment()
+}
+
+/// The one-pass check behind [`needs_rewrite`] (it runs for every request): the current
+/// segment's length and how many of its bytes are dots tell an empty, "." or ".." segment.
+/// Its callers dispatch on the byte themselves, so that each byte costs one `match`.
+#[derive(Default)]
+struct PathScan {
+    len: usize,
+    dots: usize,
+}
+
+impl PathScan {
+    /// A '/': whether it ends an empty, "." or ".." segment (the path needs rewriting).
+    #[inline]
+    fn slash(&mut self) -> bool {
+        let ends_bad = self.is_dot_or_empty();
+        (self.len, self.dots) = (0, 0);
+        ends_bad
+    }
+
+    #[inline]
+    fn dot(&mut self) {
+        (self.len, self.dots) = (self.len + 1, self.dots + 1);
+    }
+
+    #[inline]
+    fn other(&mut self) {
+        self.len += 1;
+    }
+
+    /// Whether the last segment is "." or ".." (it may be empty: a trailing slash).
+    #[inline]
+    fn ends_in_dot_segment(&self) -> bool {
+        self.len > 0 && self.is_dot_or_empty()
+    }
+
+    #[inline]
+    fn is_dot_or_empty(&self) -> bool {
+        self.len == self.dots && self.dots <= 2
+    }
 }
 
 fn hex_val(b: u8) -> Option<u8> {
@@ -316,7 +342,19 @@ mod tests {
             }
             false
         }
-        let alphabet = [b'/', b'.', b'a', b'%'];
+        let checked = every_path(b"/.a%", |path| {
+            assert_eq!(
+                needs_rewrite(path),
+                reference(path),
+                "{:?}",
+                String::from_utf8_lossy(path)
+            );
+        });
+        assert_eq!(checked, (0..=6).map(|l| 4usize.pow(l)).sum::<usize>());
+    }
+
+    /// Calls `check` with every '/' followed by up to 6 bytes of `alphabet`; returns how many.
+    fn every_path(alphabet: &[u8], mut check: impl FnMut(&[u8])) -> usize {
         let mut checked = 0;
         for len in 0..=6u32 {
             for mut n in 0..alphabet.len().pow(len) {
@@ -325,16 +363,11 @@ mod tests {
                     path.push(alphabet[n % alphabet.len()]);
                     n /= alphabet.len();
                 }
-                assert_eq!(
-                    needs_rewrite(&path),
-                    reference(&path),
-                    "{:?}",
-                    String::from_utf8_lossy(&path)
-                );
+                check(&path);
                 checked += 1;
             }
         }
-        assert_eq!(checked, (0..=6).map(|l| 4usize.pow(l)).sum::<usize>());
+        checked
     }
 
     /// The one-pass split of an origin-form target agrees with the three steps it replaces
@@ -342,26 +375,16 @@ mod tests {
     /// over the bytes that matter.
     #[test]
     fn scan_origin_matches_the_steps_it_replaces() {
-        let alphabet = [b'/', b'.', b'a', b'%', b'?', b'#'];
-        let mut checked = 0;
-        for len in 0..=6u32 {
-            for mut n in 0..alphabet.len().pow(len) {
-                let mut raw = vec![b'/'];
-                for _ in 0..len {
-                    raw.push(alphabet[n % alphabet.len()]);
-                    n /= alphabet.len();
-                }
-                let raw = std::str::from_utf8(&raw).unwrap();
-                let expected = if raw.contains('#') {
-                    Err(ParseError::InvalidTarget)
-                } else {
-                    let (path, query) = split_query(raw);
-                    Ok((path, query, needs_rewrite(path.as_bytes())))
-                };
-                assert_eq!(scan_origin(raw), expected, "{raw:?}");
-                checked += 1;
-            }
-        }
+        let checked = every_path(b"/.a%?#", |raw| {
+            let raw = std::str::from_utf8(raw).unwrap();
+            let expected = if raw.contains('#') {
+                Err(ParseError::InvalidTarget)
+            } else {
+                let (path, query) = split_query(raw);
+                Ok((path, query, needs_rewrite(path.as_bytes())))
+            };
+            assert_eq!(scan_origin(raw), expected, "{raw:?}");
+        });
         assert_eq!(checked, (0..=6).map(|l| 6usize.pow(l)).sum::<usize>());
     }
 

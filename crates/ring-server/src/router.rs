@@ -235,18 +235,16 @@ impl Router {
         if segments.iter().filter(|s| !matches!(s, Segment::Literal(_))).count() > Params::MAX {
             return Err(invalid("too many wildcards (at most 8)"));
         }
-        let exact = (!prefix && segments.iter().all(|s| matches!(s, Segment::Literal(_)))).then(|| {
-            let mut path = String::from("/");
-            for (i, seg) in segments.iter().enumerate() {
-                if let Segment::Literal(lit) = seg {
-                    if i > 0 {
-                        path.push('/');
-                    }
-                    path.push_str(lit);
-                }
-            }
-            path.into_boxed_str()
-        });
+        let literals: Option<Vec<&str>> = segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(lit) => Some(&**lit),
+                _ => None,
+            })
+            .collect();
+        let exact = literals
+            .filter(|_| !prefix)
+            .map(|l| format!("/{}", l.join("/")).into_boxed_str());
         let route = Route {
             pattern: pattern.to_owned(),
             method: method.map(Into::into),
