@@ -6,8 +6,8 @@
 //! resident, and otherwise splices it on io_uring's worker threads, which wait for the disk
 //! instead (see `crate::sendfile`).
 //!
-//! The one other module of ringd with `unsafe` code (besides `buf::aligned`): the system call has
-//! no wrapper in `libc` or `rustix` yet, so it is made with `libc::syscall`.
+//! One of the two modules of ring-server with `unsafe` code (the other is `buf::aligned`): the
+//! system call has no wrapper in `libc` or `rustix` yet, so it is made with `libc::syscall`.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
@@ -70,20 +70,9 @@ pub(crate) fn resident(file: &impl AsFd, start: u64, len: u64) -> Option<bool> {
         }
         return None;
     }
-    let page = page_size();
+    let page = rustix::param::page_size() as u64;
     let pages = (start + len - 1) / page - start / page + 1;
     Some(stat.nr_cache >= pages)
-}
-
-fn page_size() -> u64 {
-    thread_local! {
-        static PAGE: u64 = {
-            // SAFETY: `sysconf` only reads its argument; `_SC_PAGESIZE` is always supported.
-            let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-            if n > 0 { n as u64 } else { 4096 }
-        };
-    }
-    PAGE.with(|p| *p)
 }
 
 #[cfg(test)]
