@@ -50,6 +50,14 @@ fn finish_download(mut s: TcpStream, len: usize, mut body: Vec<u8>) -> Vec<u8> {
     body
 }
 
+/// A whole download: the body, which must be as long as the head announced.
+fn download(server: &Server, path: &str) -> Vec<u8> {
+    let (s, len, first) = start_download(server, path);
+    let body = finish_download(s, len, first);
+    assert_eq!(body.len(), len, "{path}: cut short");
+    body
+}
+
 /// The server's open descriptors whose link starts with `kind` (`socket:`, `pipe:`).
 fn descriptors(server: &Server, kind: &str) -> usize {
     std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
@@ -246,9 +254,9 @@ fn a_file_in_the_page_cache_is_sent_with_sendfile_and_one_on_disk_is_spliced() {
     let server = Server::start(&["--root", dir.path_str(), "--admin", "127.0.0.1:0"]);
     let way = |w: &str| server.metric(&format!("ringd_file_sends_total{{way=\"{w}\"}}"));
     let get = |path: &str| {
-        let (s, len, first) = start_download(&server, path);
-        assert_eq!(len, SIZE);
-        finish_download(s, len, first)
+        let body = download(&server, path);
+        assert_eq!(body.len(), SIZE);
+        body
     };
     assert!(get("/hot.bin") == hot, "hot.bin arrived altered");
     assert_eq!((way("sendfile"), way("splice")), (1.0, 0.0));
@@ -284,8 +292,7 @@ fn a_file_in_the_page_cache_is_sent_with_sendfile_and_one_on_disk_is_spliced() {
         let mut head = vec![0u8; 8 << 20];
         f.read_exact(&mut head).unwrap();
         let splices = server.metric("ringd_io_uring_submissions_total{op=\"splice\"}");
-        let (s, len, first) = start_download(&server, "/part.bin");
-        assert!(finish_download(s, len, first) == part, "part.bin arrived altered");
+        assert!(download(&server, "/part.bin") == part, "part.bin arrived altered");
         assert_eq!(way("splice"), 2.0, "the part on disk was not spliced");
         assert!(server.metric("ringd_io_uring_submissions_total{op=\"splice\"}") > splices);
     }
@@ -309,8 +316,7 @@ fn clients_that_vanish_mid_download_leave_nothing_behind() {
         // Before any client: a connection the server has yet to close would make it too many.
         let sockets_before = sockets(&server);
         // The first download caches the open file (a descriptor, not a socket, that it keeps).
-        let (s, len, first) = start_download(&server, "/big.bin");
-        assert!(finish_download(s, len, first) == data, "sendfile={sendfile}: altered");
+        assert!(download(&server, "/big.bin") == data, "sendfile={sendfile}: altered");
         for i in 0..20 {
             let (mut s, _, _) = start_download(&server, "/big.bin");
             if i % 2 == 0 {
@@ -324,9 +330,8 @@ fn clients_that_vanish_mid_download_leave_nothing_behind() {
             poll_until(Duration::from_secs(30), || sockets(&server) <= sockets_before),
             "sendfile={sendfile}: connections of vanished clients were not closed"
         );
-        let (s, len, first) = start_download(&server, "/big.bin");
         assert!(
-            finish_download(s, len, first) == data,
+            download(&server, "/big.bin") == data,
             "sendfile={sendfile}: altered after the resets"
         );
         // A worker keeps at most 16 idle pipes (two descriptors each) for later splices.
