@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{roundtrip, Conn, Server, TempDir};
+use common::{poll_until, roundtrip, Conn, Server, TempDir};
 
 const GET_ROOT: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 
@@ -66,9 +66,13 @@ fn sighup_reloads_root_and_limits_without_dropping_connections() {
     let r = roundtrip(server.addr, b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 20\r\n\r\n");
     assert_eq!(r.status, 413);
 
-    let log = server.log();
-    assert!(log.contains("changed: root, limits"), "{log}");
-    assert!(log.contains("backlog cannot change while ringd runs"), "{log}");
+    // The main thread logs the reload after handing it to the workers, so a worker can serve
+    // the new site before the lines are written.
+    let logged = poll_until(Duration::from_secs(10), || {
+        let log = server.log();
+        log.contains("changed: root, limits") && log.contains("backlog cannot change while ringd runs")
+    });
+    assert!(logged, "{}", server.log());
 
     // A broken file: logged, and the running configuration stays.
     dir.write("ringd.toml", b"root = \"/nonexistent-ringd-root\"\n");

@@ -15,7 +15,7 @@ use crate::error::ParseError;
 use crate::framing::{list_elements, request_framing, BodyFraming};
 use crate::limits::Limits;
 use crate::method::Method;
-use crate::target::{is_host_byte, split_target, Target};
+use crate::target::{is_host, split_target, Target};
 use crate::version::Version;
 
 /// The most header slots [`parse_request`] will use, whatever `Limits::max_headers` says.
@@ -284,7 +284,7 @@ fn host_of<'b>(headers: &[Header<'b>], version: Version, target: &Target<'b>) ->
     }
     match host {
         None if version == Version::Http11 => return Err(ParseError::MissingHost),
-        Some(v) if !v.iter().all(|&b| is_host_byte(b)) => return Err(ParseError::InvalidHost),
+        Some(v) if !is_host(v) => return Err(ParseError::InvalidHost),
         _ => {}
     }
     if let Target::Absolute { authority, .. } = target {

@@ -44,6 +44,23 @@ pub(crate) const fn is_host_byte(b: u8) -> bool {
         | b':' | b'[' | b']' | b'%')
 }
 
+/// [`is_host_byte`] as a table, for [`is_host`].
+const HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_host_byte(b as u8);
+        b += 1;
+    }
+    table
+};
+
+/// Whether every byte of `v` is a [`is_host_byte`]; every request's `Host` is checked, so a
+/// table look-up a byte, with no early exit.
+pub(crate) fn is_host(v: &[u8]) -> bool {
+    v.iter().fold(true, |ok, &b| ok & HOST_BYTES[usize::from(b)])
+}
+
 /// Classifies `raw` for `method` and splits off its path and query.
 ///
 /// Rules (RFC 9112 §3.2): CONNECT requires authority-form and authority-form requires
@@ -100,7 +117,7 @@ pub(crate) fn split_target<'b>(raw: &'b str, method: Method<'_>) -> Result<Split
     let rest = &raw[scheme_len + 3..];
     let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..auth_end];
-    if authority.is_empty() || !authority.bytes().all(is_host_byte) {
+    if authority.is_empty() || !is_host(authority.as_bytes()) {
         // '@' (userinfo) is not a host byte, so "http://user@host/" lands here too: RFC 9110
         // §4.2.4 deprecates userinfo in http(s) URIs.
         return Err(ParseError::InvalidTarget);
@@ -164,10 +181,8 @@ fn split_query(s: &str) -> (&str, Option<&str>) {
 /// authority-form is `uri-host ":" port` (RFC 9112 §3.2.3): the port is mandatory.
 fn validate_connect_authority(raw: &str) -> Result<(), ParseError> {
     let (host, port) = raw.rsplit_once(':').ok_or(ParseError::InvalidTarget)?;
-    let ok = !host.is_empty()
-        && host.bytes().all(is_host_byte)
-        && !port.is_empty()
-        && port.bytes().all(|b| b.is_ascii_digit());
+    let ok =
+        !host.is_empty() && is_host(host.as_bytes()) && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
     if ok {
         Ok(())
     } else {
@@ -568,5 +583,11 @@ mod tests {
         for b in b"@/ ?#\"<>\\^`{|}\t\x00\x7f\x80" {
             assert!(!is_host_byte(*b), "{b}");
         }
+        // The table says what the rule says, for every byte, wherever it stands.
+        for b in 0..=255u8 {
+            assert_eq!(is_host(&[b]), is_host_byte(b), "{b}");
+            assert_eq!(is_host(&[b'a', b, b'z']), is_host_byte(b), "{b}");
+        }
+        assert!(is_host(b""));
     }
 }

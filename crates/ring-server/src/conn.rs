@@ -472,7 +472,7 @@ impl Conn {
         let answered = Instant::now();
         let took = answered.saturating_duration_since(self.now);
         self.now = answered;
-        let common = worker.common_lines(self.now, &config.server_name);
+        let common = worker.common_lines(self.now);
         let handler_status = response.status;
         let body_bytes = if head.method == Method::Head {
             Some(0)
@@ -489,7 +489,7 @@ impl Conn {
         );
         // What was sent (a 500 replaces a response the handler got wrong).
         let body_bytes = if status == handler_status { body_bytes } else { None };
-        worker.stats.request(head.method.as_str(), status, took);
+        worker.stats.request(head.method, status, took);
         if let Some(log) = &worker.access_log {
             let entry = Entry {
                 peer: self.peer,
@@ -620,7 +620,7 @@ impl Conn {
 
     /// Queues the error response for a malformed request; the connection then closes.
     fn malformed(&mut self, e: ParseError) -> Close {
-        self.worker.stats.request("OTHER", e.status(), Duration::ZERO);
+        self.worker.stats.request(Method::Other(""), e.status(), Duration::ZERO);
         if let Some(log) = &self.worker.access_log {
             log.record(&Entry {
                 peer: self.peer,
@@ -633,9 +633,9 @@ impl Conn {
         }
         let body = Bytes::from(format!("{} {}: {}\n", e.status(), e.reason(), e.message()));
         let response = Response::new(e.status())
-            .content_type_static("text/plain; charset=utf-8")
+            .content_type_static(crate::type_lines::TEXT_PLAIN)
             .body(Body::Full(body));
-        let common = self.worker.common_lines(self.now, &self.worker.config().server_name);
+        let common = self.worker.common_lines(self.now);
         encode_simple(
             out_buf(&mut self.out, &self.worker),
             &response,
@@ -822,7 +822,7 @@ fn to_https(head: &RequestHead<'_, '_>, port: u16) -> Response {
         308
     };
     Response::new(status)
-        .content_type_static("text/plain; charset=utf-8")
+        .content_type_static(crate::type_lines::TEXT_PLAIN)
         .body(Body::Full(Bytes::from(format!("moved to {location}\n"))))
         .header("Location", location)
 }
@@ -936,14 +936,22 @@ fn encode_head(
     let mut inline: [(&str, &[u8]); INLINE];
     let heap: Vec<(&str, &[u8])>;
     let count = response.headers.len() + 1 + config.headers.len();
+    let mut block = response.block.as_deref();
     let headers: &[(&str, &[u8])] = if response.headers.is_empty() && config.headers.is_empty() {
         // The common answer (a content type, no other header): no array to fill and no
-        // chain of iterators to walk.
+        // chain of iterators to walk; and for the types of ringd's own responses, a line
+        // checked and rendered once.
         match content_type {
-            Some(pair) => {
-                only_type = [pair];
-                &only_type
-            }
+            Some(pair) => match (block, worker.type_lines.get(pair.1)) {
+                (None, Some(line)) => {
+                    block = Some(line);
+                    &[]
+                }
+                _ => {
+                    only_type = [pair];
+                    &only_type
+                }
+            },
             None => &[],
         }
     } else if count <= INLINE {
@@ -976,7 +984,7 @@ fn encode_head(
     let head = ResponseHead {
         status,
         headers,
-        block: response.block.as_deref(),
+        block,
         body,
         request_version: version,
         keep_alive,

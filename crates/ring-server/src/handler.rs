@@ -12,8 +12,11 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Instant;
 
+use arrayvec::ArrayVec;
 use bytes::Bytes;
 use ringd_core::{HeaderBlock, Method, RequestHead, Version};
+
+use crate::type_lines::{APPLICATION_JSON, TEXT_HTML, TEXT_PLAIN};
 
 /// A request as a handler sees it: the parsed head (borrowed from the connection's read buffer),
 /// the path parameters the route captured, and the body, read in full up to the body limit.
@@ -103,11 +106,11 @@ impl<'a> Request<'a> {
 }
 
 /// Path parameters captured by a route. At most [`Params::MAX`]; stored inline so that matching
-/// a route never allocates.
+/// a route never allocates (and, unfilled, never written: a request whose route captures
+/// nothing pays nothing for them).
 #[derive(Debug, Default)]
 pub struct Params<'a> {
-    len: usize,
-    slots: [(&'a str, &'a str); Params::MAX],
+    slots: ArrayVec<(&'a str, &'a str), { Params::MAX }>,
 }
 
 impl<'a> Params<'a> {
@@ -115,19 +118,17 @@ impl<'a> Params<'a> {
     pub const MAX: usize = 8;
 
     pub(crate) fn push(&mut self, name: &'a str, value: &'a str) {
-        if self.len < Self::MAX {
-            self.slots[self.len] = (name, value);
-            self.len += 1;
-        }
+        // Beyond `MAX` (which a pattern cannot reach) the capture is dropped.
+        let _ = self.slots.try_push((name, value));
     }
 
     pub(crate) fn clear(&mut self) {
-        self.len = 0;
+        self.slots.clear();
     }
 
     /// The value captured for `name`.
     pub fn get(&self, name: &str) -> Option<&'a str> {
-        self.slots[..self.len].iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.slots.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 }
 
@@ -244,6 +245,7 @@ pub struct Response {
 
 impl Response {
     /// A response with this status and no body.
+    #[inline]
     pub fn new(status: u16) -> Response {
         Response {
             status,
@@ -269,7 +271,15 @@ impl Response {
     }
 
     /// Turns a header block back into ordinary headers, its `Content-Type` into `content_type`.
+    #[inline]
     fn unblock(&mut self) {
+        if self.block.is_some() {
+            self.unblock_slow();
+        }
+    }
+
+    #[cold]
+    fn unblock_slow(&mut self) {
         if let Some(block) = self.block.take() {
             for (name, value) in block.iter() {
                 if name.eq_ignore_ascii_case("content-type") {
@@ -284,42 +294,49 @@ impl Response {
 
     /// `200` with a static `text/plain; charset=utf-8` body; allocates nothing.
     pub fn text(body: &'static str) -> Response {
-        Response::new(200)
-            .content_type_static("text/plain; charset=utf-8")
-            .body(Body::Full(Bytes::from_static(body.as_bytes())))
+        Response::typed(200, TEXT_PLAIN, Bytes::from_static(body.as_bytes()))
     }
 
     /// `200` with a static `text/html; charset=utf-8` body; allocates nothing.
     pub fn html(body: &'static str) -> Response {
-        Response::new(200)
-            .content_type_static("text/html; charset=utf-8")
-            .body(Body::Full(Bytes::from_static(body.as_bytes())))
+        Response::typed(200, TEXT_HTML, Bytes::from_static(body.as_bytes()))
     }
 
     /// `200` with a JSON body serialised from `value`.
     pub fn json<T: serde::Serialize>(value: &T) -> Response {
         match serde_json::to_vec(value) {
-            Ok(v) => Response::new(200)
-                .content_type_static("application/json")
-                .body(Body::Full(Bytes::from(v))),
+            Ok(v) => Response::typed(200, APPLICATION_JSON, Bytes::from(v)),
             Err(_) => Response::error(500),
         }
     }
 
     /// A small `text/plain` error page for `status` (its reason phrase).
     pub fn error(status: u16) -> Response {
-        Response::new(status)
-            .content_type_static("text/plain; charset=utf-8")
-            .body(Body::Full(error_body(status)))
+        Response::typed(status, TEXT_PLAIN, error_body(status))
+    }
+
+    /// A response with a static content type and a body in memory, built in one piece: the
+    /// builder methods would move the whole response once per step.
+    #[inline]
+    fn typed(status: u16, content_type: &'static str, body: Bytes) -> Response {
+        Response {
+            status,
+            content_type: Some(Bytes::from_static(content_type.as_bytes())),
+            headers: Vec::new(),
+            body: Body::Full(body),
+            block: None,
+        }
     }
 
     /// Sets the status.
+    #[inline]
     pub fn status(mut self, status: u16) -> Response {
         self.status = status;
         self
     }
 
     /// Sets a static `Content-Type`.
+    #[inline]
     pub fn content_type_static(mut self, value: &'static str) -> Response {
         self.unblock();
         self.content_type = Some(Bytes::from_static(value.as_bytes()));
@@ -327,6 +344,7 @@ impl Response {
     }
 
     /// Sets `Content-Type`.
+    #[inline]
     pub fn content_type(mut self, value: impl Into<Bytes>) -> Response {
         self.unblock();
         self.content_type = Some(value.into());
@@ -334,12 +352,14 @@ impl Response {
     }
 
     /// Adds a header.
+    #[inline]
     pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Bytes>) -> Response {
         self.headers.push((name.into(), value.into()));
         self
     }
 
     /// Sets the body.
+    #[inline]
     pub fn body(mut self, body: Body) -> Response {
         self.body = body;
         self

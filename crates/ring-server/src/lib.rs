@@ -44,6 +44,8 @@ pub mod stats;
 pub mod tls;
 /// A connection's byte stream: plain TCP, or TLS over it.
 mod transport;
+/// The `Content-Type` lines of ringd's own responses, rendered once.
+mod type_lines;
 /// io_uring availability checks that turn kernel errors into advice.
 mod uring;
 /// A worker: one pinned thread, one runtime, its listeners and connections.

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ringd_core::Method;
+
 /// A counter written by one thread only.
 #[derive(Debug, Default)]
 pub(crate) struct Counter(AtomicU64);
@@ -45,6 +47,16 @@ const CODE_SLOTS: usize = CODES.len() + 5;
 const LATENCY_BUCKETS: [f64; 12] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5,
 ];
+/// The same bounds in nanoseconds, so that a request is placed by integer comparisons.
+const LATENCY_BUCKETS_NS: [u64; 12] = {
+    let mut ns = [0; 12];
+    let mut i = 0;
+    while i < ns.len() {
+        ns[i] = (LATENCY_BUCKETS[i] * 1e9 + 0.5) as u64;
+        i += 1;
+    }
+    ns
+};
 
 /// Operations ringd submits to io_uring, by kind.
 #[derive(Debug, Clone, Copy)]
@@ -119,20 +131,30 @@ impl Default for WorkerStats {
 impl WorkerStats {
     /// Counts one answered request.
     #[inline]
-    pub(crate) fn request(&self, method: &str, status: u16, took: Duration) {
-        let m = METHODS.iter().position(|x| *x == method).unwrap_or(METHODS.len() - 1);
+    pub(crate) fn request(&self, method: Method<'_>, status: u16, took: Duration) {
+        // In the order of `METHODS`.
+        let m = match method {
+            Method::Get => 0,
+            Method::Head => 1,
+            Method::Post => 2,
+            Method::Put => 3,
+            Method::Delete => 4,
+            Method::Patch => 5,
+            Method::Options => 6,
+            _ => 7,
+        };
         let c = CODES
             .iter()
             .position(|x| *x == status)
             .unwrap_or_else(|| CODES.len() + (status / 100).clamp(1, 5) as usize - 1);
         self.requests[m * CODE_SLOTS + c].add(1);
-        let secs = took.as_secs_f64();
-        let b = LATENCY_BUCKETS
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let b = LATENCY_BUCKETS_NS
             .iter()
-            .position(|le| secs <= *le)
+            .position(|le| nanos <= *le)
             .unwrap_or(LATENCY_BUCKETS.len());
         self.latency[b].add(1);
-        self.latency_sum_ns.add(took.as_nanos() as u64);
+        self.latency_sum_ns.add(nanos);
     }
 
     /// Counts one operation submitted to io_uring.
@@ -390,9 +412,9 @@ mod tests {
     #[test]
     fn counts_and_renders() {
         let m = Metrics::new(2);
-        m.worker(0).request("GET", 200, Duration::from_micros(30));
-        m.worker(1).request("GET", 200, Duration::from_millis(3));
-        m.worker(1).request("BREW", 418, Duration::from_secs(5));
+        m.worker(0).request(Method::Get, 200, Duration::from_micros(30));
+        m.worker(1).request(Method::Get, 200, Duration::from_millis(3));
+        m.worker(1).request(Method::Other("BREW"), 418, Duration::from_secs(5));
         m.worker(0).accepted.add(3);
         let text = m.render();
         assert!(
@@ -424,5 +446,39 @@ mod tests {
             "{text}"
         );
         assert_eq!(m.requests_total(), 3);
+    }
+
+    #[test]
+    fn every_method_is_counted_under_its_own_name() {
+        let named = [
+            Method::Get,
+            Method::Head,
+            Method::Post,
+            Method::Put,
+            Method::Delete,
+            Method::Patch,
+            Method::Options,
+        ];
+        for method in named {
+            let m = Metrics::new(1);
+            m.worker(0).request(method, 204, Duration::ZERO);
+            let line = format!(
+                "ringd_http_requests_total{{method=\"{}\",code=\"204\"}} 1\n",
+                method.as_str()
+            );
+            assert!(m.render().contains(&line), "{line}");
+        }
+        let m = Metrics::new(1);
+        m.worker(0).request(Method::Trace, 204, Duration::ZERO);
+        assert!(m
+            .render()
+            .contains("ringd_http_requests_total{method=\"OTHER\",code=\"204\"} 1\n"));
+    }
+
+    #[test]
+    fn latency_bounds_in_nanoseconds_match_the_rendered_ones() {
+        for (secs, ns) in LATENCY_BUCKETS.iter().zip(LATENCY_BUCKETS_NS) {
+            assert_eq!(Duration::from_nanos(ns).as_secs_f64(), *secs);
+        }
     }
 }

@@ -26,6 +26,7 @@ use crate::log_budget::LogBudget;
 use crate::router::Router;
 use crate::server::{Heartbeats, RouterFactory};
 use crate::stats::{Op, WorkerStats};
+use crate::type_lines::TypeLines;
 use crate::uring;
 
 /// What a worker reports to the thread that started it.
@@ -57,6 +58,8 @@ pub(crate) struct Worker {
     out_bufs: RefCell<Vec<Box<OutBuf>>>,
     pub(crate) conns: ConnTable,
     date: RefCell<WorkerDate>,
+    /// The `Content-Type` lines of the types ringd's own responses use.
+    pub(crate) type_lines: TypeLines,
     /// Set by a drain: answer with `Connection: close`, give idle connections a short grace.
     pub(crate) draining: Cell<bool>,
     /// Duplicates of the listening sockets, to shut them down when draining (a pending accept
@@ -148,20 +151,18 @@ impl Worker {
 
     /// The `Date` and `Server` lines at `now` (a recent reading of the monotonic clock, which
     /// callers already have): the wall clock is read and the lines re-rendered only once `now`
-    /// reaches the next whole second (or a reload changed `server`), not per response.
-    pub(crate) fn common_lines(&self, now: Instant, server: &str) -> Rc<CommonLines> {
+    /// reaches the next whole second (or a reload made them stale), not per response.
+    pub(crate) fn common_lines(&self, now: Instant) -> Rc<CommonLines> {
         let mut date = self.date.borrow_mut();
         let date = &mut *date;
-        let stale = date.until.is_none_or(|until| now >= until);
-        if stale {
+        if date.until.is_none_or(|until| now >= until) {
             let wall = std::time::SystemTime::now();
             date.cache.get(wall);
             let into_second = wall
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos());
             date.until = Some(now + Duration::from_nanos(u64::from(1_000_000_000 - into_second)));
-        }
-        if stale || date.lines.server() != server.as_bytes() {
+            let server = &self.config.borrow().server_name;
             // In place unless a response being written still holds the old lines.
             Rc::make_mut(&mut date.lines).set(date.cache.last(), server.as_bytes());
         }
@@ -313,6 +314,7 @@ pub(crate) fn run(setup: WorkerSetup) {
                 lines: Rc::default(),
                 until: None,
             }),
+            type_lines: TypeLines::new(),
             draining: Cell::new(false),
             listeners: dups,
             stats,
@@ -407,6 +409,8 @@ async fn controller(id: usize, worker: Rc<Worker>, mut control: UnboundedReceive
                     Ok(router) => {
                         *worker.router.borrow_mut() = Rc::new(router);
                         *worker.config.borrow_mut() = Rc::new((*config).clone());
+                        // The `Server` line may have changed: render the lines again.
+                        worker.date.borrow_mut().until = None;
                         *worker.tls.borrow_mut() = tls;
                     }
                     Err(_) => tracing::error!(worker = id, "building the new routes panicked; keeping the old ones"),

@@ -33,7 +33,7 @@ pub(super) fn listing(dir: &Path, url_path: &str) -> Response {
     }
     page.push_str("</ul></body></html>\n");
     Response::new(200)
-        .content_type_static("text/html; charset=utf-8")
+        .content_type_static(crate::type_lines::TEXT_HTML)
         .body(Body::Full(Bytes::from(page)))
 }
 
