@@ -149,10 +149,21 @@ pub fn parse_request<'h, 'b>(
     let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
 
     let split = split_target(raw_target, method)?;
-    let host = host_of(headers, version, &split.target)?;
-    let expect_continue = expect_continue(headers, version)?;
-    let body = request_framing(headers, version, limits)?;
-    let keep_alive = keep_alive(headers, version);
+    // One pass over the names finds the fields acted on below; each rule then reads the
+    // headers again only if its field is there (most requests carry none but `Host`).
+    let fields = Fields::scan(headers);
+    let host = host_of(&fields, version, &split.target)?;
+    let expect_continue = fields.expect && expect_continue(headers, version)?;
+    let body = if fields.framing {
+        request_framing(headers, version, limits)?
+    } else {
+        BodyFraming::None
+    };
+    let keep_alive = if fields.connection {
+        keep_alive(headers, version)
+    } else {
+        version == Version::Http11
+    };
 
     Ok(Parsed::Complete(RequestHead {
         method,
@@ -274,15 +285,11 @@ fn request_line_ok(scanned: &[u8], start: usize) -> bool {
 
 /// RFC 9112 §3.2: HTTP/1.1 needs exactly one Host; no version may send two. The value must be
 /// `uri-host [ ":" port ]` (RFC 9110 §7.2); an absolute-form authority takes precedence.
-fn host_of<'b>(headers: &[Header<'b>], version: Version, target: &Target<'b>) -> Result<Option<&'b [u8]>, ParseError> {
-    let mut host: Option<&'b [u8]> = None;
-    for h in headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host")) {
-        if host.is_some() {
-            return Err(ParseError::DuplicateHost);
-        }
-        host = Some(h.value);
+fn host_of<'b>(fields: &Fields<'b>, version: Version, target: &Target<'b>) -> Result<Option<&'b [u8]>, ParseError> {
+    if fields.hosts > 1 {
+        return Err(ParseError::DuplicateHost);
     }
-    match host {
+    match fields.host {
         None if version == Version::Http11 => return Err(ParseError::MissingHost),
         Some(v) if !is_host(v) => return Err(ParseError::InvalidHost),
         _ => {}
@@ -290,7 +297,40 @@ fn host_of<'b>(headers: &[Header<'b>], version: Version, target: &Target<'b>) ->
     if let Target::Absolute { authority, .. } = target {
         return Ok(Some(authority.as_bytes()));
     }
-    Ok(host)
+    Ok(fields.host)
+}
+
+/// The fields the parser acts on, found in one pass over the header names: the first `Host`
+/// and how many there are, and whether `Expect`, `Connection`, or a framing field
+/// (`Content-Length`, `Transfer-Encoding`) is present.
+#[derive(Default)]
+struct Fields<'b> {
+    host: Option<&'b [u8]>,
+    hosts: usize,
+    expect: bool,
+    connection: bool,
+    framing: bool,
+}
+
+impl<'b> Fields<'b> {
+    fn scan(headers: &[Header<'b>]) -> Fields<'b> {
+        let mut f = Fields::default();
+        for h in headers {
+            // The length first: most names are none of these, and differ from them in length.
+            match h.name.len() {
+                4 if h.name.eq_ignore_ascii_case("host") => {
+                    f.host = f.host.or(Some(h.value));
+                    f.hosts += 1;
+                }
+                6 if h.name.eq_ignore_ascii_case("expect") => f.expect = true,
+                10 if h.name.eq_ignore_ascii_case("connection") => f.connection = true,
+                14 if h.name.eq_ignore_ascii_case("content-length") => f.framing = true,
+                17 if h.name.eq_ignore_ascii_case("transfer-encoding") => f.framing = true,
+                _ => {}
+            }
+        }
+        f
+    }
 }
 
 /// RFC 9110 §10.1.1: the only expectation is `100-continue`; anything else gets 417. An
