@@ -30,6 +30,7 @@ use ringd_core::{
 use tokio_uring::net::TcpStream;
 
 use crate::access_log::Entry;
+use crate::boxed::boxed;
 use crate::buf::OutBuf;
 use crate::conn_table::Phase;
 use crate::handler::{Body, Params, Reply, Request, Response};
@@ -260,7 +261,7 @@ impl Conn {
                 // for its future's largest state all the time, so unboxed they would be held by
                 // every idle connection too (1,888 bytes a connection; 760 with this and the TLS
                 // paths boxed). One allocation per batch of requests pays for it.
-                if let Some(close) = Box::pin(self.answer_and_send()).await {
+                if let Some(close) = boxed(|| self.answer_and_send()).await {
                     break close;
                 }
                 self.compact();
@@ -272,7 +273,7 @@ impl Conn {
                 }
             };
             match close {
-                Close::Linger => Box::pin(self.linger()).await,
+                Close::Linger => boxed(|| self.linger()).await,
                 Close::Now => self.io.close_notify(&self.worker, self.key).await,
             }
         }
@@ -339,7 +340,7 @@ impl Conn {
             }
             // Boxed: unboxed, a plain read's state (an owned buffer in flight) would make every
             // connection's future larger than the wait on the ring that idle connections are in.
-            Box::pin(self.read(phase, deadline)).await
+            boxed(|| self.read(phase, deadline)).await
         }
     }
 
@@ -392,7 +393,7 @@ impl Conn {
                     }
                 }
                 Step::NeedHead => return None,
-                Step::NeedBody(pending) => match Box::pin(self.read_body(pending)).await {
+                Step::NeedBody(pending) => match boxed(|| self.read_body(pending)).await {
                     Ok(()) => {}
                     Err(Some(e)) => return Some(self.malformed(e)),
                     Err(None) => return Some(Close::Now),
@@ -448,12 +449,7 @@ impl Conn {
             (Some(port), _) => to_https(&head, port),
             (None, None) => respond(worker, &head, body, &self.peer, self.now).await,
             (None, Some(limit)) => {
-                match Box::pin(tokio::time::timeout(
-                    limit,
-                    respond(worker, &head, body, &self.peer, self.now),
-                ))
-                .await
-                {
+                match boxed(|| tokio::time::timeout(limit, respond(worker, &head, body, &self.peer, self.now))).await {
                     Ok(response) => response,
                     Err(_) => {
                         if worker.log_budget.allow() {
@@ -507,14 +503,16 @@ impl Conn {
             Encoded::Done { keep_alive } => keep_alive,
             // Boxed: these states (a stream, a file being spliced) would otherwise be part of
             // the answering state of every request.
-            rest => match Box::pin(send_rest(
-                rest,
-                out_buf(&mut self.out, worker),
-                &mut self.io,
-                worker,
-                self.key,
-                self.now,
-            ))
+            rest => match boxed(|| {
+                send_rest(
+                    rest,
+                    out_buf(&mut self.out, worker),
+                    &mut self.io,
+                    worker,
+                    self.key,
+                    self.now,
+                )
+            })
             .await
             {
                 Ok(keep_alive) => {

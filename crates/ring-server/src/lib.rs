@@ -10,6 +10,8 @@
 pub mod access_log;
 /// The admin listener: `/metrics` for Prometheus, off the public port.
 pub mod admin;
+/// Boxing a future where it is built, not on the stack first.
+mod boxed;
 /// Registered fixed buffers and the output buffer that falls back to the heap.
 mod buf;
 /// Validated server configuration.

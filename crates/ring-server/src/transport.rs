@@ -19,6 +19,7 @@ use std::time::Instant;
 use tokio_uring::buf::{BoundedBuf, BufRing, ProvidedBuf, ProvidedRecv};
 use tokio_uring::net::TcpStream;
 
+use crate::boxed::boxed;
 use crate::buf::OutBuf;
 use crate::conn_table::Phase;
 use crate::handler::FileBody;
@@ -88,7 +89,7 @@ impl Transport {
             // Boxed, here and for the other TLS paths: a connection's future is as large as its
             // largest state, and a TLS state would make every plain connection pay for it
             // while it waits (see `Conn::run`).
-            Some(session) => Box::pin(read_tls(&self.stream, session, rbuf, worker, key, phase, deadline)).await,
+            Some(session) => boxed(|| read_tls(&self.stream, session, rbuf, worker, key, phase, deadline)).await,
         };
         // What follows a read is parsing and the handler, which have no deadline (yet): the read's
         // deadline must not cut them short.
@@ -160,7 +161,7 @@ impl Transport {
             }
             Some(session) => {
                 let plain = out.take_heap();
-                let res = Box::pin(send_tls(&self.stream, session, &plain, worker, key)).await;
+                let res = boxed(|| send_tls(&self.stream, session, &plain, worker, key)).await;
                 out.return_heap(plain);
                 res
             }
@@ -241,7 +242,7 @@ impl Transport {
         if let Some(session) = &mut self.tls {
             if !session.conn.is_handshaking() {
                 session.conn.send_close_notify();
-                let _ = Box::pin(send_tls(&self.stream, session, &[], worker, key)).await;
+                let _ = boxed(|| send_tls(&self.stream, session, &[], worker, key)).await;
             }
         }
     }
