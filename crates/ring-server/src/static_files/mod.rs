@@ -354,21 +354,16 @@ impl StaticFiles {
             r.headers = self.file_headers(meta, self.cache_control(req.path()));
             r
         };
-        let conditions = Conditions {
-            if_match: req.header("if-match"),
-            if_none_match: req.header("if-none-match"),
-            if_modified_since: req.header("if-modified-since"),
-            if_unmodified_since: req.header("if-unmodified-since"),
-        };
+        let fields = FileFields::of(req.headers());
         // Only GET and HEAD are routed here.
-        match evaluate(&conditions, &validators, true) {
+        match evaluate(&fields.conditions, &validators, true) {
             Precondition::NotModified => return Answer::Done(with_validators(304)),
             Precondition::Failed => return Answer::Done(Response::error(412).header("ETag", meta.etag.clone())),
             Precondition::Proceed => {}
         }
         // Ranges are defined for GET only (RFC 9110 §14.2): HEAD describes the whole file.
-        let asked = if is_head { None } else { req.header("range") };
-        let (response, start, len) = match range(asked, req.header("if-range"), &validators, size) {
+        let asked = if is_head { None } else { fields.range };
+        let (response, start, len) = match range(asked, fields.if_range, &validators, size) {
             RangeAnswer::Full => match self.whole_file_block(req.path(), meta) {
                 // The common answer: its headers were checked and rendered once.
                 Some(block) => (Response::new(200).block(block), 0, size),
@@ -472,6 +467,38 @@ impl StaticFiles {
             Some(mime) => Bytes::from(with_charset(mime)),
             None => Bytes::from(self.options.default_type.clone()),
         }
+    }
+}
+
+/// The request fields an answer about a file reads: the first line of each, as
+/// [`Request::header`] gives it, found in one pass over the headers (a browser sends a dozen,
+/// and six look-ups would compare each name six times).
+#[derive(Default)]
+struct FileFields<'a> {
+    conditions: Conditions<'a>,
+    range: Option<&'a [u8]>,
+    if_range: Option<&'a [u8]>,
+}
+
+impl<'a> FileFields<'a> {
+    fn of(headers: &[ringd_core::Header<'a>]) -> FileFields<'a> {
+        let mut f = FileFields::default();
+        for h in headers {
+            let (name, value) = (h.name, Some(h.value));
+            let slot = match name.len() {
+                5 if name.eq_ignore_ascii_case("range") => &mut f.range,
+                8 if name.eq_ignore_ascii_case("if-match") => &mut f.conditions.if_match,
+                8 if name.eq_ignore_ascii_case("if-range") => &mut f.if_range,
+                13 if name.eq_ignore_ascii_case("if-none-match") => &mut f.conditions.if_none_match,
+                17 if name.eq_ignore_ascii_case("if-modified-since") => &mut f.conditions.if_modified_since,
+                19 if name.eq_ignore_ascii_case("if-unmodified-since") => &mut f.conditions.if_unmodified_since,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = value;
+            }
+        }
+        f
     }
 }
 
@@ -609,5 +636,42 @@ mod tests {
         assert!(StaticFiles::new("/nonexistent-ringd-root").is_err());
         assert!(StaticFiles::new("/proc/self/status").is_err());
         assert!(StaticFiles::new(std::env::temp_dir()).is_ok());
+    }
+
+    #[test]
+    fn file_fields_are_the_first_of_each_header() {
+        use ringd_core::Header;
+        let h = |name, value: &'static str| Header {
+            name,
+            value: value.as_bytes(),
+        };
+        let headers = [
+            h("Host", "x"),
+            h("RANGE", "bytes=0-1"),
+            h("if-none-match", "\"a\""),
+            h("If-Match", "*"),
+            h("Range", "bytes=5-"),
+            h("If-Range", "\"b\""),
+            h("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            h("If-Unmodified-Since", "Mon, 07 Nov 1994 08:49:37 GMT"),
+            h("If-None-Match", "\"c\""),
+            h("X-Range", "no"),
+        ];
+        let f = FileFields::of(&headers);
+        let first = |name: &str| {
+            headers
+                .iter()
+                .find(|x| x.name.eq_ignore_ascii_case(name))
+                .map(|x| x.value)
+        };
+        assert_eq!(f.range, first("range"));
+        assert_eq!(f.range, Some(&b"bytes=0-1"[..]));
+        assert_eq!(f.if_range, first("if-range"));
+        assert_eq!(f.conditions.if_match, first("if-match"));
+        assert_eq!(f.conditions.if_none_match, Some(&b"\"a\""[..]));
+        assert_eq!(f.conditions.if_modified_since, first("if-modified-since"));
+        assert_eq!(f.conditions.if_unmodified_since, first("if-unmodified-since"));
+        let none = FileFields::of(&headers[..1]);
+        assert!(none.range.is_none() && none.if_range.is_none() && none.conditions.if_match.is_none());
     }
 }
