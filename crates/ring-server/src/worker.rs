@@ -82,8 +82,9 @@ pub(crate) struct Worker {
 /// Read buffers kept for reuse per worker, and the largest kept.
 const READ_BUFS_KEPT: usize = 256;
 const READ_BUF_KEPT_MAX: usize = 4096;
-/// Output buffers kept for reuse per worker.
+/// Output buffers kept for reuse per worker, and the largest heap spill one keeps.
 const OUT_BUFS_KEPT: usize = 256;
+const OUT_SPILL_KEPT_MAX: usize = 4096;
 
 impl Worker {
     /// An empty read buffer that holds at least `len` bytes.
@@ -119,7 +120,7 @@ impl Worker {
     pub(crate) fn give_out_buf(&self, mut out: Box<OutBuf>) {
         let mut kept = self.out_bufs.borrow_mut();
         if kept.len() < OUT_BUFS_KEPT {
-            out.shrink_spill(READ_BUF_KEPT_MAX);
+            out.shrink_spill(OUT_SPILL_KEPT_MAX);
             kept.push(out);
         }
     }
