@@ -3,6 +3,7 @@
 //! `[name_len][value_len][name][value]` records (names lossily made UTF-8).
 //!
 //! Invariants (beyond "never panics"):
+//! - `write_head_common` with the same `Date` and `Server` lines writes the same bytes;
 //! - `Err(InvalidHeader { index })`: nothing was written, header `index` is bad (not a token,
 //!   a writer-owned name, or a CTL other than HTAB in the value) and all before it are good;
 //! - `Ok(framing)`: the bytes are one complete response head that plain `httparse` parses to
@@ -13,7 +14,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ringd_core::{write_head, BodyLength, HeaderBlock, ResponseFraming, ResponseHead, Version};
+use ringd_core::{
+    write_head, write_head_common, BodyLength, CommonLines, HeaderBlock, ResponseFraming, ResponseHead, Version,
+};
 
 const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
@@ -85,6 +88,15 @@ fuzz_target!(|data: &[u8]| {
             check_output(&out, &head, framing, !server.is_empty());
         }
     }
+    // With the `Date` and `Server` lines rendered beforehand (the server's way): the same
+    // bytes, or the same refusal with nothing written.
+    let mut common = Vec::new();
+    let lines = CommonLines::new(DATE, server);
+    assert_eq!(
+        write_head_common(&mut common, &head, &lines).ok(),
+        write_head(&mut Vec::new(), &head, DATE, server).ok()
+    );
+    assert_eq!(common, out, "write_head_common wrote other bytes than write_head");
     // The same headers as a block checked once: refused alike, written alike.
     let mut from_block = Vec::new();
     match HeaderBlock::new(&headers) {

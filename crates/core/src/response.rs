@@ -189,12 +189,26 @@ impl HeaderBlock {
 
 /// The `Date` and `Server` lines of a response head, rendered once for every response of a
 /// second (the date changes once a second): [`write_head_common`] writes them as one piece,
-/// where [`write_head`] writes the same bytes in six.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// where [`write_head`] writes the same bytes in six; a `200` response's status line is kept in
+/// front of them, so that its head starts with one piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommonLines {
+    /// `HTTP/1.1 200 OK`, then the lines.
     lines: Vec<u8>,
     /// Where the `Server` value starts and ends in `lines` (an empty range: no `Server` line).
     server: (usize, usize),
+}
+
+/// The status line that [`CommonLines`] keeps in front of its lines.
+const OK_LINE: &[u8] = b"HTTP/1.1 200 OK\r\n";
+
+impl Default for CommonLines {
+    fn default() -> CommonLines {
+        CommonLines {
+            lines: OK_LINE.to_vec(),
+            server: (OK_LINE.len(), OK_LINE.len()),
+        }
+    }
 }
 
 impl CommonLines {
@@ -207,7 +221,7 @@ impl CommonLines {
 
     /// Renders the lines again, in the same memory.
     pub fn set(&mut self, date: &[u8], server: &[u8]) {
-        self.lines.clear();
+        self.lines.truncate(OK_LINE.len());
         put_common(&mut self.lines, date, server);
         let end = if server.is_empty() {
             self.lines.len()
@@ -224,6 +238,11 @@ impl CommonLines {
 
     /// The lines, each ending in CRLF.
     pub fn as_bytes(&self) -> &[u8] {
+        &self.lines[OK_LINE.len()..]
+    }
+
+    /// `HTTP/1.1 200 OK` and the lines: the start of a `200` response's head.
+    pub fn with_ok_status(&self) -> &[u8] {
         &self.lines
     }
 }
@@ -344,7 +363,10 @@ pub fn write_head(
     date: &[u8],
     server: &[u8],
 ) -> Result<ResponseFraming, InvalidHeader> {
-    write_head_with(out, head, |out| put_common(out, date, server))
+    write_head_with(out, head, |out| {
+        put_status_line(out, head.status);
+        put_common(out, date, server);
+    })
 }
 
 /// [`write_head`] with the `Date` and `Server` lines rendered beforehand: the same bytes.
@@ -353,13 +375,35 @@ pub fn write_head_common(
     head: &ResponseHead<'_>,
     common: &CommonLines,
 ) -> Result<ResponseFraming, InvalidHeader> {
-    write_head_with(out, head, |out| out.put(common.as_bytes()))
+    write_head_with(out, head, |out| {
+        if head.status == 200 {
+            out.put(common.with_ok_status());
+        } else {
+            put_status_line(out, head.status);
+            out.put(common.as_bytes());
+        }
+    })
+}
+
+/// The status line: pre-rendered for common codes, formatted otherwise.
+fn put_status_line(out: &mut impl WriteBuf, status: u16) {
+    match static_status_line(status) {
+        Some(line) => out.put(line),
+        None => {
+            let mut digits = [0u8; 20];
+            out.put(b"HTTP/1.1 ");
+            out.put(decimal(u64::from(status), &mut digits));
+            out.put(b" ");
+            out.put(reason_phrase(status).as_bytes());
+            out.put(b"\r\n");
+        }
+    }
 }
 
 fn write_head_with<W: WriteBuf>(
     out: &mut W,
     head: &ResponseHead<'_>,
-    common: impl FnOnce(&mut W),
+    start: impl FnOnce(&mut W),
 ) -> Result<ResponseFraming, InvalidHeader> {
     for (index, (name, value)) in head.headers.iter().enumerate() {
         if !is_token(name) || is_reserved(name) || !is_field_value(value) {
@@ -367,18 +411,8 @@ fn write_head_with<W: WriteBuf>(
         }
     }
 
-    let mut digits = [0u8; 20];
-    match static_status_line(head.status) {
-        Some(line) => out.put(line),
-        None => {
-            out.put(b"HTTP/1.1 ");
-            out.put(decimal(u64::from(head.status), &mut digits));
-            out.put(b" ");
-            out.put(reason_phrase(head.status).as_bytes());
-            out.put(b"\r\n");
-        }
-    }
-    common(out);
+    // The status line, `Date` and `Server`.
+    start(out);
     for (name, value) in head.headers {
         out.put(name.as_bytes());
         out.put(b": ");
@@ -390,20 +424,30 @@ fn write_head_with<W: WriteBuf>(
     }
 
     let mut keep_alive = head.keep_alive;
+    // Whether the empty line that ends the head is written (with `Content-Length`).
+    let mut ended = false;
     let no_body_status = head.status < 200 || head.status == 204 || head.status == 304;
     let framing = if no_body_status {
         ResponseFraming::NoBody
     } else {
         match head.body {
             BodyLength::Known(n) => {
-                // One piece: "Content-Length: " (16) + at most 20 digits + CRLF.
-                let mut line = [0u8; 38];
+                // One piece: "Content-Length: " (16) + at most 20 digits + CRLF, and the empty
+                // line that ends the head when no `Connection` line follows.
+                let mut digits = [0u8; 20];
+                let mut line = [0u8; 40];
                 line[..16].copy_from_slice(b"Content-Length: ");
                 let digits = decimal(n, &mut digits);
-                let end = 16 + digits.len();
+                let mut end = 16 + digits.len();
                 line[16..end].copy_from_slice(digits);
                 line[end..end + 2].copy_from_slice(b"\r\n");
-                out.put(&line[..end + 2]);
+                end += 2;
+                if keep_alive && head.request_version == Version::Http11 {
+                    line[end..end + 2].copy_from_slice(b"\r\n");
+                    end += 2;
+                    ended = true;
+                }
+                out.put(&line[..end]);
                 ResponseFraming::Length(n)
             }
             BodyLength::Streamed if head.request_version == Version::Http11 => {
@@ -421,13 +465,15 @@ fn write_head_with<W: WriteBuf>(
         }
     };
 
-    if !keep_alive {
-        out.put(b"Connection: close\r\n");
-    } else if head.request_version == Version::Http10 {
-        // RFC 9112 §9.3: HTTP/1.0 persistence must be announced.
-        out.put(b"Connection: keep-alive\r\n");
+    if !ended {
+        if !keep_alive {
+            out.put(b"Connection: close\r\n");
+        } else if head.request_version == Version::Http10 {
+            // RFC 9112 §9.3: HTTP/1.0 persistence must be announced.
+            out.put(b"Connection: keep-alive\r\n");
+        }
+        out.put(b"\r\n");
     }
-    out.put(b"\r\n");
 
     Ok(if head.head_request {
         ResponseFraming::NoBody
@@ -508,7 +554,17 @@ mod tests {
         assert_eq!(a, b);
         assert!(String::from_utf8(a)
             .unwrap()
-            .contains("Content-Length: 18446744073709551615\r\n"));
+            .contains("Content-Length: 18446744073709551615\r\n\r\n"));
+        // A 200's head starts with the status line kept in front of the lines.
+        assert_eq!(
+            lines.with_ok_status(),
+            b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+        );
+        assert_eq!(CommonLines::default().as_bytes(), b"");
+        assert_eq!(CommonLines::default().server(), b"");
+        lines.set(DATE, b"again");
+        assert_eq!(lines.server(), b"again");
+        assert!(lines.with_ok_status().ends_with(lines.as_bytes()));
     }
 
     #[test]
