@@ -104,14 +104,8 @@ pub(crate) fn split_target<'b>(raw: &'b str, method: Method<'_>) -> Result<Split
             query: None,
         });
     }
-    if raw.starts_with('/') {
-        let (path, query) = split_query(raw);
-        return Ok(SplitTarget {
-            target: Target::Origin,
-            path: normalize_path(path)?,
-            query,
-        });
-    }
+    // An origin-form target was answered above (CONNECT's never gets here): what is left is
+    // absolute-form.
     let scheme_len = scheme_len(raw).ok_or(ParseError::InvalidTarget)?;
     let scheme = &raw[..scheme_len];
     let rest = &raw[scheme_len + 3..];
