@@ -195,8 +195,6 @@ impl HeaderBlock {
 pub struct CommonLines {
     /// `HTTP/1.1 200 OK`, then the lines.
     lines: Vec<u8>,
-    /// Where the `Server` value starts and ends in `lines` (an empty range: no `Server` line).
-    server: (usize, usize),
 }
 
 /// The status line that [`CommonLines`] keeps in front of its lines.
@@ -206,7 +204,6 @@ impl Default for CommonLines {
     fn default() -> CommonLines {
         CommonLines {
             lines: OK_LINE.to_vec(),
-            server: (OK_LINE.len(), OK_LINE.len()),
         }
     }
 }
@@ -223,17 +220,6 @@ impl CommonLines {
     pub fn set(&mut self, date: &[u8], server: &[u8]) {
         self.lines.truncate(OK_LINE.len());
         put_common(&mut self.lines, date, server);
-        let end = if server.is_empty() {
-            self.lines.len()
-        } else {
-            self.lines.len() - 2
-        };
-        self.server = (end - server.len(), end);
-    }
-
-    /// The `Server` value the lines were rendered with.
-    pub fn server(&self) -> &[u8] {
-        &self.lines[self.server.0..self.server.1]
     }
 
     /// The lines, each ending in CRLF.
@@ -542,10 +528,8 @@ mod tests {
             lines.as_bytes(),
             b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: ringd\r\n"
         );
-        assert_eq!(lines.server(), b"ringd");
         lines.set(DATE, b"");
         assert_eq!(lines.as_bytes(), b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n");
-        assert_eq!(lines.server(), b"");
         let mut a = Vec::new();
         let mut b = Vec::new();
         let h = head(200, BodyLength::Known(u64::MAX));
@@ -561,9 +545,11 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
         );
         assert_eq!(CommonLines::default().as_bytes(), b"");
-        assert_eq!(CommonLines::default().server(), b"");
         lines.set(DATE, b"again");
-        assert_eq!(lines.server(), b"again");
+        assert_eq!(
+            lines.as_bytes(),
+            b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: again\r\n"
+        );
         assert!(lines.with_ok_status().ends_with(lines.as_bytes()));
     }
 
