@@ -428,7 +428,7 @@ fn write_head_with<W: WriteBuf>(
                 line[16..end].copy_from_slice(digits);
                 line[end..end + 2].copy_from_slice(b"\r\n");
                 end += 2;
-                if keep_alive && head.request_version == Version::Http11 {
+                if connection_line(keep_alive, head.request_version).is_none() {
                     line[end..end + 2].copy_from_slice(b"\r\n");
                     end += 2;
                     ended = true;
@@ -452,11 +452,8 @@ fn write_head_with<W: WriteBuf>(
     };
 
     if !ended {
-        if !keep_alive {
-            out.put(b"Connection: close\r\n");
-        } else if head.request_version == Version::Http10 {
-            // RFC 9112 §9.3: HTTP/1.0 persistence must be announced.
-            out.put(b"Connection: keep-alive\r\n");
+        if let Some(line) = connection_line(keep_alive, head.request_version) {
+            out.put(line);
         }
         out.put(b"\r\n");
     }
@@ -466,6 +463,17 @@ fn write_head_with<W: WriteBuf>(
     } else {
         framing
     })
+}
+
+/// The `Connection` line a head ends with, if any: `close` when the connection will not stay
+/// open, and for HTTP/1.0 `keep-alive` when it will (RFC 9112 §9.3: HTTP/1.0 persistence must be
+/// announced).
+fn connection_line(keep_alive: bool, version: Version) -> Option<&'static [u8]> {
+    match (keep_alive, version) {
+        (false, _) => Some(b"Connection: close\r\n"),
+        (true, Version::Http10) => Some(b"Connection: keep-alive\r\n"),
+        (true, Version::Http11) => None,
+    }
 }
 
 /// Writes a chunk-size line, `"{hex}\r\n"` (RFC 9112 §7.1). Follow it with `len` bytes and
