@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Listen backlog (also capped by net.core.somaxconn).
     #[arg(long, value_name = "N", env = "RINGD_BACKLOG")]
     pub backlog: Option<u32>,
+    /// Accept a connection only once its first bytes arrive (TCP_DEFER_ACCEPT, nginx `listen ...
+    /// deferred`), waiting at most the header timeout; off by default.
+    #[arg(long, value_name = "true|false", env = "RINGD_DEFER_ACCEPT")]
+    pub defer_accept: Option<bool>,
     /// Largest request body in bytes (413 above it).
     #[arg(long, value_name = "BYTES", env = "RINGD_MAX_BODY")]
     pub max_body: Option<u64>,

@@ -39,6 +39,7 @@ struct FileConfig {
     pin: Option<bool>,
     root: Option<PathBuf>,
     backlog: Option<u32>,
+    defer_accept: Option<bool>,
     max_requests_per_connection: Option<u64>,
     max_connections: Option<usize>,
     shed: Option<String>,
@@ -209,6 +210,7 @@ impl Settings {
         };
         set(&mut s.pin, file.pin, args.pin);
         set(&mut s.backlog, file.backlog, args.backlog);
+        set(&mut s.defer_accept, file.defer_accept, args.defer_accept);
         set(
             &mut s.max_requests_per_conn,
             file.max_requests_per_connection,
@@ -401,6 +403,7 @@ impl Settings {
             }),
             root: self.root.clone(),
             backlog: Some(s.backlog),
+            defer_accept: Some(s.defer_accept),
             max_requests_per_connection: Some(s.max_requests_per_conn),
             max_connections: Some(s.max_connections),
             shed: Some(match s.shed {
@@ -507,6 +510,7 @@ impl Settings {
         check("workers", a.workers != b.workers);
         check("pin", a.pin != b.pin);
         check("backlog", a.backlog != b.backlog);
+        check("defer_accept", a.defer_accept != b.defer_accept);
         check("buffers", a.buffers != b.buffers);
         check("ring_entries", a.ring_entries != b.ring_entries);
         check("root", self.root != new.root);
@@ -627,6 +631,21 @@ mod tests {
         assert!(load_toml("sendfile = false\n", flag).unwrap().server.sendfile);
         let on = load_toml("", ServeArgs::default()).unwrap();
         assert_eq!(on.changes(&off), vec!["sendfile"]);
+    }
+
+    #[test]
+    fn defer_accept_is_off_unless_the_file_or_the_flag_turns_it_on() {
+        assert!(!load_toml("", ServeArgs::default()).unwrap().server.defer_accept);
+        let on = load_toml("defer_accept = true\n", ServeArgs::default()).unwrap();
+        assert!(on.server.defer_accept);
+        assert!(on.to_toml().contains("defer_accept = true"));
+        let flag = ServeArgs {
+            defer_accept: Some(false),
+            ..Default::default()
+        };
+        assert!(!load_toml("defer_accept = true\n", flag).unwrap().server.defer_accept);
+        let off = load_toml("", ServeArgs::default()).unwrap();
+        assert_eq!(off.changes(&on), vec!["defer_accept"]);
     }
 
     #[test]

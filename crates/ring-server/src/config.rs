@@ -97,6 +97,11 @@ pub struct ServerConfig {
     pub workers: Workers,
     /// The listen backlog (capped by `net.core.somaxconn`).
     pub backlog: u32,
+    /// Accept a connection only once its first request bytes have arrived (`TCP_DEFER_ACCEPT`,
+    /// nginx `listen ... deferred`), waiting in the kernel for at most the header timeout. The
+    /// accept and the first receive then take one wake-up of the worker; a client that connects
+    /// and sends nothing costs no connection slot. Off by default, as in nginx.
+    pub defer_accept: bool,
     /// Request limits: line, headers, body.
     pub limits: Limits,
     /// Requests served on one connection before it is closed (nginx `keepalive_requests`).
@@ -135,6 +140,7 @@ impl Default for ServerConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
             workers: Workers::Auto,
             backlog: 4096,
+            defer_accept: false,
             limits: Limits::default(),
             max_requests_per_conn: 1000,
             max_connections: 16384,

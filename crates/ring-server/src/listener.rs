@@ -3,6 +3,8 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -19,23 +21,33 @@ pub(crate) enum ListenerKind {
     Redirect,
 }
 
+/// How each listening socket is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListenOptions {
+    /// The listen backlog (the kernel caps it at `net.core.somaxconn`).
+    pub backlog: u32,
+    /// Accept a connection only once its first bytes have arrived, waiting at most this long
+    /// (`TCP_DEFER_ACCEPT`, nginx `listen ... deferred`); `None`: accept on the handshake.
+    pub defer_accept: Option<Duration>,
+}
+
 /// Binds `count` listeners to `addr` with `SO_REUSEPORT`, one per worker, so the kernel spreads
 /// new connections across cores without a shared accept queue.
 ///
 /// Port 0 is resolved by the first bind; the others bind the port it got, which is what makes
 /// `--listen 127.0.0.1:0` usable with several workers.
-pub(crate) fn bind_group(addr: SocketAddr, count: usize, backlog: u32) -> Result<Vec<TcpListener>, ServerError> {
-    let first = bind_one(addr, backlog).map_err(|e| bind_error(addr, e))?;
+pub(crate) fn bind_group(addr: SocketAddr, count: usize, opts: ListenOptions) -> Result<Vec<TcpListener>, ServerError> {
+    let first = bind_one(addr, opts).map_err(|e| bind_error(addr, e))?;
     let actual = first.local_addr().map_err(|e| bind_error(addr, e))?;
     let mut group = Vec::with_capacity(count);
     group.push(first);
     for _ in 1..count {
-        group.push(bind_one(actual, backlog).map_err(|e| bind_error(actual, e))?);
+        group.push(bind_one(actual, opts).map_err(|e| bind_error(actual, e))?);
     }
     Ok(group)
 }
 
-fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+fn bind_one(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
@@ -45,9 +57,64 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
+    if let Some(wait) = opts.defer_accept {
+        set_defer_accept(&socket, wait)?;
+    }
     socket.bind(&addr.into())?;
-    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    socket.listen(opts.backlog.min(i32::MAX as u32) as i32)?;
     Ok(socket.into())
+}
+
+/// Sets `TCP_DEFER_ACCEPT` to `wait` in whole seconds (at least one). The kernel then completes
+/// an accept when the connection's first bytes arrive, so the worker's accept and its first
+/// receive happen in one wake-up, and the receive finds the request already there. A client
+/// that sends nothing stays in the kernel (as a half-open connection it answers) until `wait`
+/// has passed. Neither socket2 nor rustix has this option, hence the raw call.
+fn set_defer_accept(socket: &Socket, wait: Duration) -> io::Result<()> {
+    let secs = libc::c_int::try_from(wait.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the descriptor is a live socket that `socket` owns for the whole call, and the
+    // option value is a `c_int` on this stack frame whose size is passed as `len`; the kernel
+    // only reads it.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            std::ptr::from_ref(&secs).cast(),
+            len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The `TCP_DEFER_ACCEPT` seconds a listener holds (0: off), as the kernel reports them.
+#[cfg(test)]
+fn defer_accept_secs(listener: &TcpListener) -> io::Result<libc::c_int> {
+    let mut secs: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the descriptor is a live socket that `listener` owns for the whole call; `secs`
+    // and `len` are locals the kernel writes at most `len` bytes into.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::getsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            std::ptr::from_mut(&mut secs).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(secs)
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn bind_error(addr: SocketAddr, e: io::Error) -> ServerError {
@@ -62,9 +129,14 @@ fn bind_error(addr: SocketAddr, e: io::Error) -> ServerError {
 mod tests {
     use super::*;
 
+    const PLAIN: ListenOptions = ListenOptions {
+        backlog: 128,
+        defer_accept: None,
+    };
+
     #[test]
     fn port_zero_group_shares_one_port() {
-        let group = bind_group("127.0.0.1:0".parse().unwrap(), 3, 128).unwrap();
+        let group = bind_group("127.0.0.1:0".parse().unwrap(), 3, PLAIN).unwrap();
         let ports: Vec<u16> = group.iter().map(|l| l.local_addr().unwrap().port()).collect();
         assert_ne!(ports[0], 0);
         assert!(ports.iter().all(|p| *p == ports[0]), "{ports:?}");
@@ -74,9 +146,26 @@ mod tests {
     fn port_held_without_reuseport_is_addr_in_use() {
         let holder = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = holder.local_addr().unwrap();
-        match bind_group(addr, 1, 128) {
+        match bind_group(addr, 1, PLAIN) {
             Err(ServerError::AddrInUse { addr: a }) => assert_eq!(a, addr),
             other => panic!("expected AddrInUse, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn defer_accept_is_set_on_every_listener_of_a_group() {
+        let opts = ListenOptions {
+            defer_accept: Some(Duration::from_secs(60)),
+            ..PLAIN
+        };
+        let group = bind_group("127.0.0.1:0".parse().unwrap(), 2, opts).unwrap();
+        for l in &group {
+            // The kernel keeps the deferral as a count of SYN-ACK retransmissions and reports it
+            // back in seconds, rounded up to the end of that retransmission.
+            let secs = defer_accept_secs(l).unwrap();
+            assert!(secs >= 60, "{secs}");
+        }
+        let plain = bind_group("127.0.0.1:0".parse().unwrap(), 1, PLAIN).unwrap();
+        assert_eq!(defer_accept_secs(&plain[0]).unwrap(), 0);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::access_log::AccessLog;
 use crate::config::{ServerConfig, Workers};
 use crate::error::ServerError;
-use crate::listener::{self, ListenerKind};
+use crate::listener::{self, ListenOptions, ListenerKind};
 use crate::router::Router;
 use crate::stats::Metrics;
 use crate::tls::{self, Resumption};
@@ -84,10 +84,14 @@ impl Server {
         };
         // One SO_REUSEPORT group per address, a listener of it for each worker; the addresses
         // as bound (port 0 resolved).
+        let listen_options = ListenOptions {
+            backlog: self.config.backlog,
+            defer_accept: self.config.defer_accept.then_some(self.config.timeouts.header),
+        };
         let mut bind = |addrs: &[SocketAddr], kind: ListenerKind| -> Result<Vec<SocketAddr>, ServerError> {
             let mut bound = Vec::with_capacity(addrs.len());
             for addr in addrs {
-                let group = listener::bind_group(*addr, count, self.config.backlog)?;
+                let group = listener::bind_group(*addr, count, listen_options)?;
                 bound.push(
                     group[0]
                         .local_addr()
@@ -200,11 +204,12 @@ pub struct RunningServer {
 
 /// Settings a running server cannot change: they shape sockets, threads and locked memory.
 /// (`tls` can change its certificates, not be switched on or off.)
-pub const RESTART_ONLY: [&str; 8] = [
+pub const RESTART_ONLY: [&str; 9] = [
     "listen",
     "workers",
     "pin",
     "backlog",
+    "defer_accept",
     "buffers",
     "ring_entries",
     "access_log",
@@ -262,6 +267,9 @@ impl RunningServer {
         if config.backlog != self.config.backlog {
             ignored.push("backlog");
         }
+        if config.defer_accept != self.config.defer_accept {
+            ignored.push("defer_accept");
+        }
         if config.buffers != self.config.buffers {
             ignored.push("buffers");
         }
@@ -295,6 +303,7 @@ impl RunningServer {
         config.listen = self.config.listen.clone();
         config.workers = self.config.workers.clone();
         config.backlog = self.config.backlog;
+        config.defer_accept = self.config.defer_accept;
         config.buffers = self.config.buffers;
         config.ring_entries = self.config.ring_entries;
         config.access_log = self.config.access_log.clone();
