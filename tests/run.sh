@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs ringd's whole test suite: unit tests, property tests, the end-to-end tests that start the
 # real `ringd` binary on loopback and talk to it with raw sockets, curl, Python's http.client, wrk
-# and headless Chromium, and the deploy/sysctl tests. On a Debian-like host it installs the tools
-# it needs (as root, or through sudo).
+# and headless Chromium, a short run of the benchmark harness against nginx, and the deploy/sysctl
+# tests. On a Debian-like host it installs the tools it needs (as root, or through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # command -> Debian package
-declare -A tools=([curl]=curl [wrk]=wrk [python3]=python3 [cc]=gcc [setpriv]=util-linux [prlimit]=util-linux [chromium]=chromium [ss]=iproute2 [systemd-socket-activate]=systemd [unshare]=util-linux [openssl]=openssl [testssl]=testssl.sh)
+declare -A tools=([nginx]=nginx [curl]=curl [wrk]=wrk [python3]=python3 [cc]=gcc [setpriv]=util-linux [prlimit]=util-linux [chromium]=chromium [ss]=iproute2 [systemd-socket-activate]=systemd [unshare]=util-linux [openssl]=openssl [testssl]=testssl.sh)
 missing=()
 for tool in "${!tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${tools[$tool]}")
@@ -20,8 +20,17 @@ if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
+  # Installing nginx must not start the system's nginx on port 80: the benchmark harness runs
+  # its own instance. policy-rc.d answering 101 tells the package scripts not to start services.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+  fi
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $pkgs >/dev/null
+  [ -z "$policy" ] || $sudo rm -f "$policy"
 fi
 # The metrics test validates /metrics with a real Prometheus parser.
 python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus-client
