@@ -93,13 +93,7 @@ fn the_harness_runs_both_servers_and_writes_its_report() {
         ]),
         Duration::from_secs(300),
     );
-    assert!(
-        result.status.success(),
-        "the harness failed ({}):\n{}\n{}",
-        result.status,
-        result.stdout_str(),
-        result.stderr
-    );
+    result.assert_success("the harness");
     let reports: Vec<_> = std::fs::read_dir(&out.path)
         .unwrap()
         .map(|e| e.unwrap().path())

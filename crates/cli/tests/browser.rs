@@ -30,13 +30,7 @@ fn dump_dom(url: &str) -> String {
         ]),
         Duration::from_secs(90),
     );
-    assert!(
-        out.status.success(),
-        "chromium failed ({}):\n{}",
-        out.status,
-        out.stderr
-    );
-    out.stdout_str()
+    out.assert_success("chromium").stdout_str()
 }
 
 #[test]

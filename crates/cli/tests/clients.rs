@@ -14,13 +14,7 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 fn curl(args: &[&str]) -> Output {
     require_tool("curl", "curl");
     let out = run_bounded(Command::new("curl").args(["--max-time", "20"]).args(args), TOOL_TIMEOUT);
-    assert!(
-        out.status.success(),
-        "curl {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        out.stdout_str(),
-        out.stderr
-    );
+    out.assert_success(format_args!("curl {args:?}"));
     out
 }
 

@@ -379,6 +379,19 @@ impl Output {
     pub fn stdout_str(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
+
+    /// Fails, with the exit status and both outputs, unless the command (named by `what`)
+    /// exited with status 0.
+    pub fn assert_success(&self, what: impl std::fmt::Display) -> &Output {
+        assert!(
+            self.status.success(),
+            "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout_str(),
+            self.stderr
+        );
+        self
+    }
 }
 
 /// Run `cmd` with stdout/stderr captured, killing it (and failing) if it
@@ -879,13 +892,7 @@ pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
         Command::new("python3").arg("-c").arg(script).args(args),
         Duration::from_secs(60),
     );
-    assert!(
-        out.status.success(),
-        "python3 failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        out.stdout_str(),
-        out.stderr
-    );
+    out.assert_success("python3");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "python3 output is not JSON ({e}):\n{}\nstderr:\n{}",

@@ -44,12 +44,7 @@ impl Issued {
 
 fn openssl(args: &[&str]) {
     let out = run_bounded(Command::new("openssl").args(args), Duration::from_secs(60));
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed ({}):\n{}",
-        out.status,
-        out.stderr
-    );
+    out.assert_success(format_args!("openssl {args:?}"));
 }
 
 impl Pki {
