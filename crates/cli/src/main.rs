@@ -103,7 +103,7 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
         tracing::info!("listening on {addr} (http), redirecting every request to https://");
     }
     if let Some(admin) = settings.admin {
-        let bound = ring_server::admin::serve_metrics(admin, running.metrics())
+        let bound = ring_server::serve_metrics(admin, running.metrics())
             .with_context(|| format!("cannot serve metrics on --admin {admin}"))?;
         tracing::info!("metrics on http://{bound}/metrics");
     }

@@ -119,7 +119,7 @@ pub struct ServerConfig {
     /// The `Server` header value; empty to send none.
     pub server_name: String,
     /// The access log, if any.
-    pub access_log: Option<crate::access_log::AccessLogConfig>,
+    pub access_log: Option<crate::ops::access_log::AccessLogConfig>,
     /// Headers added to every response a handler has not set itself (nginx `add_header`).
     pub headers: Vec<(String, String)>,
     /// Pin each worker thread to its CPU.

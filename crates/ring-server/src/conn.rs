@@ -29,16 +29,16 @@ use ringd_core::{
 };
 use tokio_uring::net::TcpStream;
 
-use crate::access_log::Entry;
+use crate::app::handler::{Body, Params, Reply, Request, Response};
+use crate::app::router::Routed;
 use crate::boxed::boxed;
-use crate::buf::OutBuf;
-use crate::conn_table::Phase;
-use crate::handler::{Body, Params, Reply, Request, Response};
 use crate::header_pool::HeaderSlots;
-use crate::listener::ListenerKind;
-use crate::router::Routed;
+use crate::io::buf::OutBuf;
+use crate::io::conns::Phase;
+use crate::io::listener::ListenerKind;
+use crate::io::stream::Transport;
+use crate::ops::access_log::Entry;
 use crate::tls::session::TlsSession;
-use crate::transport::Transport;
 use crate::worker::Worker;
 
 /// The read buffer's starting size, and its growth step: nginx's `client_header_buffer_size`.
@@ -631,7 +631,7 @@ impl Conn {
         }
         let body = Bytes::from(format!("{} {}: {}\n", e.status(), e.reason(), e.message()));
         let response = Response::new(e.status())
-            .content_type_static(crate::type_lines::TEXT_PLAIN)
+            .content_type_static(crate::app::type_lines::TEXT_PLAIN)
             .body(Body::Full(body));
         let common = self.worker.common_lines(self.now);
         encode_simple(
@@ -820,7 +820,7 @@ fn to_https(head: &RequestHead<'_, '_>, port: u16) -> Response {
         308
     };
     Response::new(status)
-        .content_type_static(crate::type_lines::TEXT_PLAIN)
+        .content_type_static(crate::app::type_lines::TEXT_PLAIN)
         .body(Body::Full(Bytes::from(format!("moved to {location}\n"))))
         .header("Location", location)
 }
@@ -833,12 +833,12 @@ enum Encoded {
     Large { bytes: Bytes, keep_alive: bool },
     /// A range of a file, sent after the queue.
     File {
-        file: crate::handler::FileBody,
+        file: crate::app::handler::FileBody,
         keep_alive: bool,
     },
     /// A streamed body, framed as said.
     Stream {
-        stream: Box<dyn crate::handler::BodyStream>,
+        stream: Box<dyn crate::app::handler::BodyStream>,
         framing: ResponseFraming,
         keep_alive: bool,
     },
@@ -1044,7 +1044,7 @@ async fn send_stream(
     io: &mut Transport,
     worker: &Worker,
     key: usize,
-    mut body: Box<dyn crate::handler::BodyStream>,
+    mut body: Box<dyn crate::app::handler::BodyStream>,
     framing: ResponseFraming,
 ) -> io::Result<()> {
     let mut sent: u64 = 0;

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 
-use crate::access_log::AccessLog;
+use crate::app::router::Router;
 use crate::config::{ServerConfig, Workers};
 use crate::error::ServerError;
-use crate::listener::{self, ListenOptions, ListenerKind};
-use crate::router::Router;
-use crate::stats::Metrics;
+use crate::io::listener::{self, ListenOptions, ListenerKind};
+use crate::ops::access_log::AccessLog;
+use crate::ops::stats::Metrics;
 use crate::tls::{self, Resumption};
 use crate::worker::{self, Control, WorkerEvent, WorkerSetup};
 

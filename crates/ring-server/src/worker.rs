@@ -15,19 +15,19 @@ use tokio_uring::buf::fixed::FixedBufPool;
 use tokio_uring::buf::BufRing;
 use tokio_uring::net::{TcpListener, TcpStream};
 
-use crate::access_log::{AccessLog, AccessLogConfig};
-use crate::buf::{OutBuf, PageBuf};
+use crate::app::router::Router;
+use crate::app::type_lines::TypeLines;
 use crate::config::ServerConfig;
 use crate::conn;
-use crate::conn_table::ConnTable;
 use crate::error::ServerError;
-use crate::listener::ListenerKind;
-use crate::log_budget::LogBudget;
-use crate::router::Router;
+use crate::io::buf::{OutBuf, PageBuf};
+use crate::io::conns::ConnTable;
+use crate::io::listener::ListenerKind;
+use crate::io::ring;
+use crate::ops::access_log::{AccessLog, AccessLogConfig};
+use crate::ops::log_budget::LogBudget;
+use crate::ops::stats::{Op, WorkerStats};
 use crate::server::{Heartbeats, RouterFactory};
-use crate::stats::{Op, WorkerStats};
-use crate::type_lines::TypeLines;
-use crate::uring;
 
 /// What a worker reports to the thread that started it.
 pub(crate) enum WorkerEvent {
@@ -262,7 +262,7 @@ pub(crate) fn run(setup: WorkerSetup) {
             );
         }
     }
-    let rt = match uring::runtime(config.ring_entries) {
+    let rt = match ring::runtime(config.ring_entries) {
         Ok(rt) => rt,
         Err(e) => {
             let _ = events.send(WorkerEvent::Failed(e));
@@ -274,12 +274,12 @@ pub(crate) fn run(setup: WorkerSetup) {
         let workers = workers_total;
         let pool = FixedBufPool::new(std::iter::repeat_with(|| PageBuf::zeroed(buffers.size)).take(buffers.count));
         if let Err(e) = pool.register() {
-            let _ = events.send(WorkerEvent::Failed(uring::register_error(buffers, workers, e)));
+            let _ = events.send(WorkerEvent::Failed(ring::register_error(buffers, workers, e)));
             return;
         }
         // Splices run on io-wq threads; cap them to what `sendfile` keeps in flight (the
         // others are ops that may block on disk).
-        let mut io_workers = [0, (crate::sendfile::MAX_SPLICING + 8) as u32];
+        let mut io_workers = [0, (crate::io::file::MAX_SPLICING + 8) as u32];
         if let Err(e) = tokio_uring::limit_io_workers(&mut io_workers, None) {
             tracing::debug!(worker = id, "cannot cap io_uring worker threads: {e}");
         }
@@ -289,7 +289,7 @@ pub(crate) fn run(setup: WorkerSetup) {
                 Ok(ring) => Some(ring),
                 Err(e) => {
                     if id == 0 {
-                        tracing::warn!("{}", uring::buf_ring_error(&e));
+                        tracing::warn!("{}", ring::buf_ring_error(&e));
                     }
                     None
                 }

@@ -5,8 +5,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use ring_server::handler::ChunkFuture;
-use ring_server::{handler_async, Body, BodyStream, Bytes, Request, Response, Router, Server, ServerConfig, Workers};
+use ring_server::{
+    handler_async, Body, BodyStream, Bytes, ChunkFuture, Request, Response, Router, Server, ServerConfig, Workers,
+};
 
 fn start(config: ServerConfig, routes: impl Fn(&mut Router) + Send + Sync + 'static) -> SocketAddr {
     let config = ServerConfig {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use crate::handler::{Body, Response};
+use crate::app::handler::{Body, Response};
 
 /// An HTML list of a directory's entries (names escaped), for a directory without an index.
 pub(super) fn listing(dir: &Path, url_path: &str) -> Response {
@@ -33,7 +33,7 @@ pub(super) fn listing(dir: &Path, url_path: &str) -> Response {
     }
     page.push_str("</ul></body></html>\n");
     Response::new(200)
-        .content_type_static(crate::type_lines::TEXT_HTML)
+        .content_type_static(crate::app::type_lines::TEXT_HTML)
         .body(Body::Full(Bytes::from(page)))
 }
 

@@ -26,7 +26,7 @@ use ringd_core::conditional::{
     accepts_encoding, evaluate, http_date, range, Conditions, Precondition, RangeAnswer, Validators,
 };
 
-use crate::handler::{Body, FileBody, Handler, Reply, Request, Response};
+use crate::app::handler::{Body, FileBody, Handler, Reply, Request, Response};
 pub use cache::CacheOptions;
 use cache::{CachedFile, Checks, Content, Identity, Lookup, Meta, WholeFileBlock};
 use listing::{listing, percent_encode_path};

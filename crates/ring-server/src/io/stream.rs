@@ -19,11 +19,11 @@ use std::time::Instant;
 use tokio_uring::buf::{BoundedBuf, BufRing, ProvidedBuf, ProvidedRecv};
 use tokio_uring::net::TcpStream;
 
+use crate::app::handler::FileBody;
 use crate::boxed::boxed;
-use crate::buf::OutBuf;
-use crate::conn_table::Phase;
-use crate::handler::FileBody;
-use crate::stats::Op;
+use crate::io::buf::OutBuf;
+use crate::io::conns::Phase;
+use crate::ops::stats::Op;
 use crate::tls::session::{Failure, TlsSession};
 use crate::worker::Worker;
 
@@ -195,8 +195,8 @@ impl Transport {
         let res = match &mut self.tls {
             None => {
                 let arm = || arm_send(worker, key);
-                let mut sent = crate::sendfile::Sent::default();
-                let res = crate::sendfile::send_file(
+                let mut sent = crate::io::file::Sent::default();
+                let res = crate::io::file::send_file(
                     &self.stream,
                     &body.file,
                     body.start,
@@ -213,7 +213,7 @@ impl Transport {
             Some(session) => {
                 let stream = &self.stream;
                 let end = body.start + body.len;
-                crate::sendfile::read_pieces(&body.file, body.start, end, TLS_WRITE_BATCH, disarm, async |piece| {
+                crate::io::file::read_pieces(&body.file, body.start, end, TLS_WRITE_BATCH, disarm, async |piece| {
                     (send_tls(stream, session, &piece, worker, key).await, piece)
                 })
                 .await

@@ -16,7 +16,7 @@ use arrayvec::ArrayVec;
 use bytes::Bytes;
 use ringd_core::{HeaderBlock, Method, RequestHead, Version};
 
-use crate::type_lines::{APPLICATION_JSON, TEXT_HTML, TEXT_PLAIN};
+use crate::app::type_lines::{APPLICATION_JSON, TEXT_HTML, TEXT_PLAIN};
 
 /// A request as a handler sees it: the parsed head (borrowed from the connection's read buffer),
 /// the path parameters the route captured, and the body, read in full up to the body limit.

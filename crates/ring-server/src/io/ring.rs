@@ -2,9 +2,9 @@
 
 use std::io;
 
-use crate::buf::PAGE;
 use crate::config::BufferConfig;
 use crate::error::ServerError;
+use crate::io::buf::PAGE;
 
 /// Builds a worker's tokio-uring runtime.
 ///

@@ -7,8 +7,8 @@
 //! than its size. The pool keeps its own free list; the connection table records which buffer a
 //! connection holds while it writes.
 
-mod aligned;
 mod out;
+mod page;
 
-pub(crate) use aligned::{PageBuf, PAGE};
 pub(crate) use out::OutBuf;
+pub(crate) use page::{PageBuf, PAGE};

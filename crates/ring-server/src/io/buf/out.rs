@@ -5,7 +5,7 @@ use std::io;
 use tokio_uring::buf::fixed::{FixedBuf, FixedBufPool};
 
 use super::PageBuf;
-use crate::stats::{Op, WorkerStats};
+use crate::ops::stats::{Op, WorkerStats};
 use std::sync::Arc;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;

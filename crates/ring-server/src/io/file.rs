@@ -144,7 +144,7 @@ pub(crate) async fn send_file(
     let mut pos = start;
     while sendfile && pos < end {
         let stretch = (end - pos).min(STRETCH);
-        if crate::page_cache::resident(file, pos, stretch) != Some(true) {
+        if crate::io::page_cache::resident(file, pos, stretch) != Some(true) {
             break;
         }
         send_resident(stream, file, pos, pos + stretch, &mut arm, sent).await?;

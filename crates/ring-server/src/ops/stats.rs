@@ -69,7 +69,7 @@ pub(crate) enum Op {
     Poll = 5,
 }
 const OPS: [&str; 6] = ["accept", "read", "write", "write_fixed", "splice", "poll"];
-/// The ways a file range is sent (`crate::sendfile::Way`).
+/// The ways a file range is sent (`crate::io::file::Way`).
 const FILE_WAYS: [&str; 3] = ["sendfile", "splice", "copy"];
 
 /// One worker's counters.
@@ -164,8 +164,8 @@ impl WorkerStats {
     }
 
     /// Counts one file range sent, and the operations it took.
-    pub(crate) fn file_send(&self, sent: crate::sendfile::Sent) {
-        use crate::sendfile::Way;
+    pub(crate) fn file_send(&self, sent: crate::io::file::Sent) {
+        use crate::io::file::Way;
         let (way, op) = match sent.way {
             // `sendfile` calls are system calls, not io_uring operations; its waits are.
             Way::Sendfile => (0, None),

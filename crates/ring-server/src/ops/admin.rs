@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ringd_core::{header_slots, parse_request, Limits, Method, Parsed};
 
-use crate::stats::Metrics;
+use crate::ops::stats::Metrics;
 
 /// Binds `addr` and serves `/metrics` from `metrics` on a background thread; returns the bound
 /// address (port 0 resolved).

@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 
 use ringd_core::Method;
 
-use crate::handler::{Handler, Params};
+use crate::app::handler::{Handler, Params};
 
 /// Why a pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -356,10 +356,10 @@ fn sort_methods(methods: &mut Vec<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handler::Response;
+    use crate::app::handler::Response;
 
     fn tagged(tag: &'static str) -> impl Handler {
-        move |_: &crate::handler::Request<'_>| Response::text(tag)
+        move |_: &crate::app::handler::Request<'_>| Response::text(tag)
     }
 
     /// Routes a request and names the handler's tag by comparing handler addresses.

@@ -1,0 +1,18 @@
+//! The I/O layer: the ring, listening sockets, buffers, a connection's byte stream (plain or
+//! TLS), sending files, and the table of connections with their deadlines. Nothing here knows
+//! HTTP.
+
+/// Registered fixed buffers and the output buffer that falls back to the heap.
+pub(crate) mod buf;
+/// The per-core table of live connections (a slab) and its deadline sweeper.
+pub(crate) mod conns;
+/// Sending file ranges: `sendfile` from the page cache, splice file → pipe → socket, or copy.
+pub(crate) mod file;
+/// Listening sockets built with socket2 (`SO_REUSEPORT`, backlog, `TCP_NODELAY`).
+pub(crate) mod listener;
+/// Whether a file range is in the page cache (`cachestat(2)`), for choosing how to send it.
+pub(crate) mod page_cache;
+/// Creating a worker's ring, with kernel errors turned into advice.
+pub(crate) mod ring;
+/// A connection's byte stream: plain TCP, or TLS over it.
+pub(crate) mod stream;
