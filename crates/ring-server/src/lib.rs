@@ -12,23 +12,23 @@ pub mod app;
 mod boxed;
 /// Validated server configuration.
 pub mod config;
-/// One connection's request/response loop.
-mod conn;
+/// Protocol-neutral: route a request, call its handler, count and log it.
+mod dispatch;
 /// Typed start-up and runtime errors.
 pub mod error;
-/// Header slots for the parser, lent per request from a per-worker pool.
-mod header_pool;
+/// One HTTP/1.1 connection: read, parse, answer, encode, send.
+mod http1;
 /// The ring, listeners, buffers, byte streams, file sending and connection deadlines.
 mod io;
 /// Counters, the admin listener, access logs.
 pub mod ops;
-/// Starting the workers and waiting for them.
+/// Starting the workers, running their loops, reloading and draining them.
 pub mod server;
 /// Static files: safe path mapping, conditional requests, ranges, a hot-file cache.
 pub mod static_files;
 /// HTTPS: certificates, SNI, resumption, and the record layer on io_uring's buffers.
 pub mod tls;
-/// A worker: one pinned thread, one runtime, its listeners and connections.
+/// A worker's per-core state: what the connections on one core share.
 mod worker;
 
 pub use app::handler::{

@@ -24,8 +24,9 @@ pub(crate) enum Phase {
     Head,
     /// Reading a request body (body timeout, between reads).
     Body,
-    /// Running the handler: no deadline yet (a handler deadline is a later feature).
-    Handler,
+    /// Parsing, running the handler, reading a file: no deadline (a handler's own limit is
+    /// `timeouts.handler`, enforced where it is called).
+    Working,
     /// Sending, holding this fixed buffer if any (send timeout).
     Write(Option<u16>),
     /// Draining the client's last bytes before close.

@@ -25,6 +25,8 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use tokio_uring::fs::File;
+
+use crate::ops::stats::{Sent, Way};
 use tokio_uring::net::TcpStream;
 
 /// The most splicing sends one worker has in flight.
@@ -99,28 +101,6 @@ fn new_pipe() -> io::Result<Pipe> {
         write: Rc::new(write),
         capacity,
     })
-}
-
-/// How a file range went out (the way of its last bytes, when it took two).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Way {
-    /// `sendfile(2)` on the worker's thread (the range was in the page cache).
-    Sendfile,
-    /// `splice` through io_uring.
-    Splice,
-    /// Read into memory and sent.
-    #[default]
-    Copy,
-}
-
-/// What a send did, for the worker's counters.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Sent {
-    /// Calls or operations that moved bytes to the socket.
-    pub(crate) socket_ops: u64,
-    /// Waits for room in the socket's buffer (io_uring polls; `sendfile` only).
-    pub(crate) polls: u64,
-    pub(crate) way: Way,
 }
 
 /// Sends `len` bytes of `file` from `start` on `stream`. `arm` is called before each operation

@@ -3,11 +3,11 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::sys;
 use crate::error::ServerError;
 
 /// What a listening socket's connections speak.
@@ -69,52 +69,10 @@ fn bind_one(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> {
 /// an accept when the connection's first bytes arrive, so the worker's accept and its first
 /// receive happen in one wake-up, and the receive finds the request already there. A client
 /// that sends nothing stays in the kernel (as a half-open connection it answers) until `wait`
-/// has passed. Neither socket2 nor rustix has this option, hence the raw call.
+/// has passed. Neither socket2 nor rustix has this option, hence the raw call (`crate::io::sys`).
 fn set_defer_accept(socket: &Socket, wait: Duration) -> io::Result<()> {
     let secs = libc::c_int::try_from(wait.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
-    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: the descriptor is a live socket that `socket` owns for the whole call, and the
-    // option value is a `c_int` on this stack frame whose size is passed as `len`; the kernel
-    // only reads it.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            std::ptr::from_ref(&secs).cast(),
-            len,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// The `TCP_DEFER_ACCEPT` seconds a listener holds (0: off), as the kernel reports them.
-#[cfg(test)]
-fn defer_accept_secs(listener: &TcpListener) -> io::Result<libc::c_int> {
-    let mut secs: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: the descriptor is a live socket that `listener` owns for the whole call; `secs`
-    // and `len` are locals the kernel writes at most `len` bytes into.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::getsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            std::ptr::from_mut(&mut secs).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(secs)
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    sys::set_defer_accept(socket, secs)
 }
 
 fn bind_error(addr: SocketAddr, e: io::Error) -> ServerError {
@@ -162,10 +120,10 @@ mod tests {
         for l in &group {
             // The kernel keeps the deferral as a count of SYN-ACK retransmissions and reports it
             // back in seconds, rounded up to the end of that retransmission.
-            let secs = defer_accept_secs(l).unwrap();
+            let secs = sys::defer_accept(l).unwrap();
             assert!(secs >= 60, "{secs}");
         }
         let plain = bind_group("127.0.0.1:0".parse().unwrap(), 1, PLAIN).unwrap();
-        assert_eq!(defer_accept_secs(&plain[0]).unwrap(), 0);
+        assert_eq!(sys::defer_accept(&plain[0]).unwrap(), 0);
     }
 }

@@ -2,8 +2,10 @@
 //! TLS), sending files, and the table of connections with their deadlines. Nothing here knows
 //! HTTP.
 
-/// Registered fixed buffers and the output buffer that falls back to the heap.
+/// Every buffer of a worker: fixed buffers, the receive ring, read and output buffers.
 pub(crate) mod buf;
+/// The I/O state a worker's connections share, and a connection's handle on it.
+pub(crate) mod conn_io;
 /// The per-core table of live connections (a slab) and its deadline sweeper.
 pub(crate) mod conns;
 /// Sending file ranges: `sendfile` from the page cache, splice file → pipe → socket, or copy.
@@ -16,3 +18,5 @@ pub(crate) mod page_cache;
 pub(crate) mod ring;
 /// A connection's byte stream: plain TCP, or TLS over it.
 pub(crate) mod stream;
+/// The system calls without a safe wrapper: every `unsafe` block but [`buf::PageBuf`]'s.
+mod sys;

@@ -4,35 +4,11 @@
 //! file where it runs: a page that is not in memory would stall the worker (and every connection
 //! on it) on the disk. So ringd sends a file that way only when every page of the range is
 //! resident, and otherwise splices it on io_uring's worker threads, which wait for the disk
-//! instead (see `crate::sendfile`).
-//!
-//! One of the two modules of ring-server with `unsafe` code (the other is `buf::aligned`): the
-//! system call has no wrapper in `libc` or `rustix` yet, so it is made with `libc::syscall`.
-#![allow(unsafe_code)]
+//! instead (see `crate::io::file`).
+//! The system call has no wrapper in `libc` or `rustix` yet: it is made in `crate::io::sys`.
 
 use std::cell::Cell;
-use std::os::fd::{AsFd, AsRawFd};
-
-/// `__NR_cachestat`: one number on every architecture (new system calls share the table).
-const SYS_CACHESTAT: libc::c_long = 451;
-
-/// `struct cachestat_range` (include/uapi/linux/mman.h).
-#[repr(C)]
-struct CachestatRange {
-    off: u64,
-    len: u64,
-}
-
-/// `struct cachestat` (include/uapi/linux/mman.h).
-#[repr(C)]
-#[derive(Default)]
-struct Cachestat {
-    nr_cache: u64,
-    nr_dirty: u64,
-    nr_writeback: u64,
-    nr_evicted: u64,
-    nr_recently_evicted: u64,
-}
+use std::os::fd::AsFd;
 
 thread_local! {
     /// Cleared once the kernel (or a seccomp filter) refuses the call: it is not asked again.
@@ -48,31 +24,18 @@ pub(crate) fn resident(file: &impl AsFd, start: u64, len: u64) -> Option<bool> {
     if !AVAILABLE.get() {
         return None;
     }
-    let range = CachestatRange { off: start, len };
-    let mut stat = Cachestat::default();
-    // SAFETY: `cachestat(fd, range, cstat, flags)` reads one `struct cachestat_range` from
-    // `range` and writes one `struct cachestat` to `stat`; both are live, properly aligned
-    // `repr(C)` values of exactly those layouts for the duration of the call, and the descriptor
-    // is borrowed from `file`, so it stays open.
-    let rc = unsafe {
-        libc::syscall(
-            SYS_CACHESTAT,
-            file.as_fd().as_raw_fd(),
-            &range as *const CachestatRange,
-            &mut stat as *mut Cachestat,
-            0u32,
-        )
-    };
-    if rc != 0 {
-        let errno = std::io::Error::last_os_error().raw_os_error();
-        if matches!(errno, Some(libc::ENOSYS) | Some(libc::EPERM)) {
-            AVAILABLE.set(false);
+    let nr_cache = match super::sys::cachestat(file.as_fd(), start, len) {
+        Ok(n) => n,
+        Err(e) => {
+            if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) {
+                AVAILABLE.set(false);
+            }
+            return None;
         }
-        return None;
-    }
+    };
     let page = rustix::param::page_size() as u64;
     let pages = (start + len - 1) / page - start / page + 1;
-    Some(stat.nr_cache >= pages)
+    Some(nr_cache >= pages)
 }
 
 #[cfg(test)]

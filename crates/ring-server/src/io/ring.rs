@@ -1,10 +1,8 @@
-//! Creating a worker's ring and registering its buffers, with kernel errors turned into advice.
+//! Creating a worker's ring, with kernel errors turned into advice.
 
 use std::io;
 
-use crate::config::BufferConfig;
 use crate::error::ServerError;
-use crate::io::buf::PAGE;
 
 /// Builds a worker's tokio-uring runtime.
 ///
@@ -60,41 +58,8 @@ fn read_sysctl(name: &str) -> Option<u8> {
         .ok()
 }
 
-/// Turns a failed `io_uring_register(REGISTER_BUFFERS)` into an error that says what to change.
-pub(crate) fn register_error(buffers: BufferConfig, workers: usize, e: io::Error) -> ServerError {
-    if e.raw_os_error() == Some(libc::ENOMEM) || e.raw_os_error() == Some(libc::EPERM) {
-        // Buffers are page-aligned (`PageBuf`), so each pins exactly its size in whole pages.
-        let per_worker_kib = buffers.count * buffers.size.div_ceil(PAGE) * PAGE / 1024;
-        ServerError::Memlock {
-            what: format!(
-                "registering {} fixed buffers of {} bytes ({per_worker_kib} KiB per worker, {} KiB for {workers} workers, plus each worker's ring; the limit covers all of this user's processes)",
-                buffers.count,
-                buffers.size,
-                per_worker_kib * workers,
-            ),
-            limit: memlock_limit(),
-        }
-    } else {
-        ServerError::RegisterBuffers { cause: e }
-    }
-}
-
-/// What to say when a worker cannot register its receive-buffer ring: the server runs on,
-/// each connection keeping a read buffer, and the line says how to get the ring.
-pub(crate) fn buf_ring_error(e: &io::Error) -> String {
-    let fix = match e.raw_os_error() {
-        Some(libc::ENOMEM) | Some(libc::EPERM) => format!(
-            "raise RLIMIT_MEMLOCK (now {}; LimitMEMLOCK= in the systemd unit) or lower buffers.count",
-            memlock_limit()
-        ),
-        Some(libc::EINVAL) | Some(libc::ENOSYS) => "the kernel needs Linux 5.19 or later for it".to_owned(),
-        _ => "set buffers.receive = 0 to stop trying".to_owned(),
-    };
-    format!("cannot register the receive-buffer ring ({e}); idle connections keep a 1 KiB read buffer each: {fix}")
-}
-
 /// `RLIMIT_MEMLOCK` as `/proc/self/limits` shows it (soft limit), for error messages.
-fn memlock_limit() -> String {
+pub(crate) fn memlock_limit() -> String {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     limits
         .lines()
@@ -117,38 +82,6 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("io_uring"), "{msg}");
         assert!(msg.contains("seccomp") || msg.contains("io_uring_disabled"), "{msg}");
-    }
-
-    #[test]
-    fn enomem_on_register_is_memlock_advice() {
-        let e = register_error(
-            BufferConfig {
-                count: 4,
-                size: 8192,
-                receive: 0,
-            },
-            3,
-            io::Error::from_raw_os_error(libc::ENOMEM),
-        );
-        let msg = e.to_string();
-        assert!(msg.contains("RLIMIT_MEMLOCK") && msg.contains("LimitMEMLOCK"), "{msg}");
-        assert!(msg.contains("32 KiB per worker, 96 KiB for 3 workers"), "{msg}");
-    }
-
-    #[test]
-    fn a_ring_that_cannot_be_registered_is_one_line_that_says_what_to_do() {
-        let memlock = buf_ring_error(&io::Error::from_raw_os_error(libc::ENOMEM));
-        assert!(
-            memlock.contains("LimitMEMLOCK") && memlock.contains("1 KiB read buffer"),
-            "{memlock}"
-        );
-        let old_kernel = buf_ring_error(&io::Error::from_raw_os_error(libc::EINVAL));
-        assert!(old_kernel.contains("5.19"), "{old_kernel}");
-        let other = buf_ring_error(&io::Error::from_raw_os_error(libc::EIO));
-        assert!(other.contains("buffers.receive = 0"), "{other}");
-        for line in [memlock, old_kernel, other] {
-            assert!(!line.contains('\n'), "{line}");
-        }
     }
 
     #[test]

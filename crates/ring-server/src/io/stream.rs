@@ -19,13 +19,14 @@ use std::time::Instant;
 use tokio_uring::buf::{BoundedBuf, BufRing, ProvidedBuf, ProvidedRecv};
 use tokio_uring::net::TcpStream;
 
+use super::buf::OutBuf;
+use super::conn_io::{ConnIo, WorkerIo};
+use super::conns::Phase;
+use super::file::{read_pieces, send_file};
 use crate::app::handler::FileBody;
 use crate::boxed::boxed;
-use crate::io::buf::OutBuf;
-use crate::io::conns::Phase;
-use crate::ops::stats::Op;
+use crate::ops::stats::{Op, Sent};
 use crate::tls::session::{Failure, TlsSession};
-use crate::worker::Worker;
 
 /// Plaintext encrypted per write: large enough that a big body costs few writes, small enough
 /// that its ciphertext buffer is not a burden.
@@ -68,32 +69,31 @@ impl Transport {
     pub(crate) async fn read(
         &mut self,
         rbuf: &mut Vec<u8>,
-        worker: &Worker,
-        key: usize,
+        conn: ConnIo<'_>,
         phase: Phase,
         deadline: Instant,
     ) -> io::Result<usize> {
-        worker.conns.set(key, phase, Some(deadline));
+        conn.arm(phase, deadline);
         let res = match &mut self.tls {
             None => {
                 let buf = std::mem::take(rbuf);
                 let filled = buf.len();
-                worker.stats.op(Op::Read);
+                conn.stats().op(Op::Read);
                 let (res, slice) = self.stream.read(buf.slice(filled..)).await;
                 *rbuf = slice.into_inner();
                 if let Ok(n) = res {
-                    worker.stats.bytes_in.add(n as u64);
+                    conn.stats().bytes_in.add(n as u64);
                 }
                 res
             }
             // Boxed, here and for the other TLS paths: a connection's future is as large as its
             // largest state, and a TLS state would make every plain connection pay for it
-            // while it waits (see `Conn::run`).
-            Some(session) => boxed(|| read_tls(&self.stream, session, rbuf, worker, key, phase, deadline)).await,
+            // while it waits (see `http1::conn`).
+            Some(session) => boxed(|| read_tls(&self.stream, session, rbuf, conn, phase, deadline)).await,
         };
-        // What follows a read is parsing and the handler, which have no deadline (yet): the read's
-        // deadline must not cut them short.
-        worker.conns.set(key, Phase::Handler, None);
+        // What follows a read is parsing and the handler: the read's deadline must not cut them
+        // short.
+        conn.disarm();
         res
     }
 
@@ -104,9 +104,9 @@ impl Transport {
 
     /// The worker's receive ring, for a plain connection (TLS reads ciphertext into its
     /// session's buffers).
-    pub(crate) fn provided<'w>(&self, worker: &'w Worker) -> Option<&'w BufRing> {
+    pub(crate) fn provided<'w>(&self, io: &'w WorkerIo) -> Option<&'w BufRing> {
         match self.tls {
-            None => worker.recv_ring.as_ref(),
+            None => io.buffers.receive_ring(),
             Some(_) => None,
         }
     }
@@ -122,46 +122,35 @@ impl Transport {
     pub(crate) fn recv_provided(
         &self,
         ring: &BufRing,
-        worker: &Worker,
-        key: usize,
+        conn: ConnIo<'_>,
         phase: Phase,
         deadline: Instant,
     ) -> ProvidedRecv {
-        worker.conns.set(key, phase, Some(deadline));
-        worker.stats.op(Op::Read);
+        conn.arm(phase, deadline);
+        conn.stats().op(Op::Read);
         self.stream.recv_provided(ring)
     }
 
     /// Books a completed [`Transport::recv_provided`]: the bytes in, and the connection's
     /// deadline lifted (parsing and the handler have none yet: the read's must not cut them
     /// short).
-    pub(crate) fn received(worker: &Worker, key: usize, res: &io::Result<Option<ProvidedBuf>>) {
+    pub(crate) fn received(conn: ConnIo<'_>, res: &io::Result<Option<ProvidedBuf>>) {
         if let Ok(Some(buf)) = res {
-            worker.stats.bytes_in.add(buf.len() as u64);
+            conn.stats().bytes_in.add(buf.len() as u64);
         }
-        worker.conns.set(key, Phase::Handler, None);
+        conn.disarm();
     }
 
     /// Sends what `out` holds, with the send timeout armed from `now` (the caller's clock).
-    pub(crate) async fn flush(
-        &mut self,
-        out: &mut OutBuf,
-        worker: &Worker,
-        key: usize,
-        now: Instant,
-    ) -> io::Result<()> {
+    pub(crate) async fn flush(&mut self, out: &mut OutBuf, conn: ConnIo<'_>, now: Instant) -> io::Result<()> {
         match &mut self.tls {
             None => {
-                worker.conns.set(
-                    key,
-                    Phase::Write(out.fixed_index()),
-                    Some(now + worker.config().timeouts.send),
-                );
+                conn.arm_send(out.fixed_index(), now);
                 out.flush(&self.stream).await
             }
             Some(session) => {
                 let plain = out.take_heap();
-                let res = boxed(|| send_tls(&self.stream, session, &plain, worker, key)).await;
+                let res = boxed(|| send_tls(&self.stream, session, &plain, conn)).await;
                 out.return_heap(plain);
                 res
             }
@@ -170,18 +159,18 @@ impl Transport {
 
     /// Sends a large body in pieces, re-arming the send timeout for each (nginx's `send_timeout`
     /// is between writes, so a slow but live client is not cut off).
-    pub(crate) async fn send_bytes(&mut self, mut bytes: bytes::Bytes, worker: &Worker, key: usize) -> io::Result<()> {
+    pub(crate) async fn send_bytes(&mut self, mut bytes: bytes::Bytes, conn: ConnIo<'_>) -> io::Result<()> {
         if let Some(session) = &mut self.tls {
-            return send_tls(&self.stream, session, &bytes, worker, key).await;
+            return send_tls(&self.stream, session, &bytes, conn).await;
         }
         while !bytes.is_empty() {
             let piece = bytes.split_to(bytes.len().min(PLAIN_PIECE));
-            arm_send(worker, key);
+            conn.arm_send(None, Instant::now());
             let len = piece.len() as u64;
-            worker.stats.op(Op::Write);
+            conn.stats().op(Op::Write);
             let (res, _) = self.stream.write_all(piece).await;
             res?;
-            worker.stats.bytes_out.add(len);
+            conn.stats().bytes_out.add(len);
         }
         Ok(())
     }
@@ -189,38 +178,38 @@ impl Transport {
     /// Sends a range of a file: with `sendfile` or spliced on plain TCP (or copied, see
     /// `crate::sendfile`), read and encrypted a batch at a time over TLS. The send timeout is
     /// armed for each write, none while the file is read.
-    pub(crate) async fn send_file(&mut self, body: FileBody, worker: &Worker, key: usize) -> io::Result<()> {
+    pub(crate) async fn send_file(&mut self, body: FileBody, conn: ConnIo<'_>) -> io::Result<()> {
         // No deadline while the file is read (the send timeout is for the client).
-        let disarm = || worker.conns.set(key, Phase::Handler, None);
+        let disarm = || conn.disarm();
         let res = match &mut self.tls {
             None => {
-                let arm = || arm_send(worker, key);
-                let mut sent = crate::io::file::Sent::default();
-                let res = crate::io::file::send_file(
+                let arm = || conn.arm_send(None, Instant::now());
+                let mut sent = Sent::default();
+                let res = send_file(
                     &self.stream,
                     &body.file,
                     body.start,
                     body.len,
-                    worker.config().sendfile,
+                    conn.io.settings().sendfile,
                     arm,
                     disarm,
                     &mut sent,
                 )
                 .await;
-                worker.stats.file_send(sent);
-                res.map(|()| worker.stats.bytes_out.add(body.len))
+                conn.stats().file_send(sent);
+                res.map(|()| conn.stats().bytes_out.add(body.len))
             }
             Some(session) => {
                 let stream = &self.stream;
                 let end = body.start + body.len;
-                crate::io::file::read_pieces(&body.file, body.start, end, TLS_WRITE_BATCH, disarm, async |piece| {
-                    (send_tls(stream, session, &piece, worker, key).await, piece)
+                read_pieces(&body.file, body.start, end, TLS_WRITE_BATCH, disarm, async |piece| {
+                    (send_tls(stream, session, &piece, conn).await, piece)
                 })
                 .await
             }
         };
         if let Err(e) = &res {
-            if e.kind() == io::ErrorKind::UnexpectedEof && worker.log_budget.allow() {
+            if e.kind() == io::ErrorKind::UnexpectedEof && conn.io.log_budget.allow() {
                 tracing::error!("{e}; closing the connection");
             }
         }
@@ -238,52 +227,42 @@ impl Transport {
 
     /// TLS: tells the client that the server closes (`close_notify`), so that it can tell a
     /// complete response from a truncated one. Best effort; nothing for plain TCP.
-    pub(crate) async fn close_notify(&mut self, worker: &Worker, key: usize) {
+    pub(crate) async fn close_notify(&mut self, conn: ConnIo<'_>) {
         if let Some(session) = &mut self.tls {
             if !session.conn.is_handshaking() {
                 session.conn.send_close_notify();
-                let _ = boxed(|| send_tls(&self.stream, session, &[], worker, key)).await;
+                let _ = boxed(|| send_tls(&self.stream, session, &[], conn)).await;
             }
         }
     }
-}
-
-/// Records a write in the connection table with the send timeout from now (nginx's
-/// `send_timeout` runs between writes, so a slow but live client is not cut off).
-fn arm_send(worker: &Worker, key: usize) {
-    worker.conns.set(
-        key,
-        Phase::Write(None),
-        Some(Instant::now() + worker.config().timeouts.send),
-    );
 }
 
 async fn read_tls(
     stream: &TcpStream,
     session: &mut TlsSession,
     rbuf: &mut Vec<u8>,
-    worker: &Worker,
-    key: usize,
+    conn: ConnIo<'_>,
     phase: Phase,
     deadline: Instant,
 ) -> io::Result<usize> {
+    let stats = conn.stats();
     loop {
         if session.conn.wants_write() {
             // Handshake messages, session tickets or a key update, as soon as rustls has them
             // (a client may close right after its Finished; its tickets must not wait).
-            send_tls(stream, session, &[], worker, key).await?;
-            worker.conns.set(key, phase, Some(deadline));
+            send_tls(stream, session, &[], conn).await?;
+            conn.arm(phase, deadline);
         }
         if session.peer_closed {
             return Ok(0);
         }
         let buf = session.read_buf();
-        worker.stats.op(Op::Read);
+        stats.op(Op::Read);
         let (res, buf) = stream.read(buf).await;
         let n = *res.as_ref().unwrap_or(&0);
         session.return_read_buf(buf, n);
         let n = res?;
-        worker.stats.bytes_in.add(n as u64);
+        stats.bytes_in.add(n as u64);
         if n == 0 {
             // The client left (or the sweeper cut it off), with or without close_notify: either
             // way the request in progress cannot complete.
@@ -293,28 +272,24 @@ async fn read_tls(
         let received = session.receive(n, rbuf);
         if handshaking && !session.conn.is_handshaking() {
             match session.conn.handshake_kind() {
-                Some(rustls::HandshakeKind::Resumed) => worker.stats.tls_resumed.add(1),
-                _ => worker.stats.tls_full.add(1),
+                Some(rustls::HandshakeKind::Resumed) => stats.tls_resumed.add(1),
+                _ => stats.tls_full.add(1),
             }
         }
         if received.is_err() {
-            worker.stats.tls_failed.add(1);
+            stats.tls_failed.add(1);
         }
         match received {
             Ok(0) => continue,
             Ok(got) => return Ok(got),
             Err(Failure::PlainHttp) => {
-                worker.conns.set(
-                    key,
-                    Phase::Write(None),
-                    Some(Instant::now() + worker.config().timeouts.send),
-                );
+                conn.arm_send(None, Instant::now());
                 let _ = stream.write_all(PLAIN_HTTP_ON_TLS).await;
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "plain HTTP on a TLS port"));
             }
             Err(Failure::Tls(e)) => {
                 // rustls queued an alert saying what went wrong; the client may as well hear it.
-                let _ = send_tls(stream, session, &[], worker, key).await;
+                let _ = send_tls(stream, session, &[], conn).await;
                 tracing::debug!("TLS failed: {e}");
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
@@ -325,13 +300,7 @@ async fn read_tls(
 
 /// Encrypts `plain` (none: only what rustls has queued) and sends it, one batch per write, each
 /// write with a fresh send deadline.
-async fn send_tls(
-    stream: &TcpStream,
-    session: &mut TlsSession,
-    mut plain: &[u8],
-    worker: &Worker,
-    key: usize,
-) -> io::Result<()> {
+async fn send_tls(stream: &TcpStream, session: &mut TlsSession, mut plain: &[u8], conn: ConnIo<'_>) -> io::Result<()> {
     loop {
         let n = session.encrypt(plain, TLS_WRITE_BATCH)?;
         plain = &plain[n..];
@@ -343,13 +312,13 @@ async fn send_tls(
             }
             return Err(io::Error::other("TLS refused to encrypt the response"));
         }
-        arm_send(worker, key);
+        conn.arm_send(None, Instant::now());
         let len = out.len() as u64;
-        worker.stats.op(Op::Write);
+        conn.stats().op(Op::Write);
         let (res, out) = stream.write_all(out).await;
         session.return_write_buf(out);
         res?;
-        worker.stats.bytes_out.add(len);
+        conn.stats().bytes_out.add(len);
         if plain.is_empty() && !session.conn.wants_write() {
             return Ok(());
         }

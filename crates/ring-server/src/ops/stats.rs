@@ -69,8 +69,30 @@ pub(crate) enum Op {
     Poll = 5,
 }
 const OPS: [&str; 6] = ["accept", "read", "write", "write_fixed", "splice", "poll"];
-/// The ways a file range is sent (`crate::io::file::Way`).
+/// The ways a file range is sent ([`Way`]).
 const FILE_WAYS: [&str; 3] = ["sendfile", "splice", "copy"];
+
+/// How a file range went out (the way of its last bytes, when it took two).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Way {
+    /// `sendfile(2)` on the worker's thread (the range was in the page cache).
+    Sendfile,
+    /// `splice` through io_uring.
+    Splice,
+    /// Read into memory and sent.
+    #[default]
+    Copy,
+}
+
+/// What a send did, for the worker's counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Sent {
+    /// Calls or operations that moved bytes to the socket.
+    pub(crate) socket_ops: u64,
+    /// Waits for room in the socket's buffer (io_uring polls; `sendfile` only).
+    pub(crate) polls: u64,
+    pub(crate) way: Way,
+}
 
 /// One worker's counters.
 #[derive(Debug)]
@@ -164,8 +186,7 @@ impl WorkerStats {
     }
 
     /// Counts one file range sent, and the operations it took.
-    pub(crate) fn file_send(&self, sent: crate::io::file::Sent) {
-        use crate::io::file::Way;
+    pub(crate) fn file_send(&self, sent: Sent) {
         let (way, op) = match sent.way {
             // `sendfile` calls are system calls, not io_uring operations; its waits are.
             Way::Sendfile => (0, None),

@@ -4,9 +4,8 @@
 //! `RLIMIT_MEMLOCK`. A 16 KiB `Vec` from `malloc` starts a few bytes into a page and so pins five
 //! pages, not four (measured: six default workers then failed under an 8 MiB limit that four pages
 //! each would fit). Aligning each buffer to a page makes the charge exactly `size` rounded up to
-//! pages. This is one of the two modules of ring-server with `unsafe` code (the other is
-//! `page_cache`): allocating with an explicit layout and implementing tokio-uring's buffer
-//! traits for it.
+//! pages. One of the two files of ring-server with `unsafe` code (the other is `io/sys.rs`):
+//! allocating with an explicit layout and implementing tokio-uring's buffer traits for it.
 #![allow(unsafe_code)]
 
 use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};

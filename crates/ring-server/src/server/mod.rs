@@ -1,8 +1,20 @@
-//! Starting the workers: bind every listener up front (so that start-up errors are reported
-//! before anything runs), start one pinned worker per core, and wait until all are listening.
+//! The top of the server: bind every listener up front (so that start-up errors are reported
+//! before anything runs), start one pinned worker thread per core, wait until all listen, and
+//! then reload, drain or watch them.
+
+/// A worker's accept loop.
+mod accept;
+/// What the main thread and the workers say to each other.
+mod control;
+/// A worker's controller: reloads, drains, reopening logs.
+mod controller;
+/// A worker's once-a-second sweeper: heartbeat, deadlines, reports.
+mod sweeper;
+/// A worker's thread: its runtime, buffers, state and tasks.
+mod thread;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 
@@ -13,10 +25,9 @@ use crate::io::listener::{self, ListenOptions, ListenerKind};
 use crate::ops::access_log::AccessLog;
 use crate::ops::stats::Metrics;
 use crate::tls::{self, Resumption};
-use crate::worker::{self, Control, WorkerEvent, WorkerSetup};
-
-/// Builds a worker's router; called once on each worker's thread with the worker's index.
-pub(crate) type RouterFactory = Arc<dyn Fn(usize) -> Router + Send + Sync>;
+pub use control::Heartbeats;
+use control::{Control, RouterFactory, WorkerEvent};
+use thread::WorkerSetup;
 
 /// A server that has not started yet.
 pub struct Server {
@@ -140,7 +151,7 @@ impl Server {
             std::thread::Builder::new()
                 .name(format!("ringd-w{id}"))
                 .spawn(move || {
-                    worker::run(WorkerSetup {
+                    thread::run(WorkerSetup {
                         id,
                         workers_total: count,
                         core,
@@ -395,26 +406,5 @@ impl WorkerWatch {
                 }
             }
         }
-    }
-}
-
-/// One counter per worker, advanced by the worker's own runtime once a second: a worker whose
-/// counter stops is stuck (a handler that blocks its thread, a wedged ring). Written once a
-/// second, so the atomics cost nothing on the request path.
-#[derive(Clone, Debug)]
-pub struct Heartbeats(Arc<[AtomicU64]>);
-
-impl Heartbeats {
-    fn new(workers: usize) -> Heartbeats {
-        Heartbeats((0..workers).map(|_| AtomicU64::new(0)).collect())
-    }
-
-    pub(crate) fn beat(&self, worker: usize) {
-        self.0[worker].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The current count of every worker.
-    pub fn snapshot(&self) -> Vec<u64> {
-        self.0.iter().map(|b| b.load(Ordering::Relaxed)).collect()
     }
 }

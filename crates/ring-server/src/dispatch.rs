@@ -1,0 +1,122 @@
+//! What happens to a request whatever protocol brought it: route it, call the handler (a panic
+//! becomes a 500, a handler past `timeouts.handler` a 503), then count it and log it.
+//!
+//! A protocol layer parses a request into a [`RequestHead`] and a body, calls [`respond`] (or
+//! [`respond_within`]), encodes the [`Response`] its own way, and calls [`record`] with what it
+//! sent.
+
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use ringd_core::{Method, RequestHead, Target};
+
+use crate::app::handler::{Params, Reply, Request, Response};
+use crate::app::router::Routed;
+use crate::boxed::boxed;
+use crate::ops::access_log::Entry;
+use crate::worker::{spawn_log_flush, Worker};
+
+/// Runs the router and the handler for one request. A handler that panics gets a 500.
+pub(crate) async fn respond(
+    worker: &Worker,
+    head: &RequestHead<'_, '_>,
+    body: &[u8],
+    peer: &SocketAddr,
+    now: Instant,
+) -> Response {
+    let router = worker.router();
+    match head.target {
+        Target::Asterisk => {
+            let mut allow = router.all_methods();
+            allow.push("OPTIONS");
+            return Response::new(204).header("Allow", allow.join(", "));
+        }
+        // Tunnels are not served; what a client sends after CONNECT is not HTTP, so close.
+        Target::Authority(_) => return Response::error(501).header("Connection", "close"),
+        Target::Origin | Target::Absolute { .. } => {}
+    }
+    let mut params = Params::default();
+    let handler = match router.find_with(head.method, &head.path, &mut params) {
+        Routed::Found(handler) => handler,
+        Routed::MethodNotAllowed(allow) if head.method == Method::Options => {
+            return Response::new(204).header("Allow", format!("{allow}, OPTIONS"));
+        }
+        Routed::MethodNotAllowed(allow) => return Response::error(405).header("Allow", allow),
+        Routed::NotFound => return Response::error(404),
+    };
+    let req = Request {
+        head,
+        body,
+        params: &params,
+        peer: *peer,
+        now,
+    };
+    // Only the handler's future is kept across the wait (not the reply it came in): this
+    // state is part of the boxed answering state of a connection, whose size decides whether
+    // its allocation is served from malloc's per-thread cache.
+    let mut future = match catch_unwind(AssertUnwindSafe(|| handler.call(&req))) {
+        Ok(Reply::Ready(response)) => return response,
+        Ok(Reply::Pending(future)) => future,
+        Err(_) => return handler_panicked(worker, head),
+    };
+    let caught = std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(panic) => Poll::Ready(Err(panic)),
+    })
+    .await;
+    caught.unwrap_or_else(|_| handler_panicked(worker, head))
+}
+
+/// [`respond`], with the handler given at most `limit`: past it the client gets 503 (with
+/// `Retry-After`, and the connection closes). The handler's future is dropped then: handlers
+/// own no io_uring operation, so nothing stays in flight.
+pub(crate) async fn respond_within(
+    limit: Duration,
+    worker: &Worker,
+    head: &RequestHead<'_, '_>,
+    body: &[u8],
+    peer: &SocketAddr,
+    now: Instant,
+) -> Response {
+    // Boxed: the timer's state would otherwise be part of every connection's answering state.
+    match boxed(|| tokio::time::timeout(limit, respond(worker, head, body, peer, now))).await {
+        Ok(response) => response,
+        Err(_) => {
+            if worker.log_budget().allow() {
+                tracing::warn!(method = head.method.as_str(), path = %head.path, "handler took longer than timeouts.handler; answered 503");
+            }
+            Response::error(503)
+                .header("Retry-After", "1")
+                .header("Connection", "close")
+        }
+    }
+}
+
+fn handler_panicked(worker: &Worker, head: &RequestHead<'_, '_>) -> Response {
+    if worker.log_budget().allow() {
+        tracing::error!(method = head.method.as_str(), path = %head.path, "handler panicked; answered 500");
+    }
+    Response::error(500).header("Connection", "close")
+}
+
+/// Counts an answered request (by method and the status sent, with the handler's time) and,
+/// if the worker logs, logs it; `entry` is made only then.
+#[inline]
+pub(crate) fn record<'a>(
+    worker: &Rc<Worker>,
+    method: Method<'_>,
+    status: u16,
+    took: Duration,
+    entry: impl FnOnce() -> Entry<'a>,
+) {
+    worker.stats().request(method, status, took);
+    if let Some(log) = &worker.access_log {
+        if log.record(&entry()) {
+            spawn_log_flush(worker);
+        }
+    }
+}

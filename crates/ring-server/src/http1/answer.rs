@@ -1,0 +1,241 @@
+//! Answering the requests in a connection's read buffer, one after another, as named steps:
+//! parse the head, find its body, decide whether the connection stays open, dispatch (route and
+//! handler), record (count and log), encode, send what the head leaves, decide how to close.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ringd_core::{parse_request, BodyFraming, Method, ParseError, Parsed, RequestHead, Version};
+
+use super::body::PendingBody;
+use super::conn::{out_buf, BodyState, Close, Conn};
+use super::encode::{encode, encode_simple, Encoded};
+use super::header_pool::HeaderSlots;
+use super::redirect::to_https;
+use super::send::send_rest;
+use crate::app::handler::{Body, Params, Response};
+use crate::app::router::Routed;
+use crate::boxed::boxed;
+use crate::dispatch;
+use crate::ops::access_log::Entry;
+use crate::worker::Worker;
+
+/// Chunked output is sent once this much is buffered.
+pub(super) const STREAM_FLUSH: usize = 64 * 1024;
+
+/// What answering the request at the front of the buffer led to.
+enum Step {
+    /// Answered; this many bytes were the request.
+    Answered { consumed: usize, close: Option<Close> },
+    /// The head is incomplete: read more.
+    NeedHead,
+    /// The head is complete but the body is not here yet.
+    NeedBody(PendingBody),
+    /// The request is malformed: answer with this error and close.
+    Malformed(ParseError),
+    /// Writing failed: the client is gone.
+    Broken,
+}
+
+impl Conn {
+    /// Answers every complete request in the buffer. `Some` when the connection must close.
+    pub(super) async fn answer_all(&mut self) -> Option<Close> {
+        loop {
+            if self.rbuf.is_drained() {
+                return None;
+            }
+            match self.answer_one().await {
+                Step::Answered { consumed, close } => {
+                    self.rbuf.consume(consumed);
+                    self.served += 1;
+                    self.head_started = None;
+                    self.body_state = BodyState::Unread;
+                    if close.is_some() {
+                        return close;
+                    }
+                    if self.out.as_ref().map_or(0, |o| o.len()) >= STREAM_FLUSH && self.flush().await.is_err() {
+                        return Some(Close::Now);
+                    }
+                }
+                Step::NeedHead => return None,
+                Step::NeedBody(pending) => match boxed(|| self.read_body(pending)).await {
+                    Ok(()) => {}
+                    Err(Some(e)) => return Some(self.malformed(e)),
+                    Err(None) => return Some(Close::Now),
+                },
+                Step::Malformed(e) => return Some(self.malformed(e)),
+                Step::Broken => return Some(Close::Now),
+            }
+        }
+    }
+
+    /// Parses the request at the front of the buffer and, when its body is here, answers it.
+    async fn answer_one(&mut self) -> Step {
+        let worker = self.slot.worker();
+        let config = worker.config();
+        let buf = self.rbuf.pending();
+        let mut slots = HeaderSlots::take();
+        // 1. Parse the head.
+        let head = match parse_request(buf, &config.limits, slots.as_mut()) {
+            Ok(Parsed::Complete(head)) => head,
+            Ok(Parsed::Partial) => return Step::NeedHead,
+            Err(e) => return Step::Malformed(e),
+        };
+        // 2. Find its body, or say what reading it needs.
+        let (body, consumed) = match body_of(&head, buf, self.body_state, self.body.as_deref(), worker) {
+            Ok(found) => found,
+            Err(pending) => return Step::NeedBody(pending),
+        };
+        // 3. Whether the connection stays open after this answer.
+        let skipped = self.body_state == BodyState::Skipped;
+        let keep_alive =
+            head.keep_alive && !skipped && self.served + 1 < config.max_requests_per_conn && !worker.is_draining();
+        // 4. Dispatch: the handler's answer (or the redirect of a redirecting listener).
+        let response = match (self.redirect, config.timeouts.handler) {
+            (Some(port), _) => to_https(&head, port),
+            (None, None) => dispatch::respond(worker, &head, body, &self.peer, self.now).await,
+            (None, Some(limit)) => dispatch::respond_within(limit, worker, &head, body, &self.peer, self.now).await,
+        };
+        // The handler is timed from the last reading of this connection's clock (the read that
+        // completed its request, or the end of the previous answer of the batch): one clock
+        // read per request instead of a start and an end.
+        let answered = Instant::now();
+        let took = answered.saturating_duration_since(self.now);
+        self.now = answered;
+        // 5. Encode the head (and a small body) behind the answers before it.
+        let common = worker.common_lines(self.now);
+        let handler_status = response.status;
+        let body_bytes = if head.method == Method::Head {
+            Some(0)
+        } else {
+            response.body.len()
+        };
+        let (encoded, status) = encode(
+            out_buf(&mut self.out, &self.slot),
+            response,
+            &head,
+            keep_alive,
+            &common,
+            worker,
+        );
+        // 6. Record what was sent (a 500 replaces a response the handler got wrong).
+        let body_bytes = if status == handler_status { body_bytes } else { None };
+        dispatch::record(worker, head.method, status, took, || Entry {
+            peer: self.peer,
+            request: request_line(buf),
+            status,
+            body_bytes,
+            referer: head.header("referer"),
+            user_agent: head.header("user-agent"),
+        });
+        // 7. Send what the head leaves (a large body, a file, a stream).
+        let keep_alive = match encoded {
+            Encoded::Done { keep_alive } => keep_alive,
+            // Boxed: these states (a stream, a file being spliced) would otherwise be part of
+            // the answering state of every request.
+            rest => {
+                let out = out_buf(&mut self.out, &self.slot);
+                match boxed(|| send_rest(rest, out, &mut self.io, worker, self.slot.io(), self.now)).await {
+                    Ok(keep_alive) => {
+                        // A send may wait up to the send timeout; what follows counts from its end.
+                        self.now = Instant::now();
+                        keep_alive
+                    }
+                    Err(_) => return Step::Broken,
+                }
+            }
+        };
+        // 8. How the connection goes on.
+        let close = if keep_alive {
+            None
+        } else if !head.keep_alive && !skipped {
+            // The client asked to close: it sends nothing more.
+            Some(Close::Now)
+        } else {
+            // We chose to close (a limit, a skipped body, a handler's wish): the client may still
+            // be sending, and unread input at close would reset the connection.
+            Some(Close::Linger)
+        };
+        Step::Answered { consumed, close }
+    }
+
+    /// Queues the error response for a malformed request; the connection then closes.
+    fn malformed(&mut self, e: ParseError) -> Close {
+        let worker = self.slot.worker();
+        dispatch::record(worker, Method::Other(""), e.status(), Duration::ZERO, || Entry {
+            peer: self.peer,
+            request: request_line(self.rbuf.pending()),
+            status: e.status(),
+            body_bytes: None,
+            referer: None,
+            user_agent: None,
+        });
+        let body = Bytes::from(format!("{} {}: {}\n", e.status(), e.reason(), e.message()));
+        let response = Response::new(e.status())
+            .content_type_static(crate::app::type_lines::TEXT_PLAIN)
+            .body(Body::Full(body));
+        let common = worker.common_lines(self.now);
+        encode_simple(
+            out_buf(&mut self.out, &self.slot),
+            &response,
+            Version::Http11,
+            false,
+            false,
+            &common,
+            worker,
+        );
+        Close::Linger
+    }
+}
+
+/// The body of the request `head` at the front of `buf` (de-chunked into `dechunked` if it was
+/// chunked), and how many bytes the request takes; or, when the body is not all here yet, what
+/// reading it needs.
+#[inline]
+fn body_of<'b>(
+    head: &RequestHead<'_, '_>,
+    buf: &'b [u8],
+    state: BodyState,
+    dechunked: Option<&'b Vec<u8>>,
+    worker: &Worker,
+) -> Result<(&'b [u8], usize), PendingBody> {
+    let head_len = head.head_len;
+    Ok(match (head.body, state) {
+        (_, BodyState::Skipped) => (&[], buf.len()),
+        (BodyFraming::None, _) => (&[], head_len),
+        (BodyFraming::Length(n), _) if (buf.len() - head_len) as u64 >= n => {
+            let end = head_len + n as usize;
+            (&buf[head_len..end], end)
+        }
+        (BodyFraming::Chunked, BodyState::Chunked(used)) => (dechunked.map_or(&[], |b| &b[..]), head_len + used),
+        (framing, _) => {
+            // Whether the handler reads bodies decides whether `100 Continue` is sent.
+            let reads_body = match worker
+                .router()
+                .find_with(head.method, &head.path, &mut Params::default())
+            {
+                Routed::Found(handler) => handler.reads_body(),
+                _ => false,
+            };
+            return Err(PendingBody {
+                head_len,
+                framing,
+                expect_continue: head.expect_continue,
+                reads_body,
+            });
+        }
+    })
+}
+
+/// The request line at the front of `buf` (after any empty lines), without its line end; at most
+/// 1 KiB of it, for the access log.
+fn request_line(buf: &[u8]) -> &[u8] {
+    let start = buf.iter().position(|b| *b != b'\r' && *b != b'\n').unwrap_or(buf.len());
+    let rest = &buf[start..];
+    let end = rest
+        .iter()
+        .position(|b| *b == b'\r' || *b == b'\n')
+        .unwrap_or(rest.len())
+        .min(1024);
+    &rest[..end]
+}

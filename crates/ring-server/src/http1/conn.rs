@@ -1,0 +1,288 @@
+//! [`Conn`]: one HTTP/1.1 connection's state and loop.
+//!
+//! A connection's task keeps room for its future's largest state for as long as it lives, idle
+//! or not, so the states of answering a request, of TLS and of a plain read are boxed where
+//! they are awaited, and the wait on the worker's receive ring (where idle connections are) is
+//! kept as small as it can be. For the same reason [`serve`], [`Conn::run`] and
+//! [`Conn::read_head`] are plain functions returning `async` blocks: an `async fn` keeps its
+//! arguments and a copy of `self` in its future.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio_uring::net::TcpStream;
+
+use crate::boxed::boxed;
+use crate::io::buf::{OutBuf, ReadBuf, READ_BUF_KEEP};
+use crate::io::conns::Phase;
+use crate::io::listener::ListenerKind;
+use crate::io::stream::Transport;
+use crate::tls::session::TlsSession;
+use crate::worker::{ConnSlot, Worker};
+
+/// How long a closing connection may keep sending before it is cut (nginx `lingering_timeout`).
+const LINGER: Duration = Duration::from_secs(5);
+/// How much a closing connection may send before it is cut (nginx stops after `lingering_time`).
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Sets up one accepted connection and returns the future that serves it until it closes
+/// (`None`: it could not be set up, and is closed).
+pub(crate) fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    worker: std::rc::Rc<Worker>,
+    kind: ListenerKind,
+) -> Option<impl Future<Output = ()>> {
+    let (io, out) = match kind {
+        ListenerKind::Tls => {
+            // The configuration in force when the client connected: a reload changes the
+            // certificate for new handshakes only.
+            let config = worker.tls()?;
+            match TlsSession::new(config) {
+                Ok(session) => (Transport::tls(stream, session), Some(worker.io.buffers.tls_out_buf())),
+                Err(e) => {
+                    tracing::error!("cannot start a TLS session: {e}");
+                    return None;
+                }
+            }
+        }
+        // A plain connection takes an output buffer from the worker when it answers.
+        ListenerKind::Plain | ListenerKind::Redirect => (Transport::plain(stream), None),
+    };
+    let redirect = (kind == ListenerKind::Redirect).then_some(worker.https_port);
+    // With the worker's receive ring, a plain connection holds a read buffer only while a
+    // request is in it (see `Conn::read_head`).
+    let rbuf = ReadBuf::new(io.provided(&worker.io).is_some());
+    let conn = Conn {
+        slot: ConnSlot::open(worker, io.stream()),
+        io,
+        out,
+        redirect,
+        peer,
+        rbuf,
+        served: 0,
+        head_started: None,
+        now: Instant::now(),
+        body: None,
+        body_state: BodyState::Unread,
+    };
+    Some(conn.run())
+}
+
+/// Where the body of the request at the front of the read buffer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BodyState {
+    /// Not read yet (or in the read buffer right after the head).
+    Unread,
+    /// De-chunked into `Conn::body`; the chunked encoding took this many bytes after the head.
+    Chunked(usize),
+    /// Not read: the handler does not want it and the client is waiting for `100 Continue`.
+    /// The response closes the connection (RFC 9110 §10.1.1).
+    Skipped,
+}
+
+/// How a connection ends.
+pub(super) enum Close {
+    /// Cleanly, after a response that said `Connection: close`, or because the client left.
+    Now,
+    /// After an error response: drain what the client still sends before closing, so that our
+    /// response is not destroyed by a reset (unread data at close makes the kernel send RST).
+    Linger,
+}
+
+pub(super) struct Conn {
+    /// First, so that it drops first: the slot's handle to the socket goes before the socket
+    /// itself (which closes once the last operation in flight on it has completed).
+    pub(super) slot: ConnSlot,
+    pub(super) io: Transport,
+    /// The output buffer: a plain connection takes one from the worker's free list when it
+    /// answers and gives it back once it has sent everything (an idle connection holds none);
+    /// a TLS connection keeps its own.
+    pub(super) out: Option<Box<OutBuf>>,
+    /// A plain listener that sends every request to `https://` on this port.
+    pub(super) redirect: Option<u16>,
+    pub(super) peer: SocketAddr,
+    pub(super) rbuf: ReadBuf,
+    pub(super) served: u64,
+    /// When the first byte of the current, incomplete head arrived (header timeout).
+    pub(super) head_started: Option<Instant>,
+    /// This connection's clock, for its deadlines, its handlers' latency and the `Date` value:
+    /// read when a read completes, when a handler has answered and when a send has finished,
+    /// not for every use.
+    pub(super) now: Instant,
+    /// A de-chunked request body (boxed: most connections never see one, and every idle
+    /// connection would hold the empty vector).
+    #[expect(clippy::box_collection, reason = "8 bytes in every connection, where a Vec is 24")]
+    pub(super) body: Option<Box<Vec<u8>>>,
+    pub(super) body_state: BodyState,
+}
+
+impl Conn {
+    /// The worker's state.
+    #[inline]
+    pub(super) fn worker(&self) -> &Worker {
+        self.slot.worker()
+    }
+
+    /// Serves the connection until it ends.
+    #[expect(clippy::manual_async_fn, reason = "an async fn would hold the connection twice")]
+    fn run(mut self) -> impl Future<Output = ()> {
+        async move {
+            let close = loop {
+                match self.read_head().await {
+                    Ok(0) | Err(_) => break Close::Now,
+                    Ok(_) => {}
+                }
+                // Answering runs boxed: its states are a connection's largest. One allocation per
+                // batch of requests pays for it.
+                if let Some(close) = boxed(|| self.answer_and_send()).await {
+                    break close;
+                }
+                self.compact();
+                // Everything is sent: a plain connection gives its output buffer back while it waits.
+                if !self.io.is_tls() {
+                    if let Some(out) = self.out.take_if(|o| o.is_empty() && o.fixed_index().is_none()) {
+                        self.worker().io.buffers.give_out_buf(out);
+                    }
+                }
+            };
+            match close {
+                Close::Linger => boxed(|| self.linger()).await,
+                Close::Now => self.io.close_notify(self.slot.io()).await,
+            }
+        }
+    }
+
+    /// What the connection waits for now, and until when.
+    fn wait(&self) -> (Phase, Instant) {
+        let t = self.worker().config().timeouts;
+        let idle = self.rbuf.is_drained();
+        if idle && self.worker().is_draining() {
+            // Draining: one last request may still be on its way (RFC 9112 §9.6).
+            (Phase::Idle, self.now + t.drain_idle)
+        } else if idle && self.served > 0 {
+            (Phase::Idle, self.now + t.keepalive)
+        } else if idle {
+            // A new connection's first request is timed like a head, as nginx's
+            // client_header_timeout: a client that connects and says nothing is not idle.
+            (Phase::Fresh, self.now + t.header)
+        } else {
+            // `read_head` records when the head started.
+            (Phase::Head, self.head_started.unwrap_or(self.now) + t.header)
+        }
+    }
+
+    /// Reads more of a request head (or the first byte of the next request). Every idle
+    /// connection waits in this future.
+    #[expect(clippy::manual_async_fn, reason = "an async fn would hold `self` twice")]
+    fn read_head(&mut self) -> impl Future<Output = io::Result<usize>> + '_ {
+        async move {
+            if self.rbuf.is_drained() {
+                if let Some(ring) = self.io.provided(&self.slot.worker().io) {
+                    // Waits holding no read buffer: the kernel picks one from the worker's ring when
+                    // the request arrives, and its bytes are copied into `rbuf`. Only the operation is
+                    // kept across the wait (the phase and deadline are worked out again if it falls
+                    // back).
+                    let (phase, deadline) = self.wait();
+                    let conn = self.slot.io();
+                    let received = self.io.recv_provided(ring, conn, phase, deadline).await;
+                    Transport::received(conn, &received);
+                    self.now = Instant::now();
+                    match received {
+                        Ok(Some(buf)) => {
+                            self.rbuf.receive(&conn.io.buffers, &buf);
+                            return Ok(buf.len());
+                        }
+                        Ok(None) => return Ok(0),
+                        // The ring is empty for now: a plain read, below.
+                        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => conn.stats().receive_empty.add(1),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            if !self.rbuf.is_drained() {
+                self.head_started.get_or_insert(self.now);
+            }
+            let (phase, deadline) = self.wait();
+            self.rbuf.make_head_room();
+            // Boxed: unboxed, a plain read's state (an owned buffer in flight) would make every
+            // connection's future larger than the wait on the ring that idle connections are in.
+            boxed(|| self.read(phase, deadline)).await
+        }
+    }
+
+    /// One read into the spare room of the read buffer.
+    pub(super) async fn read(&mut self, phase: Phase, deadline: Instant) -> io::Result<usize> {
+        let (buf, room) = self.rbuf.for_read();
+        let res = self.io.read(buf, self.slot.io(), phase, deadline).await;
+        self.now = Instant::now();
+        if let Ok(n) = res {
+            self.rbuf.after_read(n, room);
+        }
+        res
+    }
+
+    /// Answers every complete request in the buffer and sends what is queued. `Some` when the
+    /// connection must close.
+    async fn answer_and_send(&mut self) -> Option<Close> {
+        let close = self.answer_all().await;
+        if !out_is_empty(&self.out) && self.flush().await.is_err() {
+            return Some(Close::Now);
+        }
+        close
+    }
+
+    /// Sends what is queued; the connection's clock is read again afterwards, since a send may
+    /// wait (up to the send timeout) and what follows times itself from the clock.
+    pub(super) async fn flush(&mut self) -> io::Result<()> {
+        let out = out_buf(&mut self.out, &self.slot);
+        let res = self.io.flush(out, self.slot.io(), self.now).await;
+        self.now = Instant::now();
+        res
+    }
+
+    /// Moves an incomplete request to the front of the buffer and returns memory after a large
+    /// request.
+    fn compact(&mut self) {
+        let ring = self.io.provided(&self.slot.worker().io).is_some();
+        self.rbuf.compact(&self.slot.worker().io.buffers, ring);
+        if self.body.as_ref().is_some_and(|b| b.capacity() > READ_BUF_KEEP) {
+            self.body = None;
+        }
+    }
+
+    /// Half-closes and discards what the client still sends, for at most [`LINGER`] and
+    /// [`LINGER_BYTES`], so the error response reaches it instead of a reset.
+    async fn linger(&mut self) {
+        if !out_is_empty(&self.out) && self.flush().await.is_err() {
+            return;
+        }
+        self.io.close_notify(self.slot.io()).await;
+        if self.io.shutdown_write().is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER;
+        let mut discarded = 0;
+        self.rbuf.clear();
+        while discarded < LINGER_BYTES {
+            match self.read(Phase::Closing, deadline).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n,
+            }
+            self.rbuf.clear();
+        }
+    }
+}
+
+/// The connection's output buffer, taken from the worker's free list if it holds none.
+#[inline]
+pub(super) fn out_buf<'a>(out: &'a mut Option<Box<OutBuf>>, slot: &ConnSlot) -> &'a mut OutBuf {
+    out.get_or_insert_with(|| slot.worker().io.buffers.take_out_buf())
+}
+
+/// Whether nothing waits to be sent (no output buffer, or an empty one).
+pub(super) fn out_is_empty(out: &Option<Box<OutBuf>>) -> bool {
+    out.as_ref().is_none_or(|o| o.is_empty())
+}

@@ -1,0 +1,190 @@
+//! Encoding a response for HTTP/1.1: the head (status line, the worker's `Date` and `Server`
+//! lines, the handler's and the configured headers, framing) and, when small, the body, queued
+//! behind the answers before it; what is left to send afterwards is an [`Encoded`].
+
+use bytes::Bytes;
+use ringd_core::{
+    write_head_common, BodyLength, CommonLines, Method, RequestHead, ResponseFraming, ResponseHead, Version, WriteBuf,
+};
+
+use crate::app::handler::{Body, BodyStream, FileBody, Response};
+use crate::io::buf::OutBuf;
+use crate::worker::Worker;
+
+/// Bodies up to this size are copied next to their head, so head and body leave in one send.
+const INLINE_BODY: usize = 16 * 1024;
+
+/// What is left to send after the head (and a small body) went into the output buffer.
+pub(super) enum Encoded {
+    /// Everything is queued.
+    Done { keep_alive: bool },
+    /// A large in-memory body, to be sent on its own after the queue.
+    Large { bytes: Bytes, keep_alive: bool },
+    /// A range of a file, sent after the queue.
+    File { file: FileBody, keep_alive: bool },
+    /// A streamed body, framed as said.
+    Stream {
+        stream: Box<dyn BodyStream>,
+        framing: ResponseFraming,
+        keep_alive: bool,
+    },
+}
+
+/// Encodes `response` to the request `head`. An invalid handler header becomes a 500.
+pub(super) fn encode(
+    out: &mut OutBuf,
+    response: Response,
+    head: &RequestHead<'_, '_>,
+    keep_alive: bool,
+    common: &CommonLines,
+    worker: &Worker,
+) -> (Encoded, u16) {
+    let is_head = head.method == Method::Head;
+    let status = response.status;
+    // A handler asking to close (as the panic path does) is honoured, and never written as a header.
+    let keep_alive = keep_alive
+        && !response
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case(b"close"));
+    let framing = match encode_head(out, &response, head.version, keep_alive, is_head, common, worker) {
+        Some(f) => f,
+        None => {
+            encode_simple(out, &Response::error(500), head.version, false, is_head, common, worker);
+            return (Encoded::Done { keep_alive: false }, 500);
+        }
+    };
+    let keep_alive = keep_alive && framing != ResponseFraming::CloseDelimited;
+    let encoded = match (framing, response.body) {
+        (ResponseFraming::NoBody, _) | (_, Body::Empty) => Encoded::Done { keep_alive },
+        (_, Body::Full(bytes)) if bytes.len() <= INLINE_BODY => {
+            out.put(&bytes);
+            Encoded::Done { keep_alive }
+        }
+        (_, Body::Full(bytes)) => Encoded::Large { bytes, keep_alive },
+        (framing, Body::Stream(stream)) => Encoded::Stream {
+            stream,
+            framing,
+            keep_alive,
+        },
+        (_, Body::File(file)) => Encoded::File { file, keep_alive },
+    };
+    (encoded, status)
+}
+
+/// Encodes a response the server made itself (errors): head and body, no streaming.
+pub(super) fn encode_simple(
+    out: &mut OutBuf,
+    response: &Response,
+    version: Version,
+    keep_alive: bool,
+    is_head: bool,
+    common: &CommonLines,
+    worker: &Worker,
+) {
+    if let Some(framing) = encode_head(out, response, version, keep_alive, is_head, common, worker) {
+        if let (ResponseFraming::Length(_), Body::Full(bytes)) = (framing, &response.body) {
+            out.put(bytes);
+        }
+    }
+}
+
+/// Writes the status line and headers; `None` when a handler header is invalid (nothing written).
+fn encode_head(
+    out: &mut OutBuf,
+    response: &Response,
+    version: Version,
+    keep_alive: bool,
+    is_head: bool,
+    common: &CommonLines,
+    worker: &Worker,
+) -> Option<ResponseFraming> {
+    const INLINE: usize = 16;
+    let extra = response
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("connection"))
+        .map(|(n, v)| (n.as_ref(), v.as_ref()));
+    let content_type = response.content_type.as_ref().map(|v| ("Content-Type", v.as_ref()));
+    // The configured `[headers]`, unless the handler set the same one.
+    let config = worker.config();
+    let configured = config
+        .headers
+        .iter()
+        .filter(|(n, _)| {
+            !response.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n))
+                && !response.block.as_ref().is_some_and(|b| b.has(n))
+        })
+        .map(|(n, v)| (n.as_str(), v.as_bytes()));
+    let only_type: [(&str, &[u8]); 1];
+    let mut inline: [(&str, &[u8]); INLINE];
+    let heap: Vec<(&str, &[u8])>;
+    let count = response.headers.len() + 1 + config.headers.len();
+    let mut block = response.block.as_deref();
+    let headers: &[(&str, &[u8])] = if response.headers.is_empty() && config.headers.is_empty() {
+        // The common answer (a content type, no other header): no array to fill and no
+        // chain of iterators to walk; and for the types of ringd's own responses, a line
+        // checked and rendered once.
+        match content_type {
+            Some(pair) => match (block, worker.type_lines.get(pair.1)) {
+                (None, Some(line)) => {
+                    block = Some(line);
+                    &[]
+                }
+                _ => {
+                    only_type = [pair];
+                    &only_type
+                }
+            },
+            None => &[],
+        }
+    } else if count <= INLINE {
+        inline = [("", &[]); INLINE];
+        let mut n = 0;
+        for h in content_type.into_iter().chain(extra).chain(configured) {
+            inline[n] = h;
+            n += 1;
+        }
+        &inline[..n]
+    } else {
+        heap = content_type.into_iter().chain(extra).chain(configured).collect();
+        &heap
+    };
+    let status = if (200..=999).contains(&response.status) {
+        response.status
+    } else {
+        if worker.log_budget().allow() {
+            tracing::error!(
+                status = response.status,
+                "handler returned an invalid status; answered 500"
+            );
+        }
+        return None;
+    };
+    let body = match response.body.len() {
+        Some(n) => BodyLength::Known(n),
+        None => BodyLength::Streamed,
+    };
+    let head = ResponseHead {
+        status,
+        headers,
+        block,
+        body,
+        request_version: version,
+        keep_alive,
+        head_request: is_head,
+    };
+    match write_head_common(out, &head, common) {
+        Ok(framing) => Some(framing),
+        Err(e) => {
+            let name = headers.get(e.index).map_or("?", |h| h.0);
+            if worker.log_budget().allow() {
+                tracing::error!(
+                    header = name,
+                    "handler returned an invalid or reserved header; answered 500"
+                );
+            }
+            None
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! A worker's thread: pinned to its CPU, one tokio-uring runtime, its buffers registered, its
+//! state built, and its tasks started: an accept loop per listener, the sweeper and the
+//! controller. It runs until the process exits.
+
+use std::net::TcpListener as StdListener;
+use std::rc::Rc;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_uring::net::TcpListener;
+
+use super::accept::accept_loop;
+use super::control::{Control, Heartbeats, RouterFactory, WorkerEvent};
+use super::controller::controller;
+use super::sweeper::sweeper;
+use crate::config::ServerConfig;
+use crate::io::buf::Buffers;
+use crate::io::conn_io::WorkerIo;
+use crate::io::listener::ListenerKind;
+use crate::io::ring;
+use crate::ops::access_log::{AccessLog, AccessLogConfig};
+use crate::ops::stats::WorkerStats;
+use crate::worker::Worker;
+
+/// Sends `Died` if the worker's thread ends, however it ends.
+struct ExitGuard {
+    id: usize,
+    events: Sender<WorkerEvent>,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let reason = if std::thread::panicking() {
+            "it panicked (see the log line above)"
+        } else {
+            "its runtime returned"
+        };
+        let _ = self.events.send(WorkerEvent::Died(self.id, reason.to_owned()));
+    }
+}
+
+/// Everything a worker starts with.
+pub(crate) struct WorkerSetup {
+    pub(crate) id: usize,
+    /// How many workers the server runs (for memlock advice).
+    pub(crate) workers_total: usize,
+    pub(crate) core: Option<core_affinity::CoreId>,
+    pub(crate) listeners: Vec<(StdListener, ListenerKind)>,
+    /// The listeners came from the service manager: a drain must not shut them down (the next
+    /// instance inherits the same sockets), only stop accepting.
+    pub(crate) inherited: bool,
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) factory: RouterFactory,
+    pub(crate) events: Sender<WorkerEvent>,
+    pub(crate) control: UnboundedReceiver<Control>,
+    pub(crate) heartbeats: Heartbeats,
+    pub(crate) stats: Arc<WorkerStats>,
+    pub(crate) access_log: Option<(AccessLogConfig, std::fs::File)>,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) https_port: u16,
+}
+
+/// Runs a worker on the calling thread; returns only if it fails.
+pub(crate) fn run(setup: WorkerSetup) {
+    let WorkerSetup {
+        id,
+        workers_total,
+        core,
+        listeners,
+        inherited,
+        config,
+        factory,
+        events,
+        control,
+        heartbeats,
+        stats,
+        access_log,
+        tls,
+        https_port,
+    } = setup;
+    let _guard = ExitGuard {
+        id,
+        events: events.clone(),
+    };
+    if let Some(core) = core {
+        if !core_affinity::set_for_current(core) {
+            tracing::warn!(
+                worker = id,
+                cpu = core.id,
+                "could not pin worker to its CPU; running unpinned"
+            );
+        }
+    }
+    let rt = match ring::runtime(config.ring_entries) {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = events.send(WorkerEvent::Failed(e));
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let buffers = match Buffers::register(config.buffers, id, workers_total, stats.clone()) {
+            Ok(buffers) => buffers,
+            Err(e) => {
+                let _ = events.send(WorkerEvent::Failed(e));
+                return;
+            }
+        };
+        // Splices run on io-wq threads; cap them to what `sendfile` keeps in flight (the
+        // others are ops that may block on disk).
+        let mut io_workers = [0, (crate::io::file::MAX_SPLICING + 8) as u32];
+        if let Err(e) = tokio_uring::limit_io_workers(&mut io_workers, None) {
+            tracing::debug!(worker = id, "cannot cap io_uring worker threads: {e}");
+        }
+        // Duplicates of the listening sockets, to shut them down when draining (a pending accept
+        // cannot be cancelled; `shutdown` makes it fail, and with `net.ipv4.tcp_migrate_req=1`
+        // the kernel hands queued connections to another listener of the port).
+        let mut dups: Vec<StdListener> = Vec::with_capacity(listeners.len());
+        for (l, _) in listeners.iter().filter(|_| !inherited) {
+            match l.try_clone() {
+                Ok(d) => dups.push(d),
+                Err(e) => tracing::warn!(worker = id, "cannot keep a handle on a listener for draining: {e}"),
+            }
+        }
+        let io = WorkerIo::new(buffers, stats, (&*config).into());
+        let worker = Rc::new(Worker::new(
+            io,
+            &config,
+            factory(id),
+            tls,
+            access_log.map(|(config, file)| AccessLog::new(config, file)),
+            https_port,
+        ));
+        for (listener, kind) in listeners {
+            tokio_uring::spawn(accept_loop(id, TcpListener::from_std(listener), kind, worker.clone()));
+        }
+        tokio_uring::spawn(sweeper(id, worker.clone(), heartbeats));
+        tokio_uring::spawn(controller(id, worker.clone(), control, dups));
+        let _ = events.send(WorkerEvent::Ready);
+        // The runtime must never be dropped while operations are in flight (the kernel would
+        // write into freed buffers), so the worker runs until the process exits.
+        std::future::pending::<()>().await;
+    });
+}

@@ -1,0 +1,143 @@
+//! A worker's per-core state: what every connection on one core shares, and nothing any other
+//! core sees. Its thread, loops and start-up are the server's (`crate::server`); this is what a
+//! connection may use.
+
+mod date;
+mod slot;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ringd_core::CommonLines;
+
+pub(crate) use slot::ConnSlot;
+
+use crate::app::router::Router;
+use crate::app::type_lines::TypeLines;
+use crate::config::ServerConfig;
+use crate::io::conn_io::WorkerIo;
+use crate::ops::access_log::AccessLog;
+use crate::ops::log_budget::LogBudget;
+use crate::ops::stats::WorkerStats;
+use date::WorkerDate;
+
+/// A worker's state, shared by its tasks through an `Rc` (one thread).
+pub(crate) struct Worker {
+    /// Buffers, the connection table and its deadlines, counters.
+    pub(crate) io: WorkerIo,
+    /// Replaced as a whole by a reload; connections take an `Rc` of it per request.
+    config: RefCell<Rc<ServerConfig>>,
+    router: RefCell<Rc<Router>>,
+    /// The TLS configuration for new handshakes (a reload replaces it; a connection keeps the
+    /// one it started with).
+    tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
+    date: RefCell<WorkerDate>,
+    /// The `Content-Type` lines of the types ringd's own responses use.
+    pub(crate) type_lines: TypeLines,
+    /// Set by a drain: answer with `Connection: close`, give idle connections a short grace.
+    draining: Cell<bool>,
+    /// This worker's access log buffer and file, if logging.
+    pub(crate) access_log: Option<AccessLog>,
+    /// The port redirecting listeners send clients to.
+    pub(crate) https_port: u16,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        io: WorkerIo,
+        config: &ServerConfig,
+        router: Router,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        access_log: Option<AccessLog>,
+        https_port: u16,
+    ) -> Worker {
+        Worker {
+            io,
+            config: RefCell::new(Rc::new(config.clone())),
+            router: RefCell::new(Rc::new(router)),
+            tls: RefCell::new(tls),
+            date: RefCell::new(WorkerDate::new()),
+            type_lines: TypeLines::new(),
+            draining: Cell::new(false),
+            access_log,
+            https_port,
+        }
+    }
+
+    /// The configuration in force (reloads replace it; a request in progress keeps its copy).
+    #[inline]
+    pub(crate) fn config(&self) -> Rc<ServerConfig> {
+        self.config.borrow().clone()
+    }
+
+    /// The routes in force.
+    #[inline]
+    pub(crate) fn router(&self) -> Rc<Router> {
+        self.router.borrow().clone()
+    }
+
+    /// The TLS configuration for a new connection.
+    pub(crate) fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.borrow().clone()
+    }
+
+    /// Swaps in a reloaded configuration, its routes and its certificates. Requests being
+    /// answered finish with what they started with.
+    pub(crate) fn reload(&self, config: &ServerConfig, router: Router, tls: Option<Arc<rustls::ServerConfig>>) {
+        *self.router.borrow_mut() = Rc::new(router);
+        *self.config.borrow_mut() = Rc::new(config.clone());
+        self.io.set_settings(config.into());
+        // The `Server` line may have changed.
+        self.date.borrow_mut().stale();
+        *self.tls.borrow_mut() = tls;
+    }
+
+    /// Whether the worker drains (answers with `Connection: close`).
+    #[inline]
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.get()
+    }
+
+    /// Starts draining (for good).
+    pub(crate) fn start_draining(&self) {
+        self.draining.set(true);
+    }
+
+    /// This worker's counters.
+    #[inline]
+    pub(crate) fn stats(&self) -> &WorkerStats {
+        &self.io.stats
+    }
+
+    /// The budget for log lines clients can cause.
+    #[inline]
+    pub(crate) fn log_budget(&self) -> &LogBudget {
+        &self.io.log_budget
+    }
+
+    /// The `Date` and `Server` lines at `now` (see [`WorkerDate::expired`]).
+    #[inline]
+    pub(crate) fn common_lines(&self, now: Instant) -> Rc<CommonLines> {
+        let mut date = self.date.borrow_mut();
+        if date.expired(now) {
+            date.render(now, &self.config.borrow().server_name);
+        }
+        date.lines()
+    }
+}
+
+/// Starts writing the access log's pending lines, unless a write is already under way.
+pub(crate) fn spawn_log_flush(worker: &Rc<Worker>) {
+    if let Some(log) = &worker.access_log {
+        if log.has_pending() && !log.flushing() {
+            let worker = worker.clone();
+            tokio_uring::spawn(async move {
+                if let Some(log) = &worker.access_log {
+                    log.flush().await;
+                }
+            });
+        }
+    }
+}
