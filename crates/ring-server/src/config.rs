@@ -299,6 +299,46 @@ impl ServerConfig {
     }
 }
 
+/// Declares the settings a running server cannot change, once: their names
+/// ([`RESTART_ONLY`]), and [`ServerConfig::keep_restart_only`], which compares them and keeps
+/// the running values.
+macro_rules! restart_only {
+    ($($name:literal => $field:ident),* $(,)?) => {
+        /// Settings a running server cannot change: they shape sockets, threads and locked memory,
+        /// named as in the config file. (`tls` can change its certificates, not be switched on
+        /// or off.)
+        pub const RESTART_ONLY: &[&str] = &[$($name),*];
+
+        impl ServerConfig {
+            /// The restart-only settings ([`RESTART_ONLY`]) in which `self`, a reloaded
+            /// configuration, differs from `running`; `self` then holds the running values of
+            /// them, so that it describes what the server actually does.
+            pub fn keep_restart_only(&mut self, running: &ServerConfig) -> Vec<&'static str> {
+                let mut changed = Vec::new();
+                $(
+                    if self.$field != running.$field {
+                        changed.push($name);
+                        self.$field = running.$field.clone();
+                    }
+                )*
+                changed
+            }
+        }
+    };
+}
+
+restart_only! {
+    "listen" => listen,
+    "workers" => workers,
+    "pin" => pin,
+    "backlog" => backlog,
+    "defer_accept" => defer_accept,
+    "buffers" => buffers,
+    "ring_entries" => ring_entries,
+    "access_log" => access_log,
+    "tls.redirect" => redirect_listen,
+}
+
 impl Workers {
     fn count_hint(&self) -> usize {
         match self {
@@ -311,6 +351,37 @@ impl Workers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reload_keeps_every_restart_only_setting_and_names_it() {
+        let running = ServerConfig::default();
+        let mut new = ServerConfig {
+            listen: vec!["127.0.0.1:1".parse().unwrap()],
+            workers: Workers::Count(3),
+            pin: false,
+            backlog: 7,
+            defer_accept: true,
+            buffers: BufferConfig {
+                count: 3,
+                ..BufferConfig::default()
+            },
+            ring_entries: 64,
+            access_log: Some(crate::AccessLogConfig {
+                target: crate::LogTarget::Stderr,
+                format: crate::LogFormat::Json,
+            }),
+            redirect_listen: vec!["127.0.0.1:2".parse().unwrap()],
+            max_connections: 5,
+            ..ServerConfig::default()
+        };
+        let changed = new.keep_restart_only(&running);
+        assert_eq!(changed, RESTART_ONLY, "every restart-only setting, in order");
+        assert_eq!(new.keep_restart_only(&running), Vec::<&str>::new());
+        // What a reload may change stays changed.
+        assert_eq!(new.max_connections, 5);
+        new.max_connections = running.max_connections;
+        assert_eq!(format!("{new:?}"), format!("{running:?}"));
+    }
 
     #[test]
     fn default_is_valid() {

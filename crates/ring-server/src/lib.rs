@@ -36,12 +36,12 @@ pub use app::handler::{
 };
 pub use app::router::{Router, RouterError};
 pub use bytes::Bytes;
-pub use config::{BufferConfig, ServerConfig, Shed, Timeouts, Workers, RECEIVE_BUFFER_SIZE};
+pub use config::{BufferConfig, ServerConfig, Shed, Timeouts, Workers, RECEIVE_BUFFER_SIZE, RESTART_ONLY};
 pub use error::ServerError;
 pub use ops::access_log::{AccessLogConfig, LogFormat, LogTarget};
 pub use ops::admin::serve_metrics;
 pub use ops::stats::Metrics;
 pub use ringd_core::Limits;
-pub use server::{Heartbeats, RunningServer, Server, WorkerWatch, RESTART_ONLY};
+pub use server::{Heartbeats, RunningServer, Server, WorkerWatch};
 pub use static_files::{CacheOptions, StaticFiles, StaticOptions};
 pub use tls::{CertFiles, SniCert, TlsConfig, TlsError};

@@ -213,20 +213,6 @@ pub struct RunningServer {
     events: Option<Receiver<WorkerEvent>>,
 }
 
-/// Settings a running server cannot change: they shape sockets, threads and locked memory.
-/// (`tls` can change its certificates, not be switched on or off.)
-pub const RESTART_ONLY: [&str; 9] = [
-    "listen",
-    "workers",
-    "pin",
-    "backlog",
-    "defer_accept",
-    "buffers",
-    "ring_entries",
-    "access_log",
-    "tls.redirect",
-];
-
 impl RunningServer {
     /// The addresses listened on, in `listen` order, with port 0 resolved.
     pub fn local_addrs(&self) -> &[SocketAddr] {
@@ -261,41 +247,14 @@ impl RunningServer {
     /// Replaces the configuration and routes of every worker without dropping a connection:
     /// requests in progress finish as they started, the next ones use the new settings.
     /// Returns the names of changed settings that only a restart can apply (see
-    /// [`RESTART_ONLY`]); those keep their running values.
+    /// [`RESTART_ONLY`](crate::RESTART_ONLY)); those keep their running values.
     pub fn reload(
         &mut self,
         mut config: ServerConfig,
         routes: impl Fn(usize) -> Router + Send + Sync + 'static,
     ) -> Result<Vec<&'static str>, ServerError> {
         config.validate()?;
-        let mut ignored = Vec::new();
-        if config.listen != self.config.listen {
-            ignored.push("listen");
-        }
-        if config.workers != self.config.workers {
-            ignored.push("workers");
-        }
-        if config.backlog != self.config.backlog {
-            ignored.push("backlog");
-        }
-        if config.defer_accept != self.config.defer_accept {
-            ignored.push("defer_accept");
-        }
-        if config.buffers != self.config.buffers {
-            ignored.push("buffers");
-        }
-        if config.ring_entries != self.config.ring_entries {
-            ignored.push("ring_entries");
-        }
-        if config.access_log != self.config.access_log {
-            ignored.push("access_log");
-        }
-        if config.pin != self.config.pin {
-            ignored.push("pin");
-        }
-        if config.redirect_listen != self.config.redirect_listen {
-            ignored.push("tls.redirect");
-        }
+        let mut ignored = config.keep_restart_only(&self.config);
         // The certificate files are read again even when their names did not change: renewing a
         // certificate in place and sending SIGHUP is the usual way. A bad file fails the whole
         // reload, so the running certificates stay.
@@ -311,15 +270,6 @@ impl RunningServer {
                 }
             }
         };
-        config.listen = self.config.listen.clone();
-        config.workers = self.config.workers.clone();
-        config.backlog = self.config.backlog;
-        config.defer_accept = self.config.defer_accept;
-        config.buffers = self.config.buffers;
-        config.ring_entries = self.config.ring_entries;
-        config.access_log = self.config.access_log.clone();
-        config.pin = self.config.pin;
-        config.redirect_listen = self.config.redirect_listen.clone();
         let shared = Arc::new(config.clone());
         let factory: RouterFactory = Arc::new(routes);
         for (worker, tx) in self.reloads.iter().enumerate() {
