@@ -1,0 +1,487 @@
+//! Tests of `request.rs`, with byte strings.
+
+use super::*;
+
+fn parse_with(buf: &[u8], limits: Limits) -> Result<Option<String>, ParseError> {
+    let mut slots = header_slots();
+    match parse_request(buf, &limits, &mut slots)? {
+        Parsed::Complete(h) => Ok(Some(format!("{h:?}"))),
+        Parsed::Partial => Ok(None),
+    }
+}
+
+fn err(buf: &[u8]) -> ParseError {
+    parse_with(buf, Limits::default()).expect_err(&String::from_utf8_lossy(buf))
+}
+
+fn partial(buf: &[u8]) {
+    assert_eq!(
+        parse_with(buf, Limits::default()),
+        Ok(None),
+        "{:?}",
+        String::from_utf8_lossy(buf)
+    );
+}
+
+/// Runs `f` on the complete head of `buf`.
+fn with_head(buf: &[u8], f: impl FnOnce(&RequestHead<'_, '_>)) {
+    let mut slots = header_slots();
+    match parse_request(buf, &Limits::default(), &mut slots) {
+        Ok(Parsed::Complete(h)) => f(&h),
+        other => panic!("{:?}: {other:?}", String::from_utf8_lossy(buf)),
+    }
+}
+
+#[test]
+fn simple_get() {
+    let buf = b"GET /index.html?x=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\nBODY";
+    with_head(buf, |h| {
+        assert_eq!(h.method, Method::Get);
+        assert_eq!(h.target, Target::Origin);
+        assert_eq!(h.raw_target, "/index.html?x=1");
+        assert_eq!(h.path, "/index.html");
+        assert!(matches!(h.path, Cow::Borrowed(_)));
+        assert_eq!(h.query, Some("x=1"));
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!(h.headers.len(), 2);
+        assert_eq!(h.host, Some(&b"example.com"[..]));
+        assert_eq!(h.body, BodyFraming::None);
+        assert!(h.keep_alive);
+        assert!(!h.expect_continue);
+        assert_eq!(h.head_len, buf.len() - 4);
+        assert_eq!(h.header("accept"), Some(&b"*/*"[..]));
+        assert_eq!(h.header("missing"), None);
+    });
+}
+
+#[test]
+fn headers_named_iterates_all() {
+    with_head(
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a: 2\r\nX-B: 3\r\n\r\n",
+        |h| {
+            let v: Vec<_> = h.headers_named("X-A").collect();
+            assert_eq!(v, [&b"1"[..], b"2"]);
+            assert_eq!(h.header("X-A"), Some(&b"1"[..]));
+        },
+    );
+}
+
+#[test]
+fn partial_prefixes() {
+    let buf = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    for i in 0..buf.len() {
+        partial(&buf[..i]);
+    }
+    partial(b"");
+    partial(b"\r\n");
+}
+
+#[test]
+fn leading_empty_lines_counted() {
+    let buf = b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    with_head(buf, |h| assert_eq!(h.head_len, buf.len()));
+    let buf = b"\nGET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    with_head(buf, |h| assert_eq!(h.head_len, buf.len()));
+}
+
+#[test]
+fn http10_defaults() {
+    with_head(b"GET / HTTP/1.0\r\n\r\n", |h| {
+        assert_eq!(h.version, Version::Http10);
+        assert_eq!(h.host, None);
+        assert!(!h.keep_alive);
+    });
+}
+
+#[test]
+fn keep_alive_rules() {
+    let cases: [(&[u8], bool); 8] = [
+        (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", true),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", false),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, CLOSE\r\n\r\n",
+            false,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: x\r\nConnection: close\r\n\r\n",
+            false,
+        ),
+        (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true),
+        (b"GET / HTTP/1.0\r\nConnection: foo,keep-alive\r\n\r\n", true),
+        (b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", false),
+        (b"GET / HTTP/1.0\r\nConnection: closed\r\n\r\n", false),
+    ];
+    for (buf, ka) in cases {
+        with_head(buf, |h| {
+            assert_eq!(h.keep_alive, ka, "{:?}", String::from_utf8_lossy(buf))
+        });
+    }
+}
+
+#[test]
+fn request_line_syntax() {
+    for bad in [
+        &b"GET  / HTTP/1.1\r\n\r\n"[..],
+        b"GET / HTTP/1.1 \r\n\r\n",
+        b" GET / HTTP/1.1\r\n\r\n",
+        b"GET /\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"G(T / HTTP/1.1\r\n\r\n",
+        b"GET /a b HTTP/1.1\r\n\r\n",
+        b"GET / http/1.1\r\n\r\n",
+        b"GET / HTTP/1.1x\r\n\r\n",
+        b"GET / HTTP/1.1\rx",
+        b"GET / HTTP/11\r\n\r\n",
+        b"GET / HTTP/1.\r\n\r\n",
+        b"GET / HTTP/2\r\n\r\n",
+        b"GET / HTTP/2.0 \r\n\r\n",
+        b"GET / HTTP/a.b\r\n\r\n",
+        b"GET /\x7f HTTP/1.1\r\n\r\n",
+        b"GET /\x00 HTTP/1.1\r\n\r\n",
+        b"GET \xff HTTP/1.1\r\n\r\n",
+        b"\rGET / HTTP/1.1\r\n\r\n",
+    ] {
+        assert_eq!(
+            err(bad),
+            ParseError::BadRequestLine,
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
+fn http09_style_line() {
+    assert_eq!(err(b"GET /index.html\r\n"), ParseError::BadRequestLine);
+}
+
+#[test]
+fn unsupported_versions() {
+    for v in ["HTTP/2.0", "HTTP/1.2", "HTTP/3.0", "HTTP/0.9", "HTTP/9.9"] {
+        let buf = format!("GET / {v}\r\nHost: h\r\n\r\n");
+        assert_eq!(err(buf.as_bytes()), ParseError::UnsupportedVersion, "{v}");
+    }
+    // Decided at the line end, even before the head is complete.
+    assert_eq!(err(b"GET / HTTP/2.0\r"), ParseError::UnsupportedVersion);
+    assert_eq!(err(b"GET / HTTP/2.0\n"), ParseError::UnsupportedVersion);
+    // Undecided until then.
+    partial(b"GET / HTTP/2");
+    partial(b"GET / HTTP/2.0");
+    partial(b"GET / HTTP/1.");
+}
+
+#[test]
+fn uri_too_long() {
+    let limits = Limits {
+        max_request_line: 20,
+        ..Limits::default()
+    };
+    // "GET /" + 11 + " HTTP/1.1" = 25 > 20
+    let buf = b"GET /aaaaaaaaaaa HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert_eq!(parse_with(buf, limits), Err(ParseError::UriTooLong));
+    // Reported while still partial, once 21 line bytes are present.
+    assert_eq!(parse_with(&buf[..21], limits), Err(ParseError::UriTooLong));
+    assert_eq!(parse_with(&buf[..20], limits), Ok(None));
+    // Exactly at the limit is fine.
+    let ok = b"GET /aaaaaa HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert!(matches!(parse_with(ok, limits), Ok(Some(_))));
+    // Leading empty lines don't count toward the line.
+    let ok = b"\r\n\r\nGET /aaaaaa HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert!(matches!(parse_with(ok, limits), Ok(Some(_))));
+}
+
+#[test]
+fn syntax_error_before_line_limit_wins() {
+    let limits = Limits {
+        max_request_line: 20,
+        ..Limits::default()
+    };
+    let buf = b"G\x01T /aaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n";
+    assert_eq!(parse_with(buf, limits), Err(ParseError::BadRequestLine));
+    // ... and a syntax error after the limit loses.
+    let buf = b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaa\x01 HTTP/1.1\r\n\r\n";
+    assert_eq!(parse_with(buf, limits), Err(ParseError::UriTooLong));
+}
+
+#[test]
+fn headers_too_large() {
+    let limits = Limits {
+        max_header_bytes: 40,
+        ..Limits::default()
+    };
+    let buf = b"GET / HTTP/1.1\r\nHost: h\r\nX-Long: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    assert_eq!(parse_with(buf, limits), Err(ParseError::HeadersTooLarge));
+    assert_eq!(parse_with(&buf[..41], limits), Err(ParseError::HeadersTooLarge));
+    assert_eq!(parse_with(&buf[..40], limits), Ok(None));
+    // A head of exactly the limit is fine, whatever follows it.
+    let ok = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    let limits = Limits {
+        max_header_bytes: ok.len(),
+        ..Limits::default()
+    };
+    assert!(matches!(parse_with(ok, limits), Ok(Some(_))));
+    let mut more = ok.to_vec();
+    more.extend_from_slice(b"body bytes");
+    assert!(matches!(parse_with(&more, limits), Ok(Some(_))));
+    // Endless empty lines are bounded too.
+    let limits = Limits {
+        max_header_bytes: 10,
+        ..Limits::default()
+    };
+    assert_eq!(parse_with(&b"\r\n".repeat(6), limits), Err(ParseError::HeadersTooLarge));
+}
+
+#[test]
+fn too_many_headers() {
+    let limits = Limits {
+        max_headers: 2,
+        ..Limits::default()
+    };
+    let ok = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\n\r\n";
+    assert!(matches!(parse_with(ok, limits), Ok(Some(_))));
+    let bad = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n";
+    assert_eq!(parse_with(bad, limits), Err(ParseError::TooManyHeaders));
+    // Clamped to MAX_HEADERS.
+    let limits = Limits {
+        max_headers: 10_000,
+        ..Limits::default()
+    };
+    let mut buf = b"GET / HTTP/1.1\r\nHost: h\r\n".to_vec();
+    for i in 0..MAX_HEADERS {
+        buf.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+    }
+    buf.extend_from_slice(b"\r\n");
+    assert_eq!(parse_with(&buf, limits), Err(ParseError::TooManyHeaders));
+    // Clamped to the slots given.
+    let mut few = [const { MaybeUninit::uninit() }; 1];
+    assert_eq!(
+        parse_request(ok, &Limits::default(), &mut few).unwrap_err(),
+        ParseError::TooManyHeaders
+    );
+}
+
+#[test]
+fn invalid_header_syntax() {
+    for bad in [
+        &b"GET / HTTP/1.1\r\nHost : h\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost\t: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n\tb\r\n\r\n",
+        b"GET / HTTP/1.1\r\n Host: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHo(st: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\n: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\rx\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x00b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x1fb\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x7fb\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: \x00\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\n\rx",
+        b"GET / HTTP/1.1\r\nHost\xff: h\r\n\r\n",
+    ] {
+        assert_eq!(
+            err(bad),
+            ParseError::InvalidHeader,
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
+fn header_values_tab_and_obs_text_allowed() {
+    with_head(b"GET / HTTP/1.1\r\nHost: h\r\nX: a\tb \xe9\xff \t\r\n\r\n", |h| {
+        assert_eq!(h.header("x"), Some(&b"a\tb \xe9\xff"[..]));
+    });
+    with_head(b"GET / HTTP/1.1\r\nHost: h\r\nX:\r\n\r\n", |h| {
+        assert_eq!(h.header("x"), Some(&b""[..]));
+    });
+}
+
+#[test]
+fn bare_lf_line_endings_accepted() {
+    // RFC 9112 §2.2: a recipient MAY recognize a single LF as a line terminator.
+    with_head(b"GET / HTTP/1.1\nHost: h\n\n", |h| assert_eq!(h.head_len, 24));
+}
+
+#[test]
+fn host_rules() {
+    assert_eq!(err(b"GET / HTTP/1.1\r\n\r\n"), ParseError::MissingHost);
+    assert_eq!(
+        err(b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"),
+        ParseError::DuplicateHost
+    );
+    assert_eq!(
+        err(b"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n"),
+        ParseError::DuplicateHost
+    );
+    for bad in [&b"a b"[..], b"a@b", b"a/b", b"a\tb", b"h\xff", b"a?b", b"a#b", b"\"h\""] {
+        let mut buf = b"GET / HTTP/1.1\r\nHost: ".to_vec();
+        buf.extend_from_slice(bad);
+        buf.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(err(&buf), ParseError::InvalidHost, "{bad:?}");
+    }
+    for ok in [
+        "",
+        "example.com",
+        "example.com:8080",
+        "[::1]:80",
+        "xn--bcher-kva.example",
+        "a%20b",
+    ] {
+        let buf = format!("GET / HTTP/1.1\r\nHost: {ok}\r\n\r\n");
+        with_head(buf.as_bytes(), |h| assert_eq!(h.host, Some(ok.as_bytes())));
+    }
+}
+
+#[test]
+fn absolute_form_host_takes_precedence() {
+    with_head(
+        b"GET http://a.example:81/x?y HTTP/1.1\r\nHost: b.example\r\n\r\n",
+        |h| {
+            assert_eq!(
+                h.target,
+                Target::Absolute {
+                    scheme: "http",
+                    authority: "a.example:81"
+                }
+            );
+            assert_eq!(h.host, Some(&b"a.example:81"[..]));
+            assert_eq!(h.path, "/x");
+            assert_eq!(h.query, Some("y"));
+        },
+    );
+    // Host is still required in HTTP/1.1 (RFC 9112 §3.2).
+    assert_eq!(err(b"GET http://a/ HTTP/1.1\r\n\r\n"), ParseError::MissingHost);
+    with_head(b"GET http://a/ HTTP/1.0\r\n\r\n", |h| {
+        assert_eq!(h.host, Some(&b"a"[..]))
+    });
+}
+
+#[test]
+fn target_form_rules() {
+    assert_eq!(err(b"GET * HTTP/1.1\r\nHost: h\r\n\r\n"), ParseError::InvalidTarget);
+    with_head(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", |h| {
+        assert_eq!(h.target, Target::Asterisk);
+        assert_eq!(h.path, "/");
+    });
+    assert_eq!(err(b"GET h:80 HTTP/1.1\r\nHost: h\r\n\r\n"), ParseError::InvalidTarget);
+    assert_eq!(err(b"CONNECT / HTTP/1.1\r\nHost: h\r\n\r\n"), ParseError::InvalidTarget);
+    with_head(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", |h| {
+        assert_eq!(h.method, Method::Connect);
+        assert_eq!(h.target, Target::Authority("h:443"));
+        assert_eq!(h.path, "/");
+        assert_eq!(h.query, None);
+    });
+    assert_eq!(
+        err(b"GET index.html HTTP/1.1\r\nHost: h\r\n\r\n"),
+        ParseError::InvalidTarget
+    );
+    assert_eq!(
+        err(b"GET ftp://h/ HTTP/1.1\r\nHost: h\r\n\r\n"),
+        ParseError::InvalidTarget
+    );
+    assert_eq!(
+        err(b"GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n"),
+        ParseError::InvalidTarget
+    );
+}
+
+#[test]
+fn target_path_rules() {
+    for bad in [
+        &b"/../etc/passwd"[..],
+        b"/a/..%2f..%2fetc",
+        b"/%00",
+        b"/%zz",
+        b"/%ff",
+        b"/a#frag",
+    ] {
+        let mut buf = b"GET ".to_vec();
+        buf.extend_from_slice(bad);
+        buf.extend_from_slice(b" HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            err(&buf),
+            ParseError::InvalidTarget,
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    with_head(b"GET //a/./b/../c%20d/?q=%2e HTTP/1.1\r\nHost: h\r\n\r\n", |h| {
+        assert_eq!(h.path, "/a/c d/");
+        assert_eq!(h.query, Some("q=%2e"));
+        assert_eq!(h.raw_target, "//a/./b/../c%20d/?q=%2e");
+    });
+}
+
+#[test]
+fn extension_methods_are_case_sensitive() {
+    with_head(b"get / HTTP/1.1\r\nHost: h\r\n\r\n", |h| {
+        assert_eq!(h.method, Method::Other("get"))
+    });
+}
+
+#[test]
+fn expect_rules() {
+    with_head(
+        b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n",
+        |h| {
+            assert!(h.expect_continue);
+            assert_eq!(h.body, BodyFraming::Length(3));
+        },
+    );
+    assert_eq!(
+        err(b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n"),
+        ParseError::ExpectationFailed
+    );
+    assert_eq!(
+        err(b"POST / HTTP/1.1\r\nHost: h\r\nExpect:\r\n\r\n"),
+        ParseError::ExpectationFailed
+    );
+    // HTTP/1.0: ignored.
+    with_head(b"POST / HTTP/1.0\r\nExpect: 200-ok\r\n\r\n", |h| {
+        assert!(!h.expect_continue)
+    });
+    with_head(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", |h| {
+        assert!(!h.expect_continue)
+    });
+}
+
+#[test]
+fn framing_is_applied() {
+    with_head(
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+        |h| {
+            assert_eq!(h.body, BodyFraming::Chunked);
+        },
+    );
+    assert_eq!(
+        err(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+        ParseError::ConflictingContentLength
+    );
+    assert_eq!(
+        err(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n"),
+        ParseError::TransferEncodingWithContentLength
+    );
+    assert_eq!(
+        err(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        ParseError::ChunkedNotFinal
+    );
+    let limits = Limits {
+        max_body: 4,
+        ..Limits::default()
+    };
+    assert_eq!(
+        parse_with(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n", limits),
+        Err(ParseError::PayloadTooLarge)
+    );
+}
+
+#[test]
+fn no_allocation_for_normal_path() {
+    with_head(b"GET /a/b.css HTTP/1.1\r\nHost: h\r\n\r\n", |h| {
+        assert!(matches!(h.path, Cow::Borrowed("/a/b.css")));
+    });
+}
