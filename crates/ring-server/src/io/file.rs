@@ -2,18 +2,17 @@
 //!
 //! Three ways, the cheapest that is safe first:
 //! - **`sendfile(2)` on the worker's thread**, when every page of the range is in the page cache
-//!   (`crate::page_cache`): nothing is copied through memory, no other thread is involved, and
+//!   (`crate::io::page_cache`): nothing is copied through memory, no other thread is involved, and
 //!   nothing can wait on the disk. The socket is made non-blocking for the send, so a full socket
 //!   buffer returns at once and the connection waits for room in an io_uring poll, with the send
-//!   timeout armed, as nginx's `sendfile on` does with epoll. On loopback a 1 MiB file got 8%
-//!   more responses a second than by splicing, for 2–3% less CPU each (interleaved A/B runs; see
-//!   `DESIGN.md`).
+//!   timeout armed, as nginx's `sendfile on` does with epoll; cheaper than splicing (measured:
+//!   `benches/results/HISTORY.md`).
 //! - **`splice` through io_uring**, for a range not all in memory (or when residency cannot be
 //!   known, before Linux 6.5): file → pipe → socket moves page references and copies nothing,
 //!   and the kernel runs each splice on one of the ring's io-wq worker threads, so a disk read
 //!   waits there, not on the worker. A splice into a full socket waits there too, so a worker
 //!   keeps at most [`MAX_SPLICING`] of them in flight (the ring's io-wq is capped to match, see
-//!   `worker.rs`).
+//!   `server/thread.rs`).
 //! - **Copying**: past that many splices, or when no pipe can be had, `read` into memory and
 //!   `send`, a [`PIECE`] at a time.
 //!

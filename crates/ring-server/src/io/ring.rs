@@ -6,10 +6,10 @@ use crate::error::ServerError;
 
 /// Builds a worker's tokio-uring runtime.
 ///
-/// `COOP_TASKRUN` + `SINGLE_ISSUER` measured 8.8 -> 6.5 µs of server CPU per keep-alive request
-/// here (shared/IO_URING_NOTES.md); a kernel older than 6.0 rejects them with `EINVAL`, so that one
-/// error retries without flags. `DEFER_TASKRUN` hangs tokio-uring's driver and `SQPOLL` burns a core,
-/// so neither is used.
+/// `COOP_TASKRUN` + `SINGLE_ISSUER` cut the kernel's task-work signalling per completion
+/// (measured: `benches/results/HISTORY.md`); a kernel older than 6.0 rejects them with `EINVAL`,
+/// so that one error retries without flags. `DEFER_TASKRUN` hangs tokio-uring's driver and
+/// `SQPOLL` burns a core, so neither is used.
 pub(crate) fn runtime(entries: u32) -> Result<tokio_uring::Runtime, ServerError> {
     let mut flags = io_uring::IoUring::builder();
     flags.setup_coop_taskrun().setup_single_issuer();

@@ -176,7 +176,7 @@ impl Transport {
     }
 
     /// Sends a range of a file: with `sendfile` or spliced on plain TCP (or copied, see
-    /// `crate::sendfile`), read and encrypted a batch at a time over TLS. The send timeout is
+    /// `crate::io::file`), read and encrypted a batch at a time over TLS. The send timeout is
     /// armed for each write, none while the file is read.
     pub(crate) async fn send_file(&mut self, body: FileBody, conn: ConnIo<'_>) -> io::Result<()> {
         // No deadline while the file is read (the send timeout is for the client).

@@ -13,8 +13,7 @@ use crate::worker::Worker;
 
 /// Starts serving an accepted connection on its own task. The connection's future is boxed:
 /// tokio moves a task's future by value as it spawns and finishes it, several copies of the
-/// whole future per connection, where a box moves a pointer (callgrind: about 1,300
-/// instructions a connection).
+/// whole future per connection, where a box moves a pointer (`benches/results/HISTORY.md`).
 fn spawn_conn(stream: TcpStream, peer: std::net::SocketAddr, worker: &Rc<Worker>, kind: ListenerKind) {
     if let Some(conn) = http1::serve(stream, peer, worker.clone(), kind) {
         tokio_uring::spawn(Box::pin(conn));

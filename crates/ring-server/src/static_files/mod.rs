@@ -6,7 +6,7 @@
 //! symlink that leads outside it answers 404 instead of the file (unless
 //! [`StaticOptions::allow_outside_symlinks`] says otherwise). Small files are answered from a
 //! per-worker [hot-file cache](cache); larger ones are spliced from the page cache to the
-//! socket (`crate::sendfile`).
+//! socket (`crate::io::file`).
 
 mod cache;
 mod listing;

@@ -1,6 +1,6 @@
 //! One TLS connection's record layer, on byte buffers: rustls never touches the socket. The
 //! connection's own io_uring reads bring ciphertext here ([`TlsSession::receive`]) and take
-//! ciphertext away ([`TlsSession::take_ciphertext`]); `transport.rs` does that I/O.
+//! ciphertext away ([`TlsSession::take_ciphertext`]); `io/stream.rs` does that I/O.
 
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
@@ -12,8 +12,8 @@ const CIPHER_IN_START: usize = 4096;
 /// A TLS record: 16 KiB of plaintext, plus header, padding and tag.
 const CIPHER_IN_MAX: usize = 16 * 1024 + 256 + 5;
 /// A ciphertext write buffer above this is not kept after its send: small responses reuse it,
-/// and an idle connection does not hold what a large one needed (measured: keeping none saves
-/// only ~600 bytes per idle connection, rustls' own state is most of a TLS connection's cost).
+/// and an idle connection does not hold what a large one needed (rustls' own state, not this
+/// buffer, is most of an idle TLS connection's memory).
 const CIPHER_OUT_KEEP: usize = 16 * 1024;
 
 /// Why feeding ciphertext failed.
