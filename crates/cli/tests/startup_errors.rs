@@ -231,8 +231,10 @@ fn euid() -> u32 {
         .expect("parse Uid from /proc/self/status")
 }
 
+/// A limit too small for the ring itself (64 KiB against a 1024-entry ring) is a start-up
+/// error: one line naming the limit and the fix.
 #[test]
-fn memlock_limit_too_low() {
+fn memlock_limit_too_low_for_the_ring() {
     require_tool("prlimit", "util-linux");
     let mut cmd;
     let _dir;
@@ -282,6 +284,100 @@ fn memlock_limit_too_low() {
         line.contains("LimitMEMLOCK"),
         "error line should tell how to fix it (LimitMEMLOCK): {line}"
     );
+}
+
+/// A locked-memory limit too small for the configured fixed buffers is not a start-up error:
+/// the worker registers as many as fit (none, here), says so in one log line with the fix, shows
+/// it in `/metrics`, and serves every request from the heap. Run as `nobody` when root (root has
+/// CAP_IPC_LOCK, which lifts the limit), with 1 MiB of locked memory against 16 MiB of buffers
+/// (the ring fits).
+#[test]
+fn memlock_limit_too_low_for_the_buffers_starts_with_fewer() {
+    require_tool("prlimit", "util-linux");
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--memlock=1048576:1048576");
+    let _dir;
+    if euid() == 0 {
+        require_tool("setpriv", "util-linux");
+        // nobody must be able to execute the binary: copy it to a world-readable temp dir.
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("memlock");
+        std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let b = dir.join("ringd");
+        std::fs::copy(bin(), &b).unwrap();
+        std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cmd.args(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(&b);
+        _dir = Some(dir);
+    } else {
+        cmd.arg(bin());
+        _dir = None;
+    }
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--buffers",
+        "256",
+        "--buffer-size",
+        "65536",
+    ]);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let log = LogBuf::default();
+    log.drain_from(child.stderr.take().unwrap());
+    log.wait_for(START_TIMEOUT, |t| {
+        t.contains("metrics on http://") || t.contains("error:")
+    });
+    let text = log.text();
+    let addrs = parse_listen_addrs(&text);
+    let admin = text
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(str::to_owned);
+    let (Some(addr), Some(admin)) = (addrs.first().copied(), admin) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("ringd did not start under a 1 MiB memlock limit:\n{text}");
+    };
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("RLIMIT_MEMLOCK")).collect();
+    assert_eq!(warnings.len(), 1, "one line about the limit:\n{text}");
+    assert!(
+        warnings[0].contains("of 256 fixed buffers") && warnings[0].contains("LimitMEMLOCK"),
+        "the line says how many and what to change: {}",
+        warnings[0]
+    );
+    // Served from the heap all the same.
+    let response = roundtrip(addr, b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body_str(), "Hello, World!");
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", &format!("http://{admin}/metrics")])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&out.stdout);
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{series} not in /metrics:\n{metrics}"))
+    };
+    assert_eq!(value("ringd_fixed_buffers_configured{worker=\"0\"}"), 256.0);
+    let registered = value("ringd_fixed_buffers{worker=\"0\"}");
+    assert!(registered < 256.0, "{registered} fixed buffers under a 1 MiB limit");
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 const SECCOMP_C: &str = r#"

@@ -106,6 +106,9 @@ pub(crate) struct WorkerStats {
     pub(crate) fixed_in_use: Counter,
     pub(crate) fixed_fallbacks: Counter,
     pub(crate) fixed_total: Counter,
+    /// Fixed buffers configured (`buffers.count`): more than `fixed_total` when the locked
+    /// memory limit did not allow them all.
+    pub(crate) fixed_configured: Counter,
     /// Buffers in the receive ring (0: none).
     pub(crate) receive_total: Counter,
     /// Receives that found the receive ring empty and read into the connection's own buffer.
@@ -136,6 +139,7 @@ impl Default for WorkerStats {
             fixed_in_use: Counter::default(),
             fixed_fallbacks: Counter::default(),
             fixed_total: Counter::default(),
+            fixed_configured: Counter::default(),
             receive_total: Counter::default(),
             receive_empty: Counter::default(),
             tls_full: Counter::default(),
@@ -231,6 +235,13 @@ impl Metrics {
             .sum()
     }
 
+    /// Fixed buffers registered and configured, summed over the workers.
+    pub(crate) fn fixed_buffers(&self) -> (u64, u64) {
+        self.workers.iter().fold((0, 0), |(r, c), w| {
+            (r + w.fixed_total.get(), c + w.fixed_configured.get())
+        })
+    }
+
     /// The Prometheus text exposition (format 0.0.4) of every counter, plus the process's
     /// resident memory and open descriptors.
     pub fn render(&self) -> String {
@@ -297,7 +308,7 @@ impl Metrics {
         }
 
         type PerWorker = (&'static str, &'static str, &'static str, fn(&WorkerStats) -> u64);
-        let per_worker: [PerWorker; 12] = [
+        let per_worker: [PerWorker; 13] = [
             ("ringd_connections_open", "gauge", "Connections open now.", |w| {
                 w.open.get()
             }),
@@ -324,6 +335,12 @@ impl Metrics {
                 "gauge",
                 "Registered fixed buffers in the pool.",
                 |w| w.fixed_total.get(),
+            ),
+            (
+                "ringd_fixed_buffers_configured",
+                "gauge",
+                "Fixed buffers configured (buffers.count); more than ringd_fixed_buffers when RLIMIT_MEMLOCK did not allow them all.",
+                |w| w.fixed_configured.get(),
             ),
             (
                 "ringd_fixed_buffers_in_use",

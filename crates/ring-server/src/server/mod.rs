@@ -21,6 +21,7 @@ use std::sync::Arc;
 use crate::app::router::Router;
 use crate::config::{ServerConfig, Workers};
 use crate::error::ServerError;
+use crate::io::buf::memlock_shortfall;
 use crate::io::listener::{self, ListenOptions, ListenerKind};
 use crate::ops::access_log::AccessLog;
 use crate::ops::stats::Metrics;
@@ -153,7 +154,6 @@ impl Server {
                 .spawn(move || {
                     thread::run(WorkerSetup {
                         id,
-                        workers_total: count,
                         core,
                         listeners,
                         inherited,
@@ -184,6 +184,11 @@ impl Server {
                     })
                 }
             }
+        }
+        // Said once for all workers: how many fixed buffers the locked memory limit allowed.
+        let (registered, configured) = metrics.fixed_buffers();
+        if registered < configured {
+            tracing::warn!("{}", memlock_shortfall(registered, configured, config.buffers));
         }
         Ok(RunningServer {
             local_addrs,

@@ -43,8 +43,6 @@ impl Drop for ExitGuard {
 /// Everything a worker starts with.
 pub(crate) struct WorkerSetup {
     pub(crate) id: usize,
-    /// How many workers the server runs (for memlock advice).
-    pub(crate) workers_total: usize,
     pub(crate) core: Option<core_affinity::CoreId>,
     pub(crate) listeners: Vec<(StdListener, ListenerKind)>,
     /// The listeners came from the service manager: a drain must not shut them down (the next
@@ -65,7 +63,6 @@ pub(crate) struct WorkerSetup {
 pub(crate) fn run(setup: WorkerSetup) {
     let WorkerSetup {
         id,
-        workers_total,
         core,
         listeners,
         inherited,
@@ -100,7 +97,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         }
     };
     rt.block_on(async move {
-        let buffers = match Buffers::register(config.buffers, id, workers_total, stats.clone()) {
+        let buffers = match Buffers::register(config.buffers, id, stats.clone()) {
             Ok(buffers) => buffers,
             Err(e) => {
                 let _ = events.send(WorkerEvent::Failed(e));

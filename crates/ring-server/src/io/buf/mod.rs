@@ -54,17 +54,16 @@ pub(crate) struct Buffers {
 
 impl Buffers {
     /// Registers the fixed buffers and, if configured and supported, the receive ring, with the
-    /// ring of the calling thread's runtime. A receive ring that cannot be registered is not
-    /// an error (the worker runs without it; worker 0 says why); fixed buffers that cannot be
-    /// are (the error says how much locked memory they need).
+    /// ring of the calling thread's runtime. Neither failing for want of locked memory is an
+    /// error: the worker registers as many fixed buffers as `RLIMIT_MEMLOCK` lets it (the
+    /// others' responses go out from the heap, `ringd_fixed_buffers` says how many it has) and
+    /// runs without a receive ring (worker 0 says why). Only another kernel error is.
     pub(crate) fn register(
         config: BufferConfig,
         worker: usize,
-        workers: usize,
         stats: Arc<WorkerStats>,
     ) -> Result<Buffers, ServerError> {
-        let pool = FixedBufPool::new(std::iter::repeat_with(|| PageBuf::zeroed(config.size)).take(config.count));
-        pool.register().map_err(|e| register_error(config, workers, e))?;
+        let (pool, count) = register_fixed(config)?;
         let receive = match config.receive {
             0 => None,
             n => match BufRing::register(0, n as u16, RECEIVE_BUFFER_SIZE) {
@@ -77,7 +76,8 @@ impl Buffers {
                 }
             },
         };
-        stats.fixed_total.set(config.count as u64);
+        stats.fixed_total.set(count as u64);
+        stats.fixed_configured.set(config.count as u64);
         stats
             .receive_total
             .set(receive.as_ref().map_or(0, |_| config.receive) as u64);
@@ -143,23 +143,39 @@ impl Buffers {
     }
 }
 
-/// Turns a failed `io_uring_register(REGISTER_BUFFERS)` into an error that says what to change.
-pub(crate) fn register_error(buffers: BufferConfig, workers: usize, e: io::Error) -> ServerError {
-    if e.raw_os_error() == Some(libc::ENOMEM) || e.raw_os_error() == Some(libc::EPERM) {
-        // Buffers are page-aligned (`PageBuf`), so each pins exactly its size in whole pages.
-        let per_worker_kib = buffers.count * buffers.size.div_ceil(PAGE) * PAGE / 1024;
-        ServerError::Memlock {
-            what: format!(
-                "registering {} fixed buffers of {} bytes ({per_worker_kib} KiB per worker, {} KiB for {workers} workers, plus each worker's ring; the limit covers all of this user's processes)",
-                buffers.count,
-                buffers.size,
-                per_worker_kib * workers,
-            ),
-            limit: memlock_limit(),
+/// Registers `config.count` fixed buffers, or, when the locked memory limit (`RLIMIT_MEMLOCK`,
+/// shared by all of this user's processes) does not allow that many, as many as it allows,
+/// halving the count until registration succeeds (none at worst). Returns the pool and how many
+/// it holds.
+fn register_fixed(config: BufferConfig) -> Result<(FixedBufPool<PageBuf>, usize), ServerError> {
+    let mut count = config.count;
+    while count > 0 {
+        let pool = FixedBufPool::new(std::iter::repeat_with(|| PageBuf::zeroed(config.size)).take(count));
+        match pool.register() {
+            Ok(()) => return Ok((pool, count)),
+            Err(e) if is_memlock(&e) => count /= 2,
+            Err(e) => return Err(ServerError::RegisterBuffers { cause: e }),
         }
-    } else {
-        ServerError::RegisterBuffers { cause: e }
     }
+    // Never registered: `try_next` finds it empty, and every response goes out from the heap.
+    Ok((FixedBufPool::new(std::iter::empty()), 0))
+}
+
+/// Whether a registration failed for want of locked memory.
+fn is_memlock(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOMEM) | Some(libc::EPERM))
+}
+
+/// The one line that says the workers registered fewer fixed buffers than configured
+/// (`registered` of `configured` in all), and what to change.
+pub(crate) fn memlock_shortfall(registered: u64, configured: u64, config: BufferConfig) -> String {
+    // Buffers are page-aligned (`PageBuf`), so each pins exactly its size in whole pages.
+    let per_buffer_kib = config.size.div_ceil(PAGE) * PAGE / 1024;
+    format!(
+        "RLIMIT_MEMLOCK (now {}; it covers all of this user's processes) allowed {registered} of {configured} fixed buffers of {} bytes ({per_buffer_kib} KiB each); the others' responses are sent from the heap. For all of them, raise it (systemd: LimitMEMLOCK=, shell: ulimit -l) or lower buffers.count or buffers.size",
+        memlock_limit(),
+        config.size,
+    )
 }
 
 /// What to say when a worker cannot register its receive-buffer ring: the server runs on,
@@ -181,19 +197,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn enomem_on_register_is_memlock_advice() {
-        let e = register_error(
-            BufferConfig {
-                count: 4,
-                size: 8192,
-                receive: 0,
-            },
-            3,
-            io::Error::from_raw_os_error(libc::ENOMEM),
+    fn a_shortfall_is_one_line_that_says_what_to_do() {
+        let config = BufferConfig {
+            count: 64,
+            size: 16 * 1024 + 1,
+            receive: 0,
+        };
+        let line = memlock_shortfall(96, 128, config);
+        assert!(
+            line.contains("96 of 128 fixed buffers of 16385 bytes (20 KiB each)"),
+            "{line}"
         );
-        let msg = e.to_string();
-        assert!(msg.contains("RLIMIT_MEMLOCK") && msg.contains("LimitMEMLOCK"), "{msg}");
-        assert!(msg.contains("32 KiB per worker, 96 KiB for 3 workers"), "{msg}");
+        assert!(
+            line.contains("LimitMEMLOCK") && line.contains("buffers.count"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn a_limit_too_small_for_the_pool_is_not_an_error() {
+        // Only memory errors are taken as the limit; another errno stays an error.
+        assert!(is_memlock(&io::Error::from_raw_os_error(libc::ENOMEM)));
+        assert!(is_memlock(&io::Error::from_raw_os_error(libc::EPERM)));
+        assert!(!is_memlock(&io::Error::from_raw_os_error(libc::EINVAL)));
     }
 
     #[test]
