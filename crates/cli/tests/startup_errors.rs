@@ -296,8 +296,7 @@ fn memlock_limit_too_low_for_the_buffers_starts_with_fewer() {
     require_tool("prlimit", "util-linux");
     let mut cmd = Command::new("prlimit");
     cmd.arg("--memlock=1048576:1048576");
-    let _dir;
-    if euid() == 0 {
+    let _dir = if euid() == 0 {
         require_tool("setpriv", "util-linux");
         // nobody must be able to execute the binary: copy it to a world-readable temp dir.
         use std::os::unix::fs::PermissionsExt;
@@ -308,11 +307,11 @@ fn memlock_limit_too_low_for_the_buffers_starts_with_fewer() {
         std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o755)).unwrap();
         cmd.args(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"])
             .arg(&b);
-        _dir = Some(dir);
+        Some(dir)
     } else {
         cmd.arg(bin());
-        _dir = None;
-    }
+        None
+    };
     cmd.args([
         "serve",
         "--listen",
