@@ -124,6 +124,14 @@ pub struct ServeArgs {
     /// splices every file through io_uring.
     #[arg(long, value_name = "true|false", env = "RINGD_SENDFILE")]
     pub sendfile: Option<bool>,
+    /// Offer HTTP/2 to TLS clients by ALPN (`h2`, the default); `--h2 false` speaks only
+    /// HTTP/1.1 over TLS.
+    #[arg(long, value_name = "true|false", env = "RINGD_H2")]
+    pub h2: Option<bool>,
+    /// Serve HTTP/2 with prior knowledge (h2c) on plain listeners, next to HTTP/1.1; off by
+    /// default.
+    #[arg(long, value_name = "true|false", env = "RINGD_H2C")]
+    pub h2c: Option<bool>,
     /// Log filter (error, warn, info, debug, trace, or tracing directives).
     #[arg(long, value_name = "FILTER", env = "RINGD_LOG")]
     pub log: Option<String>,

@@ -71,6 +71,23 @@ struct FileConfig {
     /// `[tls]`: HTTPS on the listen addresses.
     #[serde(default, skip_serializing_if = "TlsFile::is_empty")]
     tls: TlsFile,
+    /// `[http2]`: where HTTP/2 is spoken and the settings it announces.
+    #[serde(default)]
+    http2: Http2File,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Http2File {
+    /// h2 over TLS (ALPN).
+    tls: Option<bool>,
+    /// h2c with prior knowledge on plain listeners.
+    cleartext: Option<bool>,
+    max_concurrent_streams: Option<u32>,
+    initial_window_size: Option<u32>,
+    connection_window_size: Option<u32>,
+    max_frame_size: Option<u32>,
+    control_frames_per_second: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -251,6 +268,18 @@ impl Settings {
         if let Some(secs) = args.handler_timeout.or(file.timeouts.handler) {
             t.handler = (secs > 0).then(|| Duration::from_secs(secs));
         }
+        let h2 = &mut s.http2;
+        set(&mut h2.tls, file.http2.tls, args.h2);
+        set(&mut h2.cleartext, file.http2.cleartext, args.h2c);
+        set(&mut h2.max_concurrent_streams, file.http2.max_concurrent_streams, None);
+        set(&mut h2.initial_window_size, file.http2.initial_window_size, None);
+        set(&mut h2.connection_window_size, file.http2.connection_window_size, None);
+        set(&mut h2.max_frame_size, file.http2.max_frame_size, None);
+        set(
+            &mut h2.control_frames_per_second,
+            file.http2.control_frames_per_second,
+            None,
+        );
         let log_path = args.access_log.clone().or(file.access_log.path);
         let log_format = args.access_log_format.clone().or(file.access_log.format);
         let format = match log_format.as_deref() {
@@ -479,6 +508,15 @@ impl Settings {
                     })
                     .collect(),
             },
+            http2: Http2File {
+                tls: Some(s.http2.tls),
+                cleartext: Some(s.http2.cleartext),
+                max_concurrent_streams: Some(s.http2.max_concurrent_streams),
+                initial_window_size: Some(s.http2.initial_window_size),
+                connection_window_size: Some(s.http2.connection_window_size),
+                max_frame_size: Some(s.http2.max_frame_size),
+                control_frames_per_second: Some(s.http2.control_frames_per_second),
+            },
             access_log: AccessLogFile {
                 path: Some(match s.access_log.as_ref().map(|l| &l.target) {
                     None => "off".to_owned(),
@@ -533,6 +571,7 @@ impl Settings {
         check("access_log", a.access_log != b.access_log);
         check("tls", a.tls != b.tls);
         check("tls.redirect", a.redirect_listen != b.redirect_listen);
+        check("http2", a.http2 != b.http2);
         changed
     }
 }

@@ -19,6 +19,8 @@ pub mod date;
 pub mod error;
 /// Request body framing from Content-Length / Transfer-Encoding (RFC 9112 §6).
 pub mod framing;
+/// A request head from HTTP/2's pseudo-header fields (RFC 9113 §8.3).
+pub mod h2_head;
 /// Size limits applied while parsing (request line, head, header count, body).
 pub mod limits;
 /// The request method token.
@@ -36,13 +38,14 @@ pub use chunked::{ChunkProgress, ChunkedDecoder};
 pub use date::DateCache;
 pub use error::ParseError;
 pub use framing::BodyFraming;
+pub use h2_head::{h2_request_head, H2Request};
 pub use httparse::Header;
 pub use limits::Limits;
 pub use method::Method;
 pub use request::{header_slots, parse_request, HeaderSlots, Parsed, RequestHead, MAX_HEADERS};
 pub use response::{
-    reason_phrase, write_chunk_header, write_head, write_head_common, write_last_chunk, BodyLength, CommonLines,
-    HeaderBlock, InvalidHeader, ResponseFraming, ResponseHead, WriteBuf, CONTINUE_100,
+    is_valid_response_header, reason_phrase, write_chunk_header, write_head, write_head_common, write_last_chunk,
+    BodyLength, CommonLines, HeaderBlock, InvalidHeader, ResponseFraming, ResponseHead, WriteBuf, CONTINUE_100,
 };
 pub use target::Target;
 pub use version::Version;

@@ -361,7 +361,7 @@ fn keep_alive(headers: &[Header<'_>], version: Version) -> bool {
         }
     }
     match version {
-        Version::Http11 => !close,
+        Version::Http11 | Version::Http2 => !close,
         Version::Http10 => keep && !close,
     }
 }

@@ -288,6 +288,14 @@ fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
+/// Whether a handler may send the header `name: value`: a token name that is not one of the
+/// headers the server writes itself (framing, `Connection`, `Date`, `Server`), and a value with
+/// no CR, LF, NUL or other control byte. The rule [`write_head`] applies, for other encoders
+/// (HTTP/2) to apply too.
+pub fn is_valid_response_header(name: &str, value: &[u8]) -> bool {
+    is_token(name) && !is_reserved(name) && is_field_value(value)
+}
+
 /// Headers the writer owns; a handler copy would contradict the framing we send.
 fn is_reserved(name: &str) -> bool {
     let reserved = match name.len() {
@@ -472,7 +480,7 @@ fn connection_line(keep_alive: bool, version: Version) -> Option<&'static [u8]> 
     match (keep_alive, version) {
         (false, _) => Some(b"Connection: close\r\n"),
         (true, Version::Http10) => Some(b"Connection: keep-alive\r\n"),
-        (true, Version::Http11) => None,
+        (true, Version::Http11 | Version::Http2) => None,
     }
 }
 

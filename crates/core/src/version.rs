@@ -1,4 +1,5 @@
-//! Only HTTP/1.0 and HTTP/1.1 are spoken; other versions are rejected with 505.
+//! HTTP/1.0 and HTTP/1.1 request lines are parsed (other versions are rejected with 505);
+//! HTTP/2 requests come from the HTTP/2 engine ([`crate::h2_request_head`]).
 
 /// The HTTP version of a request line (RFC 9112 §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -7,6 +8,8 @@ pub enum Version {
     Http10,
     /// `HTTP/1.1`
     Http11,
+    /// HTTP/2 (RFC 9113), written `HTTP/2.0` in logs as nginx does.
+    Http2,
 }
 
 impl Version {
@@ -15,6 +18,7 @@ impl Version {
         match self {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
+            Version::Http2 => "HTTP/2.0",
         }
     }
 }

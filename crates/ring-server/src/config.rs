@@ -79,6 +79,46 @@ impl Default for Timeouts {
     }
 }
 
+/// HTTP/2: where it is spoken and the settings each connection announces (RFC 9113 §6.5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Config {
+    /// Offer `h2` before `http/1.1` in TLS ALPN, as Go and Caddy do: browsers then speak HTTP/2
+    /// over TLS. On by default.
+    pub tls: bool,
+    /// Serve HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3) on plain listeners: a connection
+    /// that opens with the HTTP/2 preface is HTTP/2, anything else stays HTTP/1.1. Off by
+    /// default, as in nginx and Caddy: browsers never use it, and a plain port then speaks one
+    /// protocol only unless asked (a load balancer talking h2c to its backends asks).
+    pub cleartext: bool,
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` (nginx `http2_max_concurrent_streams`, 128).
+    pub max_concurrent_streams: u32,
+    /// `SETTINGS_INITIAL_WINDOW_SIZE`: how much of a request body a client may send on a stream
+    /// before the server reads it.
+    pub initial_window_size: u32,
+    /// The connection's receive window (all streams together).
+    pub connection_window_size: u32,
+    /// `SETTINGS_MAX_FRAME_SIZE`: the largest frame payload the server accepts.
+    pub max_frame_size: u32,
+    /// Control frames (SETTINGS, PING) a client may send a second, on average, before the
+    /// connection is closed with `GOAWAY(ENHANCE_YOUR_CALM)` (ten times as many may come at
+    /// once).
+    pub control_frames_per_second: u32,
+}
+
+impl Default for Http2Config {
+    fn default() -> Self {
+        Http2Config {
+            tls: true,
+            cleartext: false,
+            max_concurrent_streams: 128,
+            initial_window_size: 65_535,
+            connection_window_size: 1 << 20,
+            max_frame_size: 16_384,
+            control_frames_per_second: 100,
+        }
+    }
+}
+
 /// What a worker does with a connection beyond [`ServerConfig::max_connections`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shed {
@@ -132,6 +172,8 @@ pub struct ServerConfig {
     /// (nginx `sendfile on`); off, every file range is spliced through io_uring (or copied).
     /// Either way a range not in memory is never read on the worker's thread.
     pub sendfile: bool,
+    /// HTTP/2.
+    pub http2: Http2Config,
 }
 
 impl Default for ServerConfig {
@@ -155,6 +197,7 @@ impl Default for ServerConfig {
             tls: None,
             redirect_listen: Vec::new(),
             sendfile: true,
+            http2: Http2Config::default(),
         }
     }
 }
@@ -256,6 +299,31 @@ impl ServerConfig {
             if t.is_zero() {
                 return err(name, "must be at least 1 second");
             }
+        }
+        let h2 = &self.http2;
+        if h2.max_concurrent_streams == 0 {
+            return err("http2.max_concurrent_streams", "must be at least 1");
+        }
+        if h2.initial_window_size > (1 << 31) - 1 {
+            return err(
+                "http2.initial_window_size",
+                "must be at most 2147483647 (RFC 9113 §6.5.2)",
+            );
+        }
+        if !(65_535..=(1 << 31) - 1).contains(&h2.connection_window_size) {
+            return err(
+                "http2.connection_window_size",
+                "must be between 65535 and 2147483647 (RFC 9113 §6.9.2)",
+            );
+        }
+        if !(16_384..=16_777_215).contains(&h2.max_frame_size) {
+            return err(
+                "http2.max_frame_size",
+                "must be between 16384 and 16777215 (RFC 9113 §6.5.2)",
+            );
+        }
+        if h2.control_frames_per_second == 0 {
+            return err("http2.control_frames_per_second", "must be at least 1");
         }
         if !(8..=32768).contains(&self.ring_entries) {
             return err("ring_entries", "must be between 8 and 32768");
@@ -405,6 +473,19 @@ mod tests {
             ("limits.max_header_bytes", Box::new(|c| c.limits.max_header_bytes = 10)),
             ("timeouts.send", Box::new(|c| c.timeouts.send = Duration::ZERO)),
             ("ring_entries", Box::new(|c| c.ring_entries = 1)),
+            (
+                "http2.max_concurrent_streams",
+                Box::new(|c| c.http2.max_concurrent_streams = 0),
+            ),
+            ("http2.max_frame_size", Box::new(|c| c.http2.max_frame_size = 100)),
+            (
+                "http2.initial_window_size",
+                Box::new(|c| c.http2.initial_window_size = 1 << 31),
+            ),
+            (
+                "http2.connection_window_size",
+                Box::new(|c| c.http2.connection_window_size = 10),
+            ),
             ("server_name", Box::new(|c| c.server_name = "a\r\nb".into())),
             (
                 "headers",

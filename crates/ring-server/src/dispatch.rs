@@ -5,15 +5,17 @@
 //! [`respond_within`]), encodes the [`Response`] its own way, and calls [`record`] with what it
 //! sent.
 
+use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use ringd_core::{Method, RequestHead, Target};
+use bytes::Bytes;
+use ringd_core::{Method, RequestHead, Target, Version};
 
-use crate::app::handler::{Params, Reply, Request, Response};
+use crate::app::handler::{BodyStream, Params, Reply, Request, Response};
 use crate::app::router::Routed;
 use crate::boxed::boxed;
 use crate::ops::access_log::Entry;
@@ -103,20 +105,40 @@ fn handler_panicked(worker: &Worker, head: &RequestHead<'_, '_>) -> Response {
     Response::error(500).header("Connection", "close")
 }
 
-/// Counts an answered request (by method and the status sent, with the handler's time) and,
-/// if the worker logs, logs it; `entry` is made only then.
+/// Counts an answered request (by method and the status sent, with the handler's time, and by
+/// protocol version) and, if the worker logs, logs it; `entry` is made only then.
 #[inline]
 pub(crate) fn record<'a>(
     worker: &Rc<Worker>,
     method: Method<'_>,
+    version: Version,
     status: u16,
     took: Duration,
     entry: impl FnOnce() -> Entry<'a>,
 ) {
-    worker.stats().request(method, status, took);
+    let stats = worker.stats();
+    stats.request(method, status, took);
+    stats.protocol(version);
     if let Some(log) = &worker.access_log {
         if log.record(&entry()) {
             spawn_log_flush(worker);
         }
     }
+}
+
+/// The next piece of a streamed response body; a stream that fails or panics is an error
+/// (logged within the worker's budget), and the response cannot end well.
+pub(crate) async fn next_piece(body: &mut dyn BodyStream, worker: &Worker) -> io::Result<Option<Bytes>> {
+    let mut next = body.next_chunk();
+    let piece = std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| next.as_mut().poll(cx))) {
+        Ok(poll) => poll,
+        Err(_) => Poll::Ready(Err(io::Error::other("response body stream panicked"))),
+    })
+    .await;
+    if let Err(e) = &piece {
+        if worker.log_budget().allow() {
+            tracing::error!("response body failed mid-stream: {e}; ending the response");
+        }
+    }
+    piece
 }

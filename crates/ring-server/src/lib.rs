@@ -18,6 +18,8 @@ mod dispatch;
 pub mod error;
 /// One HTTP/1.1 connection: read, parse, answer, encode, send.
 mod http1;
+/// HTTP/2: h2 over TLS and h2c, on the same dispatch.
+mod http2;
 /// The ring, listeners, buffers, byte streams, file sending and connection deadlines.
 mod io;
 /// Counters, the admin listener, access logs.
@@ -36,7 +38,7 @@ pub use app::handler::{
 };
 pub use app::router::{Router, RouterError};
 pub use bytes::Bytes;
-pub use config::{BufferConfig, ServerConfig, Shed, Timeouts, Workers, RECEIVE_BUFFER_SIZE, RESTART_ONLY};
+pub use config::{BufferConfig, Http2Config, ServerConfig, Shed, Timeouts, Workers, RECEIVE_BUFFER_SIZE, RESTART_ONLY};
 pub use error::ServerError;
 pub use ops::access_log::{AccessLogConfig, LogFormat, LogTarget};
 pub use ops::admin::serve_metrics;

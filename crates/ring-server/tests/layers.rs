@@ -22,7 +22,8 @@ const LAYERS: &[&[&str]] = &[
     &["worker"],
     // Protocol-neutral request handling.
     &["dispatch"],
-    // The protocols.
+    // The protocols (an HTTP/1.1 connection that turns out to speak HTTP/2 is handed over).
+    &["http2"],
     &["http1"],
     // Start-up, the worker threads and their loops.
     &["server"],

@@ -120,7 +120,7 @@ impl Conn {
         );
         // 6. Record what was sent (a 500 replaces a response the handler got wrong).
         let body_bytes = if status == handler_status { body_bytes } else { None };
-        dispatch::record(worker, head.method, status, took, || Entry {
+        dispatch::record(worker, head.method, head.version, status, took, || Entry {
             peer: self.peer,
             request: request_line(buf),
             status,
@@ -162,14 +162,21 @@ impl Conn {
     /// Queues the error response for a malformed request; the connection then closes.
     fn malformed(&mut self, e: ParseError) -> Close {
         let worker = self.slot.worker();
-        dispatch::record(worker, Method::Other(""), e.status(), Duration::ZERO, || Entry {
-            peer: self.peer,
-            request: request_line(self.rbuf.pending()),
-            status: e.status(),
-            body_bytes: None,
-            referer: None,
-            user_agent: None,
-        });
+        dispatch::record(
+            worker,
+            Method::Other(""),
+            Version::Http11,
+            e.status(),
+            Duration::ZERO,
+            || Entry {
+                peer: self.peer,
+                request: request_line(self.rbuf.pending()),
+                status: e.status(),
+                body_bytes: None,
+                referer: None,
+                user_agent: None,
+            },
+        );
         let body = Bytes::from(format!("{} {}: {}\n", e.status(), e.reason(), e.message()));
         let response = Response::new(e.status())
             .content_type_static(crate::app::type_lines::TEXT_PLAIN)

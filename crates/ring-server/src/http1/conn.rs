@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio_uring::net::TcpStream;
 
 use crate::boxed::boxed;
+use crate::http2;
 use crate::io::buf::{OutBuf, ReadBuf, READ_BUF_KEEP};
 use crate::io::conns::Phase;
 use crate::io::listener::ListenerKind;
@@ -90,6 +91,8 @@ pub(super) enum Close {
     /// After an error response: drain what the client still sends before closing, so that our
     /// response is not destroyed by a reset (unread data at close makes the kernel send RST).
     Linger,
+    /// The client speaks HTTP/2: the connection goes to the HTTP/2 side.
+    Http2,
 }
 
 pub(super) struct Conn {
@@ -135,6 +138,14 @@ impl Conn {
                     Ok(0) | Err(_) => break Close::Now,
                     Ok(_) => {}
                 }
+                if self.served == 0 {
+                    match self.speaks_h2() {
+                        Some(true) => break Close::Http2,
+                        // The start of the HTTP/2 preface, so far: read the rest.
+                        None => continue,
+                        Some(false) => {}
+                    }
+                }
                 // Answering runs boxed: its states are a connection's largest. One allocation per
                 // batch of requests pays for it.
                 if let Some(close) = boxed(|| self.answer_and_send()).await {
@@ -151,7 +162,37 @@ impl Conn {
             match close {
                 Close::Linger => boxed(|| self.linger()).await,
                 Close::Now => self.io.close_notify(self.slot.io()).await,
+                Close::Http2 => {
+                    let handoff = http2::Handoff {
+                        read: self.rbuf.pending().to_vec(),
+                        slot: self.slot,
+                        transport: self.io,
+                        peer: self.peer,
+                    };
+                    boxed(|| http2::serve(handoff)).await
+                }
             }
+        }
+    }
+
+    /// Whether a new connection speaks HTTP/2: TLS that chose `h2` by ALPN, or, where h2c is
+    /// on, a plain connection that opens with the HTTP/2 preface (RFC 9113 §3.3, prior
+    /// knowledge). `None` while what arrived is the start of the preface.
+    fn speaks_h2(&self) -> Option<bool> {
+        if self.io.is_tls() {
+            return Some(self.io.alpn_h2());
+        }
+        if self.redirect.is_some() || !self.worker().config().http2.cleartext {
+            return Some(false);
+        }
+        let read = self.rbuf.pending();
+        let n = read.len().min(http2::PREFACE.len());
+        if read[..n] != http2::PREFACE[..n] {
+            Some(false)
+        } else if n < http2::PREFACE.len() {
+            None
+        } else {
+            Some(true)
         }
     }
 

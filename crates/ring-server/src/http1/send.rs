@@ -2,14 +2,13 @@
 //! each after the queued heads before it.
 
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::task::Poll;
 use std::time::Instant;
 
 use ringd_core::{write_chunk_header, write_last_chunk, ResponseFraming, WriteBuf};
 
 use super::encode::Encoded;
 use crate::app::handler::BodyStream;
+use crate::dispatch;
 use crate::io::buf::OutBuf;
 use crate::io::conn_io::ConnIo;
 use crate::io::stream::Transport;
@@ -67,22 +66,7 @@ async fn send_stream(
             io.flush(out, conn, Instant::now()).await?;
         }
         conn.disarm();
-        let mut next = body.next_chunk();
-        let piece = std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| next.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(_) => Poll::Ready(Err(io::Error::other("response body stream panicked"))),
-        })
-        .await;
-        drop(next);
-        let piece = match piece {
-            Ok(piece) => piece,
-            Err(e) => {
-                if worker.log_budget().allow() {
-                    tracing::error!("response body failed mid-stream: {e}; closing the connection");
-                }
-                return Err(e);
-            }
-        };
+        let piece = dispatch::next_piece(&mut *body, worker).await?;
         let Some(piece) = piece else { break };
         if piece.is_empty() {
             continue;

@@ -97,6 +97,16 @@ impl Transport {
         res
     }
 
+    /// Whether the TLS handshake chose HTTP/2 (ALPN `h2`).
+    pub(crate) fn alpn_h2(&self) -> bool {
+        self.tls.as_ref().is_some_and(|s| s.conn.alpn_protocol() == Some(b"h2"))
+    }
+
+    /// The socket and, for TLS, the session: for a protocol that drives its own I/O (HTTP/2).
+    pub(crate) fn into_parts(self) -> (TcpStream, Option<Box<TlsSession>>) {
+        (self.stream, self.tls)
+    }
+
     /// Whether this is TLS (else plain TCP).
     pub(crate) fn is_tls(&self) -> bool {
         self.tls.is_some()

@@ -69,6 +69,10 @@ pub(crate) enum Op {
     Poll = 5,
 }
 const OPS: [&str; 6] = ["accept", "read", "write", "write_fixed", "splice", "poll"];
+/// Requests by protocol version, in the order of `ringd_core::Version`.
+const PROTOCOLS: [&str; 3] = ["HTTP/1.0", "HTTP/1.1", "HTTP/2.0"];
+/// An HTTP/2 frame counted in each direction.
+const DIRECTIONS: [&str; 2] = ["sent", "received"];
 /// The ways a file range is sent ([`Way`]).
 const FILE_WAYS: [&str; 3] = ["sendfile", "splice", "copy"];
 
@@ -120,7 +124,18 @@ pub(crate) struct WorkerStats {
     /// TLS connections that failed before or during their handshake (plain HTTP, garbage, a
     /// protocol error; not a client that simply left).
     pub(crate) tls_failed: Counter,
+    /// HTTP/2 connections served, and open now.
+    pub(crate) h2_connections: Counter,
+    pub(crate) h2_open: Counter,
+    /// HTTP/2 streams open now (requests being answered).
+    pub(crate) h2_streams: Counter,
+    /// HTTP/2 connections closed for a flood of control frames.
+    pub(crate) h2_floods: Counter,
+    /// `GOAWAY` and `RST_STREAM` frames, sent and received (indexed by `DIRECTIONS`).
+    pub(crate) h2_goaway: [Counter; 2],
+    pub(crate) h2_rst_stream: [Counter; 2],
     requests: Vec<Counter>,
+    protocols: [Counter; 3],
     latency: Vec<Counter>,
     latency_sum_ns: Counter,
     ops: Vec<Counter>,
@@ -145,7 +160,14 @@ impl Default for WorkerStats {
             tls_full: Counter::default(),
             tls_resumed: Counter::default(),
             tls_failed: Counter::default(),
+            h2_connections: Counter::default(),
+            h2_open: Counter::default(),
+            h2_streams: Counter::default(),
+            h2_floods: Counter::default(),
+            h2_goaway: Default::default(),
+            h2_rst_stream: Default::default(),
             requests: (0..METHODS.len() * CODE_SLOTS).map(|_| Counter::default()).collect(),
+            protocols: Default::default(),
             latency: (0..=LATENCY_BUCKETS.len()).map(|_| Counter::default()).collect(),
             latency_sum_ns: Counter::default(),
             ops: (0..OPS.len()).map(|_| Counter::default()).collect(),
@@ -181,6 +203,12 @@ impl WorkerStats {
             .unwrap_or(LATENCY_BUCKETS.len());
         self.latency[b].add(1);
         self.latency_sum_ns.add(nanos);
+    }
+
+    /// Counts one request by its protocol version.
+    #[inline]
+    pub(crate) fn protocol(&self, version: ringd_core::Version) {
+        self.protocols[version as usize].add(1);
     }
 
     /// Counts one operation submitted to io_uring.
@@ -308,7 +336,7 @@ impl Metrics {
         }
 
         type PerWorker = (&'static str, &'static str, &'static str, fn(&WorkerStats) -> u64);
-        let per_worker: [PerWorker; 13] = [
+        let per_worker: [PerWorker; 17] = [
             ("ringd_connections_open", "gauge", "Connections open now.", |w| {
                 w.open.get()
             }),
@@ -384,6 +412,30 @@ impl Metrics {
                 "TLS connections that failed: plain HTTP or garbage on the TLS port, a protocol error.",
                 |w| w.tls_failed.get(),
             ),
+            (
+                "ringd_http2_connections_total",
+                "counter",
+                "Connections that spoke HTTP/2 (h2 by ALPN, or h2c).",
+                |w| w.h2_connections.get(),
+            ),
+            (
+                "ringd_http2_connections_open",
+                "gauge",
+                "HTTP/2 connections open now.",
+                |w| w.h2_open.get(),
+            ),
+            (
+                "ringd_http2_streams_open",
+                "gauge",
+                "HTTP/2 streams (requests) being answered now.",
+                |w| w.h2_streams.get(),
+            ),
+            (
+                "ringd_http2_floods_total",
+                "counter",
+                "HTTP/2 connections closed with GOAWAY(ENHANCE_YOUR_CALM) for too many control frames.",
+                |w| w.h2_floods.get(),
+            ),
         ];
         for (name, kind, help, get) in per_worker {
             header(&mut out, name, kind, help);
@@ -407,6 +459,27 @@ impl Metrics {
                 "way",
                 &FILE_WAYS[..],
                 |w| &w.file_sends[..],
+            ),
+            (
+                "ringd_http_requests_by_protocol_total",
+                "HTTP requests answered, by protocol version.",
+                "protocol",
+                &PROTOCOLS[..],
+                |w| &w.protocols[..],
+            ),
+            (
+                "ringd_http2_goaway_total",
+                "HTTP/2 GOAWAY frames, sent and received.",
+                "direction",
+                &DIRECTIONS[..],
+                |w| &w.h2_goaway[..],
+            ),
+            (
+                "ringd_http2_rst_stream_total",
+                "HTTP/2 RST_STREAM frames, sent and received.",
+                "direction",
+                &DIRECTIONS[..],
+                |w| &w.h2_rst_stream[..],
             ),
         ];
         for (name, help, label, values, counters) in by_label {

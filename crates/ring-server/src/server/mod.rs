@@ -68,7 +68,7 @@ impl Server {
         // Certificates first: a bad one is a start-up error before any socket is bound.
         let resumption = self.config.tls.as_ref().map(|_| Resumption::new()).transpose()?;
         let tls_config = match (&self.config.tls, &resumption) {
-            (Some(config), Some(resumption)) => Some(tls::build(config, resumption)?),
+            (Some(config), Some(resumption)) => Some(tls::build(config, resumption, self.config.http2.tls)?),
             _ => None,
         };
         let kind = if tls_config.is_some() {
@@ -264,13 +264,13 @@ impl RunningServer {
         // certificate in place and sending SIGHUP is the usual way. A bad file fails the whole
         // reload, so the running certificates stay.
         let tls_config = match (&config.tls, &self.resumption) {
-            (Some(files), Some(resumption)) => Some(tls::build(files, resumption)?),
+            (Some(files), Some(resumption)) => Some(tls::build(files, resumption, config.http2.tls)?),
             (None, None) => None,
             _ => {
                 ignored.push("tls");
                 config.tls = self.config.tls.clone();
                 match (&config.tls, &self.resumption) {
-                    (Some(files), Some(resumption)) => Some(tls::build(files, resumption)?),
+                    (Some(files), Some(resumption)) => Some(tls::build(files, resumption, config.http2.tls)?),
                     _ => None,
                 }
             }

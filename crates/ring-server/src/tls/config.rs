@@ -188,8 +188,12 @@ pub fn check(config: &TlsConfig) -> Result<(), TlsError> {
     load_resolver(config, &provider()).map(|_| ())
 }
 
-/// The rustls configuration for `config`.
-pub(crate) fn build(config: &TlsConfig, resumption: &Resumption) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+/// The rustls configuration for `config`; ALPN offers `h2` first when `h2` is set.
+pub(crate) fn build(
+    config: &TlsConfig,
+    resumption: &Resumption,
+    h2: bool,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(provider());
     let resolver = load_resolver(config, &provider)?;
     let mut server = rustls::ServerConfig::builder_with_provider(provider)
@@ -197,7 +201,11 @@ pub(crate) fn build(config: &TlsConfig, resumption: &Resumption) -> Result<Arc<r
         .map_err(|e| TlsError::Rustls(e.to_string()))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    server.alpn_protocols = if h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     // The server's preference (its suites are listed strongest first), as scanners expect.
     server.ignore_client_order = true;
     server.ticketer = resumption.ticketer.clone();

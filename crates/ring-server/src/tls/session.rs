@@ -37,6 +37,8 @@ pub(crate) struct TlsSession {
     started: bool,
     /// The client sent `close_notify`: it sends nothing more.
     pub(crate) peer_closed: bool,
+    /// The server queued its `close_notify`.
+    pub(crate) sent_close_notify: bool,
 }
 
 impl TlsSession {
@@ -47,6 +49,7 @@ impl TlsSession {
             cipher_out: Vec::new(),
             started: false,
             peer_closed: false,
+            sent_close_notify: false,
         })
     }
 

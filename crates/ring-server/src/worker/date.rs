@@ -3,13 +3,16 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use http::HeaderValue;
 use ringd_core::{CommonLines, DateCache};
 
-/// A worker's `Date` value, the `Date` and `Server` lines made from it, and until when (on the
-/// monotonic clock) they hold.
+/// A worker's `Date` value, the `Date` and `Server` lines made from it (HTTP/1.1), the same two
+/// values as HTTP/2 fields, and until when (on the monotonic clock) they hold.
 pub(crate) struct WorkerDate {
     cache: DateCache,
     lines: Rc<CommonLines>,
+    /// `date` and `server` (none when the server name is empty), for HTTP/2.
+    fields: (HeaderValue, Option<HeaderValue>),
     until: Option<Instant>,
 }
 
@@ -18,6 +21,7 @@ impl WorkerDate {
         WorkerDate {
             cache: DateCache::new(),
             lines: Rc::default(),
+            fields: (HeaderValue::from_static(""), None),
             until: None,
         }
     }
@@ -36,6 +40,12 @@ impl WorkerDate {
         self.lines.clone()
     }
 
+    /// The `date` and `server` fields as last rendered.
+    #[inline]
+    pub(crate) fn fields(&self) -> (HeaderValue, Option<HeaderValue>) {
+        self.fields.clone()
+    }
+
     /// Renders the lines for the wall clock's second, with `server` as the `Server` value.
     pub(crate) fn render(&mut self, now: Instant, server: &str) {
         let wall = SystemTime::now();
@@ -44,6 +54,11 @@ impl WorkerDate {
         self.until = Some(now + Duration::from_nanos(u64::from(1_000_000_000 - into_second)));
         // In place unless a response being written still holds the old lines.
         Rc::make_mut(&mut self.lines).set(self.cache.last(), server.as_bytes());
+        // Both are printable ASCII (an IMF-fixdate; a validated server name).
+        self.fields = (
+            HeaderValue::from_bytes(self.cache.last()).unwrap_or(HeaderValue::from_static("")),
+            HeaderValue::from_str(server).ok().filter(|v| !v.is_empty()),
+        );
     }
 
     /// Makes the next call render the lines again (the `Server` value may have changed).

@@ -38,6 +38,8 @@ pub(crate) struct Worker {
     pub(crate) type_lines: TypeLines,
     /// Set by a drain: answer with `Connection: close`, give idle connections a short grace.
     draining: Cell<bool>,
+    /// Wakes connections that must act on a drain themselves (HTTP/2 sends GOAWAY).
+    drain_started: tokio::sync::Notify,
     /// This worker's access log buffer and file, if logging.
     pub(crate) access_log: Option<AccessLog>,
     /// The port redirecting listeners send clients to.
@@ -61,6 +63,7 @@ impl Worker {
             date: RefCell::new(WorkerDate::new()),
             type_lines: TypeLines::new(),
             draining: Cell::new(false),
+            drain_started: tokio::sync::Notify::new(),
             access_log,
             https_port,
         }
@@ -100,9 +103,16 @@ impl Worker {
         self.draining.get()
     }
 
-    /// Starts draining (for good).
+    /// Starts draining (for good), and wakes the connections that wait for it
+    /// ([`Worker::drain_started`]).
     pub(crate) fn start_draining(&self) {
         self.draining.set(true);
+        self.drain_started.notify_waiters();
+    }
+
+    /// Completes when a drain starts (after this is called).
+    pub(crate) fn drain_started(&self) -> tokio::sync::futures::Notified<'_> {
+        self.drain_started.notified()
     }
 
     /// This worker's counters.
@@ -125,6 +135,18 @@ impl Worker {
             date.render(now, &self.config.borrow().server_name);
         }
         date.lines()
+    }
+}
+
+impl Worker {
+    /// The `date` and `server` fields of an HTTP/2 response at `now` (rendered once a second,
+    /// like [`Worker::common_lines`]).
+    pub(crate) fn h2_fields(&self, now: Instant) -> (http::HeaderValue, Option<http::HeaderValue>) {
+        let mut date = self.date.borrow_mut();
+        if date.expired(now) {
+            date.render(now, &self.config.borrow().server_name);
+        }
+        date.fields()
     }
 }
 
