@@ -61,7 +61,10 @@ pub(super) async fn answer(
     let head = h2_request_head(
         H2Request {
             method: parts.method.as_str(),
-            path: parts.uri.path_and_query().map(|p| p.as_str()),
+            // A CONNECT has no `:path` (RFC 9113 §8.5); the engine's URI shows one anyway.
+            path: (parts.method != http::Method::CONNECT)
+                .then(|| parts.uri.path_and_query().map(|p| p.as_str()))
+                .flatten(),
             authority: parts.uri.authority().map(|a| a.as_str()),
             headers: &fields,
             content_length,
@@ -70,6 +73,13 @@ pub(super) async fn answer(
     );
     let head = match head {
         Ok(head) => head,
+        Err(e) if malformed(e, &parts) => {
+            // RFC 9113 §8.1.1: a malformed request is a stream error, and nothing reaches the
+            // handler.
+            let mut respond = respond;
+            respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+            return;
+        }
         Err(e) => return refuse(e, respond, state, &parts, peer).await,
     };
     let body = if recv.is_end_stream() {
@@ -95,6 +105,24 @@ pub(super) async fn answer(
     let took = now.elapsed();
     let sent = send_response(response, head.method == Method::Head, respond, state).await;
     record(state, head.method, &sent, took, &parts, &head, peer);
+}
+
+/// Whether a refused head is malformed in HTTP/2's terms (RFC 9113 §8.1.1): a field value with
+/// surrounding whitespace or a control byte (§8.2.1), a host that contradicts `:authority`
+/// (§8.3.1), a `:path` that is not a path (or none, or a CONNECT without `:authority`). Other
+/// refusals (a limit, a path that climbs out of `/`) are answered with their status, as in
+/// HTTP/1.1.
+fn malformed(e: ParseError, parts: &http::request::Parts) -> bool {
+    let path = parts.uri.path_and_query().map(|p| p.as_str());
+    let not_a_path = match path {
+        _ if parts.method == http::Method::CONNECT => parts.uri.authority().is_none(),
+        None => true,
+        Some(p) => !(p.starts_with('/') || p == "*"),
+    };
+    matches!(
+        e,
+        ParseError::InvalidHeader | ParseError::InvalidHost | ParseError::DuplicateHost
+    ) || (e == ParseError::InvalidTarget && not_a_path)
 }
 
 /// Reads a request body whole, giving its flow-control window back as it is consumed.
