@@ -293,16 +293,6 @@ print("ok", len(done))
     );
 }
 
-/// Debian's Python, which has Debian's `python3-*` packages (another `python3` earlier on the
-/// PATH, such as pyenv's, would not).
-fn debian_python() -> &'static str {
-    if std::path::Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
-
 /// A 1 GiB file goes out within the peer's windows, read a piece at a time: the server's memory
 /// does not grow with the file.
 #[test]

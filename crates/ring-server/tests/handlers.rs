@@ -350,3 +350,98 @@ fn a_flood_of_panicking_requests_is_not_a_flood_of_log_lines() {
         "{lines} lines for 300 panics in {seconds} s:\n{text}"
     );
 }
+
+/// `curl -sS -i --http2-prior-knowledge` with `args`: its output, and whether it succeeded.
+fn h2c(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "20", "--http2-prior-knowledge"])
+        .args(args)
+        .output()
+        .expect("run curl (apt-get install -y curl)");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The same handlers over HTTP/2: forms, JSON, parameters; a panic is a 500 and a handler past
+/// its deadline a 503, on its stream only (the connection-specific `Connection: close` those
+/// carry over HTTP/1.1 is never sent); a panicking body stream resets its stream.
+#[test]
+fn handlers_answer_the_same_over_http2() {
+    let config = ServerConfig {
+        http2: ring_server::Http2Config {
+            cleartext: true,
+            ..Default::default()
+        },
+        timeouts: ring_server::Timeouts {
+            handler: Some(Duration::from_secs(1)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = start(config, |r| {
+        r.route("POST /form", |req: &Request<'_>| {
+            let pairs: Vec<String> = req.form().map(|(k, v)| format!("{k}={v}")).collect();
+            Response::text("").body(Body::Full(Bytes::from(pairs.join("|"))))
+        })
+        .unwrap();
+        r.route(
+            "POST /json",
+            handler_async(async |req: &Request<'_>| match req.json::<serde_json::Value>() {
+                Ok(v) => Response::json(&serde_json::json!({ "n": v["n"].as_i64().map(|n| n * 2) })),
+                Err(_) => Response::error(400),
+            }),
+        )
+        .unwrap();
+        r.route("GET /users/{id}", |req: &Request<'_>| {
+            Response::text("").body(Body::Full(Bytes::from(format!(
+                "{} {}",
+                req.param("id").unwrap(),
+                req.version().as_str()
+            ))))
+        })
+        .unwrap();
+        r.route("GET /panic", |_: &Request<'_>| -> Response {
+            panic!("handler failure (expected by the test)")
+        })
+        .unwrap();
+        r.route(
+            "GET /stuck",
+            handler_async(async |_: &Request<'_>| {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Response::text("never")
+            }),
+        )
+        .unwrap();
+        r.route("GET /stream-panic", |_: &Request<'_>| {
+            Response::new(200).body(Body::Stream(Box::new(PanickingStream)))
+        })
+        .unwrap();
+    });
+    let url = |p: &str| format!("http://{addr}{p}");
+    let (ok, form) = h2c(&["--data-binary", "name=J%C3%B6rg+K&lang=rust&", &url("/form")]);
+    assert!(
+        ok && form.starts_with("HTTP/2 200") && form.ends_with("name=Jörg K|lang=rust"),
+        "{form}"
+    );
+    let (ok, json) = h2c(&["--data-binary", "{\"n\":21}", &url("/json")]);
+    assert!(
+        ok && json.ends_with("{\"n\":42}") && json.contains("content-type: application/json"),
+        "{json}"
+    );
+    let (ok, user) = h2c(&[&url("/users/7")]);
+    assert!(ok && user.ends_with("7 HTTP/2.0"), "{user}");
+    let (ok, panic) = h2c(&[&url("/panic")]);
+    assert!(ok && panic.starts_with("HTTP/2 500"), "{panic}");
+    let (ok, stuck) = h2c(&[&url("/stuck")]);
+    assert!(
+        ok && stuck.starts_with("HTTP/2 503") && stuck.contains("retry-after: 1"),
+        "{stuck}"
+    );
+    for answer in [&panic, &stuck] {
+        assert!(!answer.to_ascii_lowercase().contains("connection:"), "{answer}");
+    }
+    let (ok, reset) = h2c(&[&url("/stream-panic")]);
+    assert!(!ok, "a body that failed mid-stream must not look complete: {reset}");
+    // And the server serves on.
+    let (ok, user) = h2c(&[&url("/users/8")]);
+    assert!(ok && user.ends_with("8 HTTP/2.0"), "{user}");
+}

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod h2raw;
 pub mod pki;
 
 use std::io::{ErrorKind, Read, Write};
@@ -36,6 +37,16 @@ pub fn require_tool(tool: &str, package: &str) {
         found,
         "required tool `{tool}` not found on PATH: install it (e.g. `apt-get install -y {package}`)"
     );
+}
+
+/// Debian's Python, which has Debian's `python3-*` packages (another `python3` earlier on the
+/// PATH, such as pyenv's, would not).
+pub fn debian_python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
 }
 
 fn is_executable(p: &Path) -> bool {
