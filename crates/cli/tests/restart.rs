@@ -145,11 +145,9 @@ fn h2_client(addr: SocketAddr, end: Instant) -> Result<(u64, u64), String> {
                 break;
             }
             match c.read_frame(Duration::from_secs(1)) {
-                Some((HEADERS, flags, id, block)) => {
-                    // `:status: 200` is entry 8 of HPACK's static table.
-                    if block.first() != Some(&0x88) || flags & END_STREAM != 0 {
-                        return Err(format!("stream {id} answered {block:?} (flags {flags})"));
-                    }
+                // `:status: 200` is entry 8 of HPACK's static table; a body must follow.
+                Some((HEADERS, flags, id, block)) if block.first() != Some(&0x88) || flags & END_STREAM != 0 => {
+                    return Err(format!("stream {id} answered {block:?} (flags {flags})"));
                 }
                 Some((DATA, flags, id, body)) => {
                     ack.copy_from_slice(&(body.len().max(1) as u32).to_be_bytes());
