@@ -320,3 +320,71 @@ fn a_large_file_streams_with_bounded_memory() {
         "RSS grew from {before} KiB to {after} KiB sending a 1 GiB file"
     );
 }
+
+/// An HTTP/2 connection with nothing open is told `GOAWAY(NO_ERROR)` at the keep-alive timeout
+/// after its last stream, and closed; before its first request, at the header timeout.
+#[test]
+fn idle_h2_connections_get_goaway_at_their_timeouts() {
+    use common::h2raw::*;
+    let server = Server::start(&["--h2c", "true", "--keepalive-timeout", "2", "--header-timeout", "2"]);
+    // Kept alive after a request.
+    let mut c = Raw::open(server.addr);
+    c.frame(HEADERS, END_HEADERS | END_STREAM, 1, &get("/plaintext"));
+    let mut answered = false;
+    while !answered {
+        match c.read_frame(Duration::from_secs(10)) {
+            Some((DATA, flags, 1, _)) if flags & END_STREAM != 0 => answered = true,
+            Some(_) => {}
+            None => panic!("no answer"),
+        }
+    }
+    let idle = std::time::Instant::now();
+    assert_eq!(c.goaway(Duration::from_secs(20)), Some(0), "GOAWAY(NO_ERROR)");
+    assert!(
+        idle.elapsed() >= Duration::from_secs(1),
+        "closed before the keep-alive timeout"
+    );
+    // Silent after the preface.
+    let mut c = Raw::open(server.addr);
+    let silent = std::time::Instant::now();
+    assert_eq!(c.goaway(Duration::from_secs(20)), Some(0), "GOAWAY(NO_ERROR)");
+    assert!(
+        silent.elapsed() >= Duration::from_secs(1),
+        "closed before the header timeout"
+    );
+    // Both are closed by the server after their GOAWAY.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !c.closed() {
+        assert!(std::time::Instant::now() < deadline, "still open after GOAWAY");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.assert_no_panic();
+}
+
+/// SIGHUP applies `[http2]` to new connections: h2c turned off, a prior-knowledge client is
+/// no longer served HTTP/2, HTTP/1.1 is.
+#[test]
+fn sighup_turns_h2c_off_for_new_connections() {
+    let dir = TempDir::new("h2reload");
+    let conf = dir.write("ringd.toml", b"[http2]\ncleartext = true\n");
+    let server = Server::start(&["--config", conf.to_str().unwrap()]);
+    let (head, _) = h2c(&server, &[], "/plaintext");
+    assert!(head.starts_with("HTTP/2 200"), "{head}");
+    dir.write("ringd.toml", b"[http2]\ncleartext = false\n");
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = curl(&["--http2-prior-knowledge", &server.url("/plaintext")]);
+        if !out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "h2c still served after the reload"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = roundtrip(server.addr, b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    server.assert_no_panic();
+}

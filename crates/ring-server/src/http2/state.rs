@@ -51,7 +51,7 @@ pub(super) struct ConnState {
     /// The peer sent control frames faster than allowed: the connection is to be closed with
     /// `GOAWAY(ENHANCE_YOUR_CALM)`, and no more of its input is read.
     flooded: Cell<bool>,
-    /// Wakes the connection task for a flood (and nothing else).
+    /// Wakes the connection task: a flood, or the last open stream ended (its idle timer starts).
     pub(super) wake: Notify,
 }
 
@@ -138,6 +138,10 @@ impl ConnState {
         let stats = self.worker().stats();
         stats.h2_streams.set(stats.h2_streams.get().saturating_sub(1));
         self.arm();
+        if self.streams.get() == 0 {
+            // The connection task times the keep-alive from now.
+            self.wake.notify_one();
+        }
     }
 
     /// A stream starts (`true`) or stops (`false`) reading its request body.
