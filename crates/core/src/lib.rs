@@ -11,6 +11,8 @@
 
 /// Incremental decoder for the chunked transfer coding (RFC 9112 §7.1).
 pub mod chunked;
+/// IP networks in CIDR notation, for lists of trusted sources.
+pub mod cidr;
 /// Conditional requests and byte ranges (RFC 9110 §13, §14).
 pub mod conditional;
 /// Cached rendering of the `Date` header value.
@@ -25,6 +27,8 @@ pub mod h2_head;
 pub mod limits;
 /// The request method token.
 pub mod method;
+/// The PROXY protocol header (versions 1 and 2) a load balancer sends before the request.
+pub mod proxy;
 /// The request-head parser built on `httparse`.
 pub mod request;
 /// Response status line and header section writer.
@@ -35,6 +39,7 @@ pub mod target;
 pub mod version;
 
 pub use chunked::{ChunkProgress, ChunkedDecoder};
+pub use cidr::{Cidr, CidrError};
 pub use date::DateCache;
 pub use error::ParseError;
 pub use framing::BodyFraming;
@@ -42,6 +47,7 @@ pub use h2_head::{h2_request_head, H2Request};
 pub use httparse::Header;
 pub use limits::Limits;
 pub use method::Method;
+pub use proxy::{parse_proxy_header, ProxyAddresses, ProxyError, ProxyHeader, ProxyVersion};
 pub use request::{header_slots, parse_request, HeaderSlots, Parsed, RequestHead, MAX_HEADERS};
 pub use response::{
     is_valid_response_header, reason_phrase, write_chunk_header, write_head, write_head_common, write_last_chunk,
