@@ -24,7 +24,7 @@ cd "$here"
 export RUSTC_BOOTSTRAP=1
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 sanitizer="${FUZZ_SANITIZER:-none}"
-targets="${FUZZ_TARGETS:-parse_request chunked differential response}"
+targets="${FUZZ_TARGETS:-parse_request chunked differential response proxy}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz"

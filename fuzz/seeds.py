@@ -2,10 +2,16 @@
 """Writes the hand-made seed inputs into corpus/<target>/ (run once, then `cargo fuzz cmin`).
 
 parse_request inputs start with 4 limit bytes (0 = default), chunked inputs with
-max_body, max_trailer and two split bytes; differential inputs are raw requests.
+max_body, max_trailer and two split bytes; differential inputs are raw requests; proxy inputs
+start with the v2 length limit byte (0 = the server's).
+
+    python3 fuzz/seeds.py          # every target
+    python3 fuzz/seeds.py proxy    # only these targets
 """
 import hashlib
 import os
+import struct
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -56,7 +62,42 @@ CHUNKED = [
 ]
 
 
+PROXY_V2 = b"\r\n\r\n\0\r\nQUIT\n"
+
+
+def v2(command, family, block):
+    return PROXY_V2 + bytes([0x20 | command, family]) + struct.pack(">H", len(block)) + block
+
+
+V4_BLOCK = bytes([192, 0, 2, 1, 198, 51, 100, 7]) + struct.pack(">HH", 54321, 80)
+V6_BLOCK = bytes(15) + b"\x01" + bytes(15) + b"\x02" + struct.pack(">HH", 443, 8443)
+TLVS = b"\x01\x00\x02h2" + b"\x04\x00\x03\x00\x00\x00" + b"\x02\x00\x0bexample.com"
+
+PROXY = [
+    b"PROXY TCP4 192.0.2.1 198.51.100.7 54321 80\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"PROXY TCP6 2001:db8::1 ::ffff:198.51.100.7 65535 0\r\n",
+    b"PROXY UNKNOWN\r\n",
+    b"PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n",
+    b"PROXY TCP4 192.0.2.01 198.51.100.7 054321 80\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    v2(1, 0x11, V4_BLOCK) + b"GET / HTTP/1.1\r\n",
+    v2(1, 0x21, V6_BLOCK),
+    v2(1, 0x11, V4_BLOCK + TLVS),
+    v2(1, 0x11, V4_BLOCK + b"\x01\x00\x09h2"),
+    v2(0, 0x00, b""),
+    v2(0, 0x11, V4_BLOCK),
+    v2(1, 0x00, b""),
+    v2(1, 0x31, bytes(216)),
+    v2(1, 0x12, V4_BLOCK),
+    v2(1, 0x21, V4_BLOCK),
+    PROXY_V2 + b"\x21\x11\xff\xff",
+]
+
+
 def write(target, data):
+    if len(sys.argv) > 1 and target not in sys.argv[1:]:
+        return
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "seed-" + hashlib.sha1(data).hexdigest()[:16]), "wb") as f:
@@ -72,3 +113,6 @@ for r in REQUESTS[:8]:
 for c in CHUNKED:
     write("chunked", b"\0\0\x55\xaa" + c)
     write("chunked", bytes([4, 9, 0x80, 0x80]) + c)
+for p in PROXY:
+    write("proxy", b"\0" + p)
+    write("proxy", b"\x20" + p)
