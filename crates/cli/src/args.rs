@@ -33,6 +33,21 @@ pub struct ServeArgs {
     /// Default 127.0.0.1:8080.
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen, env = "RINGD_LISTEN", value_delimiter = ',')]
     pub listen: Vec<SocketAddr>,
+    /// Every --listen address expects a PROXY protocol header (v1 or v2) from a load balancer
+    /// first on each connection, and takes the client address from it (nginx `listen ...
+    /// proxy_protocol`); connections without one are closed. `--proxy-protocol false` turns
+    /// it off for every address.
+    #[arg(long, value_name = "true|false", env = "RINGD_PROXY_PROTOCOL", num_args = 0..=1, default_missing_value = "true")]
+    pub proxy_protocol: Option<bool>,
+    /// Networks allowed to send a PROXY header (CIDR, comma-separated: 10.0.0.0/8,::1); a
+    /// connection from elsewhere to a proxy_protocol address is closed. Default: any source.
+    #[arg(
+        long,
+        value_name = "CIDR,...",
+        env = "RINGD_PROXY_PROTOCOL_TRUSTED",
+        value_delimiter = ','
+    )]
+    pub proxy_protocol_trusted: Option<Vec<String>>,
     /// Serve HTTPS on the --listen addresses with this PEM certificate chain (leaf first).
     #[arg(long, value_name = "FILE", env = "RINGD_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,

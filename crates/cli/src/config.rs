@@ -34,7 +34,7 @@ pub struct Settings {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
-    listen: Option<Vec<String>>,
+    listen: Option<Vec<ListenEntry>>,
     workers: Option<WorkersSetting>,
     pin: Option<bool>,
     root: Option<PathBuf>,
@@ -74,6 +74,30 @@ struct FileConfig {
     /// `[http2]`: where HTTP/2 is spoken and the settings it announces.
     #[serde(default)]
     http2: Http2File,
+    /// `[proxy_protocol]`: who may send the PROXY headers of `proxy_protocol` listen addresses.
+    #[serde(default)]
+    proxy_protocol: ProxyProtocolFile,
+}
+
+/// A `listen` entry: `"HOST:PORT"`, or `{ address = "HOST:PORT", proxy_protocol = true }`
+/// (nginx `listen ... proxy_protocol`).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(
+    untagged,
+    expecting = "listen entries are \"HOST:PORT\" or { address = \"HOST:PORT\", proxy_protocol = true }"
+)]
+enum ListenEntry {
+    Address(String),
+    Table(ListenTable),
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct ListenTable {
+    address: String,
+    /// Connections start with a PROXY protocol header (v1 or v2) from a load balancer.
+    #[serde(default)]
+    proxy_protocol: bool,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -88,6 +112,14 @@ struct Http2File {
     connection_window_size: Option<u32>,
     max_frame_size: Option<u32>,
     control_frames_per_second: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct ProxyProtocolFile {
+    /// Networks (CIDR) allowed to send a PROXY header; empty: any source.
+    #[serde(default)]
+    trusted: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -207,14 +239,42 @@ impl Settings {
         };
         let mut s = ServerConfig::default();
         if let Some(listen) = &file.listen {
-            s.listen = listen
-                .iter()
-                .map(|l| parse_listen(l).map_err(|e| anyhow::anyhow!("config: listen: {e}")))
-                .collect::<Result<_>>()?;
+            s.listen.clear();
+            for entry in listen {
+                let (address, proxy) = match entry {
+                    ListenEntry::Address(a) => (a, false),
+                    ListenEntry::Table(t) => (&t.address, t.proxy_protocol),
+                };
+                let addr = parse_listen(address).map_err(|e| anyhow::anyhow!("config: listen: {e}"))?;
+                s.listen.push(addr);
+                if proxy {
+                    s.proxy_protocol.push(addr);
+                }
+            }
         }
+        // The flags replace the file's listen entries, their proxy_protocol included.
         if !args.listen.is_empty() {
             s.listen = args.listen.clone();
+            s.proxy_protocol.clear();
         }
+        match args.proxy_protocol {
+            Some(true) => s.proxy_protocol = s.listen.clone(),
+            Some(false) => s.proxy_protocol.clear(),
+            None => {}
+        }
+        let trusted = match &args.proxy_protocol_trusted {
+            Some(flag) => flag.clone(),
+            None => file.proxy_protocol.trusted.clone(),
+        };
+        s.proxy_trusted = trusted
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| {
+                t.trim()
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("config: proxy_protocol.trusted: {e}"))
+            })
+            .collect::<Result<_>>()?;
         s.workers = match (args.workers, &file.workers) {
             (Some(WorkersArg::Count(n)), _) => Workers::Count(n),
             (Some(WorkersArg::Auto), _) => Workers::Auto,
@@ -424,7 +484,21 @@ impl Settings {
         let s = &self.server;
         let t = &s.timeouts;
         let file = FileConfig {
-            listen: Some(s.listen.iter().map(ToString::to_string).collect()),
+            listen: Some(
+                s.listen
+                    .iter()
+                    .map(|a| {
+                        if s.proxy_protocol.contains(a) {
+                            ListenEntry::Table(ListenTable {
+                                address: a.to_string(),
+                                proxy_protocol: true,
+                            })
+                        } else {
+                            ListenEntry::Address(a.to_string())
+                        }
+                    })
+                    .collect(),
+            ),
             pin: Some(s.pin),
             workers: Some(match s.workers {
                 Workers::Auto => WorkersSetting::Name("auto".to_owned()),
@@ -517,6 +591,9 @@ impl Settings {
                 max_frame_size: Some(s.http2.max_frame_size),
                 control_frames_per_second: Some(s.http2.control_frames_per_second),
             },
+            proxy_protocol: ProxyProtocolFile {
+                trusted: s.proxy_trusted.iter().map(ToString::to_string).collect(),
+            },
             access_log: AccessLogFile {
                 path: Some(match s.access_log.as_ref().map(|l| &l.target) {
                     None => "off".to_owned(),
@@ -572,6 +649,8 @@ impl Settings {
         check("tls", a.tls != b.tls);
         check("tls.redirect", a.redirect_listen != b.redirect_listen);
         check("http2", a.http2 != b.http2);
+        check("listen.proxy_protocol", a.proxy_protocol != b.proxy_protocol);
+        check("proxy_protocol.trusted", a.proxy_trusted != b.proxy_trusted);
         changed
     }
 }

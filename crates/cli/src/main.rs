@@ -102,6 +102,21 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
     for addr in running.redirect_addrs() {
         tracing::info!("listening on {addr} (http), redirecting every request to https://");
     }
+    let proxied = &settings.server.proxy_protocol;
+    if !proxied.is_empty() {
+        let addrs: Vec<String> = proxied.iter().map(ToString::to_string).collect();
+        if settings.server.proxy_trusted.is_empty() {
+            tracing::warn!(
+                "PROXY protocol on {} from any source: a client that reaches it directly can claim any address; list the load balancers in proxy_protocol.trusted",
+                addrs.join(", ")
+            );
+        } else {
+            tracing::info!(
+                "PROXY protocol on {}: the client address comes from each connection's header",
+                addrs.join(", ")
+            );
+        }
+    }
     if let Some(admin) = settings.admin {
         let bound = ring_server::serve_metrics(admin, running.metrics())
             .with_context(|| format!("cannot serve metrics on --admin {admin}"))?;

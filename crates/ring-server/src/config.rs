@@ -174,6 +174,17 @@ pub struct ServerConfig {
     pub sendfile: bool,
     /// HTTP/2.
     pub http2: Http2Config,
+    /// The `listen` (or `tls.redirect`) addresses whose connections start with a PROXY
+    /// protocol header, v1 or v2, from a load balancer (nginx `listen ... proxy_protocol`,
+    /// HAProxy `send-proxy-v2`). The client it names replaces the connection's peer in the
+    /// access log, the metrics and [`Request::peer_addr`](crate::Request::peer_addr). A
+    /// connection there without a valid header within the header timeout is closed.
+    pub proxy_protocol: Vec<SocketAddr>,
+    /// Who may send a PROXY header (`proxy_protocol.trusted`): a connection to a
+    /// `proxy_protocol` address from any other source is closed before it is read. Empty: any
+    /// source, as in nginx and HAProxy (then only a firewall keeps clients from naming
+    /// themselves).
+    pub proxy_trusted: Vec<ringd_core::Cidr>,
 }
 
 impl Default for ServerConfig {
@@ -198,6 +209,8 @@ impl Default for ServerConfig {
             redirect_listen: Vec::new(),
             sendfile: true,
             http2: Http2Config::default(),
+            proxy_protocol: Vec::new(),
+            proxy_trusted: Vec::new(),
         }
     }
 }
@@ -237,6 +250,16 @@ impl ServerConfig {
             .find(|a| a.port() != 0 && self.listen.contains(a))
         {
             return err("tls.redirect", &format!("{addr} is also a listen address"));
+        }
+        if let Some(addr) = self
+            .proxy_protocol
+            .iter()
+            .find(|a| !self.listen.contains(a) && !self.redirect_listen.contains(a))
+        {
+            return err(
+                "listen.proxy_protocol",
+                &format!("{addr} is neither a listen nor a tls.redirect address"),
+            );
         }
         if let Some(Err(reason)) = self.tls.as_ref().map(crate::tls::TlsConfig::validate) {
             return err("tls.sni", &reason);
@@ -405,6 +428,7 @@ restart_only! {
     "ring_entries" => ring_entries,
     "access_log" => access_log,
     "tls.redirect" => redirect_listen,
+    "listen.proxy_protocol" => proxy_protocol,
 }
 
 impl Workers {
@@ -439,6 +463,8 @@ mod tests {
                 format: crate::LogFormat::Json,
             }),
             redirect_listen: vec!["127.0.0.1:2".parse().unwrap()],
+            proxy_protocol: vec!["127.0.0.1:1".parse().unwrap()],
+            proxy_trusted: vec!["10.0.0.0/8".parse().unwrap()],
             max_connections: 5,
             ..ServerConfig::default()
         };
@@ -448,6 +474,8 @@ mod tests {
         // What a reload may change stays changed.
         assert_eq!(new.max_connections, 5);
         new.max_connections = running.max_connections;
+        assert_eq!(new.proxy_trusted.len(), 1);
+        new.proxy_trusted.clear();
         assert_eq!(format!("{new:?}"), format!("{running:?}"));
     }
 
@@ -462,6 +490,10 @@ mod tests {
     fn rejects_each_bad_value() {
         let cases: Vec<(&str, Mutation)> = vec![
             ("listen", Box::new(|c| c.listen.clear())),
+            (
+                "listen.proxy_protocol",
+                Box::new(|c| c.proxy_protocol = vec!["127.0.0.1:9".parse().unwrap()]),
+            ),
             ("workers", Box::new(|c| c.workers = Workers::Count(0))),
             ("backlog", Box::new(|c| c.backlog = 0)),
             ("buffers.count", Box::new(|c| c.buffers.count = 70_000)),

@@ -445,3 +445,44 @@ fn handlers_answer_the_same_over_http2() {
     let (ok, user) = h2c(&[&url("/users/8")]);
     assert!(ok && user.ends_with("8 HTTP/2.0"), "{user}");
 }
+
+#[test]
+fn behind_a_proxy_peer_addr_is_the_client_the_proxy_protocol_header_names() {
+    let config = ServerConfig {
+        proxy_protocol: vec!["127.0.0.1:0".parse().unwrap()],
+        ..ServerConfig::default()
+    };
+    let addr = start(config, |r| {
+        r.route("GET /peer", |req: &Request<'_>| {
+            Response::text("").body(Body::Full(Bytes::from(req.peer_addr().to_string())))
+        })
+        .unwrap();
+    });
+    let body = |response: &[u8]| {
+        let text = String::from_utf8_lossy(response).into_owned();
+        assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+        text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
+    };
+    const GET: &[u8] = b"GET /peer HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    // v1, the request in the same write.
+    let mut s = connect(addr);
+    s.write_all(&[&b"PROXY TCP4 192.0.2.1 198.51.100.7 54321 80\r\n"[..], GET].concat())
+        .unwrap();
+    assert_eq!(body(&read_to_close(&mut s)), "192.0.2.1:54321");
+    // v2 over IPv6, header and request in separate writes.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x21\x00\x24".to_vec();
+    v2.extend_from_slice(&"2001:db8::7".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    v2.extend_from_slice(&"2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    v2.extend_from_slice(&[0xc0, 0x01, 0x01, 0xbb]);
+    let mut s = connect(addr);
+    s.write_all(&v2).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(GET).unwrap();
+    assert_eq!(body(&read_to_close(&mut s)), "[2001:db8::7]:49153");
+    // v2 LOCAL (a health check): the connection's own address.
+    let mut s = connect(addr);
+    let local = s.local_addr().unwrap();
+    s.write_all(&[&b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00"[..], GET].concat())
+        .unwrap();
+    assert_eq!(body(&read_to_close(&mut s)), local.to_string());
+}

@@ -29,12 +29,14 @@ const LINGER: Duration = Duration::from_secs(5);
 const LINGER_BYTES: usize = 1 << 20;
 
 /// Sets up one accepted connection and returns the future that serves it until it closes
-/// (`None`: it could not be set up, and is closed).
+/// (`None`: it could not be set up, and is closed). `initial` is what was already read from
+/// the connection (after a PROXY protocol header): the start of its byte stream.
 pub(crate) fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     worker: std::rc::Rc<Worker>,
     kind: ListenerKind,
+    initial: &[u8],
 ) -> Option<impl Future<Output = ()>> {
     let (io, out) = match kind {
         ListenerKind::Tls => {
@@ -42,7 +44,10 @@ pub(crate) fn serve(
             // certificate for new handshakes only.
             let config = worker.tls()?;
             match TlsSession::new(config) {
-                Ok(session) => (Transport::tls(stream, session), Some(worker.io.buffers.tls_out_buf())),
+                Ok(mut session) => {
+                    session.preload(initial);
+                    (Transport::tls(stream, session), Some(worker.io.buffers.tls_out_buf()))
+                }
                 Err(e) => {
                     tracing::error!("cannot start a TLS session: {e}");
                     return None;
@@ -55,7 +60,10 @@ pub(crate) fn serve(
     let redirect = (kind == ListenerKind::Redirect).then_some(worker.https_port);
     // With the worker's receive ring, a plain connection holds a read buffer only while a
     // request is in it (see `Conn::read_head`).
-    let rbuf = ReadBuf::new(io.provided(&worker.io).is_some());
+    let mut rbuf = ReadBuf::new(io.provided(&worker.io).is_some());
+    if !io.is_tls() && !initial.is_empty() {
+        rbuf.receive(&worker.io.buffers, initial);
+    }
     let conn = Conn {
         slot: ConnSlot::open(worker, io.stream()),
         io,
@@ -133,11 +141,17 @@ impl Conn {
     #[expect(clippy::manual_async_fn, reason = "an async fn would hold the connection twice")]
     fn run(mut self) -> impl Future<Output = ()> {
         async move {
+            // Bytes handed over with the connection may hold whole requests: answer them
+            // before waiting for more.
+            let mut read_first = self.rbuf.is_drained();
             let close = loop {
-                match self.read_head().await {
-                    Ok(0) | Err(_) => break Close::Now,
-                    Ok(_) => {}
+                if read_first {
+                    match self.read_head().await {
+                        Ok(0) | Err(_) => break Close::Now,
+                        Ok(_) => {}
+                    }
                 }
+                read_first = true;
                 if self.served == 0 {
                     match self.speaks_h2() {
                         Some(true) => break Close::Http2,

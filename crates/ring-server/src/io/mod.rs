@@ -14,6 +14,8 @@ pub(crate) mod file;
 pub(crate) mod listener;
 /// Whether a file range is in the page cache (`cachestat(2)`), for choosing how to send it.
 pub(crate) mod page_cache;
+/// Reading the PROXY protocol header a connection starts with, keeping what follows it.
+pub(crate) mod proxy;
 /// Creating a worker's ring, with kernel errors turned into advice.
 pub(crate) mod ring;
 /// A connection's byte stream: plain TCP, or TLS over it.

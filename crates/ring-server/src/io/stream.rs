@@ -266,18 +266,25 @@ async fn read_tls(
         if session.peer_closed {
             return Ok(0);
         }
-        let buf = session.read_buf();
-        stats.op(Op::Read);
-        let (res, buf) = stream.read(buf).await;
-        let n = *res.as_ref().unwrap_or(&0);
-        session.return_read_buf(buf, n);
-        let n = res?;
-        stats.bytes_in.add(n as u64);
-        if n == 0 {
-            // The client left (or the sweeper cut it off), with or without close_notify: either
-            // way the request in progress cannot complete.
-            return Ok(0);
-        }
+        // Ciphertext that came with a PROXY protocol header is taken before the socket's.
+        let n = match session.take_preloaded() {
+            0 => {
+                let buf = session.read_buf();
+                stats.op(Op::Read);
+                let (res, buf) = stream.read(buf).await;
+                let n = *res.as_ref().unwrap_or(&0);
+                session.return_read_buf(buf, n);
+                let n = res?;
+                stats.bytes_in.add(n as u64);
+                if n == 0 {
+                    // The client left (or the sweeper cut it off), with or without close_notify:
+                    // either way the request in progress cannot complete.
+                    return Ok(0);
+                }
+                n
+            }
+            n => n,
+        };
         let handshaking = session.conn.is_handshaking();
         let received = session.receive(n, rbuf);
         if handshaking && !session.conn.is_handshaking() {

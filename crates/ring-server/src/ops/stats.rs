@@ -76,6 +76,18 @@ const DIRECTIONS: [&str; 2] = ["sent", "received"];
 /// The ways a file range is sent ([`Way`]).
 const FILE_WAYS: [&str; 3] = ["sendfile", "splice", "copy"];
 
+/// Why a connection on a PROXY protocol listener was closed unserved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ProxyRefusal {
+    /// Its source is not in `proxy_protocol.trusted`.
+    Untrusted = 0,
+    /// Its first bytes are not a valid PROXY header.
+    Invalid = 1,
+    /// It closed, failed or reached the header timeout before a whole header arrived.
+    Incomplete = 2,
+}
+const PROXY_REFUSALS: [&str; 3] = ["untrusted", "invalid", "incomplete"];
+
 /// How a file range went out (the way of its last bytes, when it took two).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Way {
@@ -140,6 +152,7 @@ pub(crate) struct WorkerStats {
     latency_sum_ns: Counter,
     ops: Vec<Counter>,
     file_sends: Vec<Counter>,
+    proxy_refused: Vec<Counter>,
 }
 
 impl Default for WorkerStats {
@@ -172,6 +185,7 @@ impl Default for WorkerStats {
             latency_sum_ns: Counter::default(),
             ops: (0..OPS.len()).map(|_| Counter::default()).collect(),
             file_sends: (0..FILE_WAYS.len()).map(|_| Counter::default()).collect(),
+            proxy_refused: (0..PROXY_REFUSALS.len()).map(|_| Counter::default()).collect(),
         }
     }
 }
@@ -234,6 +248,11 @@ impl WorkerStats {
 
     pub(crate) fn ops(&self, op: Op, n: u64) {
         self.ops[op as usize].add(n);
+    }
+
+    /// Counts a connection on a PROXY protocol listener closed unserved.
+    pub(crate) fn proxy_refused(&self, why: ProxyRefusal) {
+        self.proxy_refused[why as usize].add(1);
     }
 }
 
@@ -480,6 +499,13 @@ impl Metrics {
                 "direction",
                 &DIRECTIONS[..],
                 |w| &w.h2_rst_stream[..],
+            ),
+            (
+                "ringd_proxy_protocol_refused_total",
+                "Connections on a proxy_protocol listener closed unserved, by reason: untrusted (source not in proxy_protocol.trusted), invalid (no valid PROXY header), incomplete (closed or timed out before a whole header).",
+                "reason",
+                &PROXY_REFUSALS[..],
+                |w| &w.proxy_refused[..],
             ),
         ];
         for (name, help, label, values, counters) in by_label {

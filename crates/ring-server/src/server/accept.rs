@@ -1,6 +1,8 @@
 //! A worker's accept loop: each accepted connection is served on its own task, or shed past the
-//! worker's limit; running out of descriptors pauses accepting.
+//! worker's limit; running out of descriptors pauses accepting. On a `proxy_protocol` listener
+//! a connection's task first reads its PROXY header.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -8,19 +10,64 @@ use tokio_uring::net::{TcpListener, TcpStream};
 
 use crate::http1;
 use crate::io::listener::ListenerKind;
-use crate::ops::stats::Op;
-use crate::worker::Worker;
+use crate::io::proxy::{self, ProxyReadError};
+use crate::ops::stats::{Op, ProxyRefusal};
+use crate::worker::{ConnSlot, Worker};
 
 /// Starts serving an accepted connection on its own task. The connection's future is boxed:
 /// tokio moves a task's future by value as it spawns and finishes it, several copies of the
 /// whole future per connection, where a box moves a pointer (`benches/results/HISTORY.md`).
-fn spawn_conn(stream: TcpStream, peer: std::net::SocketAddr, worker: &Rc<Worker>, kind: ListenerKind) {
-    if let Some(conn) = http1::serve(stream, peer, worker.clone(), kind) {
+fn spawn_conn(stream: TcpStream, peer: SocketAddr, worker: &Rc<Worker>, kind: ListenerKind, proxy: bool) {
+    if proxy {
+        tokio_uring::spawn(Box::pin(proxied(stream, peer, worker.clone(), kind)));
+    } else if let Some(conn) = http1::serve(stream, peer, worker.clone(), kind, &[]) {
         tokio_uring::spawn(Box::pin(conn));
     }
 }
 
-pub(super) async fn accept_loop(id: usize, listener: TcpListener, kind: ListenerKind, worker: Rc<Worker>) {
+/// Reads the PROXY header of a connection from `peer` (the load balancer), then serves the
+/// connection as one from the client the header names, with the bytes that followed the
+/// header. The header is read in the connection table under the header timeout, like a
+/// request head; a source outside `proxy_protocol.trusted` is closed without a read.
+async fn proxied(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, kind: ListenerKind) {
+    let config = worker.config();
+    if !config.proxy_trusted.is_empty() && !config.proxy_trusted.iter().any(|net| net.contains(peer.ip())) {
+        worker.stats().proxy_refused(ProxyRefusal::Untrusted);
+        if worker.log_budget().allow() {
+            tracing::warn!("PROXY protocol: {peer} is not in proxy_protocol.trusted; connection closed");
+        }
+        return;
+    }
+    let slot = ConnSlot::open(worker.clone(), &stream);
+    let buf = worker.io.buffers.take_read_buf(0);
+    let deadline = Instant::now() + config.timeouts.header;
+    let (read, buf) = proxy::read_header(&stream, slot.io(), deadline, buf).await;
+    // `serve` enters the connection in the table again; the slot goes before the socket.
+    drop(slot);
+    match read {
+        Ok(header) => {
+            let client = header.source().unwrap_or(peer);
+            if let Some(conn) = http1::serve(stream, client, worker.clone(), kind, &buf[header.len..]) {
+                tokio_uring::spawn(Box::pin(conn));
+            }
+        }
+        Err(ProxyReadError::Invalid(e)) => {
+            worker.stats().proxy_refused(ProxyRefusal::Invalid);
+            if worker.log_budget().allow() {
+                tracing::warn!("PROXY protocol: {peer} sent no valid PROXY header ({e}); connection closed");
+            }
+        }
+        Err(e) => {
+            worker.stats().proxy_refused(ProxyRefusal::Incomplete);
+            tracing::debug!("PROXY protocol: {peer}: {e}");
+        }
+    }
+    worker.io.buffers.give_read_buf(buf);
+}
+
+/// Accepts on `listener` until the worker drains; `proxy`: its connections start with a PROXY
+/// protocol header.
+pub(super) async fn accept_loop(id: usize, listener: TcpListener, kind: ListenerKind, proxy: bool, worker: Rc<Worker>) {
     let mut last_warning: Option<Instant> = None;
     loop {
         worker.stats().op(Op::Accept);
@@ -29,7 +76,7 @@ pub(super) async fn accept_loop(id: usize, listener: TcpListener, kind: Listener
             // The listener was shut down; a connection accepted in the same instant is still
             // served (with `Connection: close`), never dropped.
             if let Ok((stream, peer)) = accepted {
-                spawn_conn(stream, peer, &worker, kind);
+                spawn_conn(stream, peer, &worker, kind, proxy);
             }
             return;
         }
@@ -40,7 +87,7 @@ pub(super) async fn accept_loop(id: usize, listener: TcpListener, kind: Listener
             }
             Ok((stream, peer)) => {
                 worker.stats().accepted.add(1);
-                spawn_conn(stream, peer, &worker, kind);
+                spawn_conn(stream, peer, &worker, kind, proxy);
             }
             Err(e) => {
                 let fd_exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));

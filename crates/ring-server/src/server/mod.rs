@@ -76,7 +76,9 @@ impl Server {
         } else {
             ListenerKind::Plain
         };
-        let mut per_worker: Vec<Vec<(std::net::TcpListener, ListenerKind)>> = (0..count).map(|_| Vec::new()).collect();
+        // Each worker's listeners, what they speak, and whether a PROXY header comes first.
+        let mut per_worker: Vec<Vec<(std::net::TcpListener, ListenerKind, bool)>> =
+            (0..count).map(|_| Vec::new()).collect();
         let mut local_addrs = Vec::new();
         for l in &self.inherited {
             let addr = l.local_addr().map_err(|e| ServerError::Inherited { cause: e })?;
@@ -85,8 +87,13 @@ impl Server {
                 .set_nodelay(true)
                 .map_err(|e| ServerError::Inherited { cause: e })?;
             local_addrs.push(addr);
+            let proxy = self.config.proxy_protocol.contains(&addr);
             for slot in per_worker.iter_mut() {
-                slot.push((l.try_clone().map_err(|e| ServerError::Inherited { cause: e })?, kind));
+                slot.push((
+                    l.try_clone().map_err(|e| ServerError::Inherited { cause: e })?,
+                    kind,
+                    proxy,
+                ));
             }
         }
         let own: &[SocketAddr] = if self.inherited.is_empty() {
@@ -103,6 +110,7 @@ impl Server {
         let mut bind = |addrs: &[SocketAddr], kind: ListenerKind| -> Result<Vec<SocketAddr>, ServerError> {
             let mut bound = Vec::with_capacity(addrs.len());
             for addr in addrs {
+                let proxy = self.config.proxy_protocol.contains(addr);
                 let group = listener::bind_group(*addr, count, listen_options)?;
                 bound.push(
                     group[0]
@@ -110,7 +118,7 @@ impl Server {
                         .map_err(|e| ServerError::Listen { addr: *addr, cause: e })?,
                 );
                 for (i, l) in group.into_iter().enumerate() {
-                    per_worker[i].push((l, kind));
+                    per_worker[i].push((l, kind, proxy));
                 }
             }
             Ok(bound)

@@ -44,7 +44,8 @@ impl Drop for ExitGuard {
 pub(crate) struct WorkerSetup {
     pub(crate) id: usize,
     pub(crate) core: Option<core_affinity::CoreId>,
-    pub(crate) listeners: Vec<(StdListener, ListenerKind)>,
+    /// Each listener, what it speaks, and whether its connections start with a PROXY header.
+    pub(crate) listeners: Vec<(StdListener, ListenerKind, bool)>,
     /// The listeners came from the service manager: a drain must not shut them down (the next
     /// instance inherits the same sockets), only stop accepting.
     pub(crate) inherited: bool,
@@ -114,7 +115,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         // cannot be cancelled; `shutdown` makes it fail, and with `net.ipv4.tcp_migrate_req=1`
         // the kernel hands queued connections to another listener of the port).
         let mut dups: Vec<StdListener> = Vec::with_capacity(listeners.len());
-        for (l, _) in listeners.iter().filter(|_| !inherited) {
+        for (l, _, _) in listeners.iter().filter(|_| !inherited) {
             match l.try_clone() {
                 Ok(d) => dups.push(d),
                 Err(e) => tracing::warn!(worker = id, "cannot keep a handle on a listener for draining: {e}"),
@@ -129,8 +130,9 @@ pub(crate) fn run(setup: WorkerSetup) {
             access_log.map(|(config, file)| AccessLog::new(config, file)),
             https_port,
         ));
-        for (listener, kind) in listeners {
-            tokio_uring::spawn(accept_loop(id, TcpListener::from_std(listener), kind, worker.clone()));
+        for (listener, kind, proxy) in listeners {
+            let listener = TcpListener::from_std(listener);
+            tokio_uring::spawn(accept_loop(id, listener, kind, proxy, worker.clone()));
         }
         tokio_uring::spawn(sweeper(id, worker.clone(), heartbeats));
         tokio_uring::spawn(controller(id, worker.clone(), control, dups));

@@ -39,6 +39,9 @@ pub(crate) struct TlsSession {
     pub(crate) peer_closed: bool,
     /// The server queued its `close_notify`.
     pub(crate) sent_close_notify: bool,
+    /// Ciphertext at the front of `cipher_in` that was read before the session started (it
+    /// followed a PROXY protocol header), for the first read to take instead of the socket's.
+    preloaded: usize,
 }
 
 impl TlsSession {
@@ -50,7 +53,22 @@ impl TlsSession {
             started: false,
             peer_closed: false,
             sent_close_notify: false,
+            preloaded: 0,
         })
+    }
+
+    /// Takes ciphertext that was read before the session started; the next read feeds it to
+    /// rustls ([`TlsSession::take_preloaded`]) before reading the socket again.
+    pub(crate) fn preload(&mut self, cipher: &[u8]) {
+        self.cipher_in.clear();
+        self.cipher_in.extend_from_slice(cipher);
+        self.preloaded = cipher.len();
+    }
+
+    /// How many preloaded bytes are at the front of the read buffer, for
+    /// [`TlsSession::receive`] (0: none, read the socket); they are taken once.
+    pub(crate) fn take_preloaded(&mut self) -> usize {
+        std::mem::take(&mut self.preloaded)
     }
 
     /// Takes the ciphertext read buffer for the next read, empty.
