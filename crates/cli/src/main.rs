@@ -120,7 +120,7 @@ fn serve(args: &args::ServeArgs) -> Result<()> {
     if let Some(admin) = settings.admin {
         let bound = ring_server::serve_metrics(admin, running.metrics())
             .with_context(|| format!("cannot serve metrics on --admin {admin}"))?;
-        tracing::info!("metrics on http://{bound}/metrics");
+        tracing::info!("metrics on http://{bound}/metrics (and /healthz, /readyz)");
     }
     let addrs: Vec<String> = running.local_addrs().iter().map(ToString::to_string).collect();
     let status = format!(

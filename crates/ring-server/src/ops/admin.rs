@@ -1,7 +1,10 @@
-//! The admin listener: `GET /metrics` (Prometheus text format) on its own address, off the
-//! public port, served by one plain thread. Scrapes are rare and tiny; keeping them out of the
-//! workers means a scrape never competes with traffic and a flood on the public port never
-//! blinds the scraper.
+//! The admin listener, on its own address, off the public port, served by one plain thread:
+//! `GET /metrics` (Prometheus text format), `/healthz` (liveness: 200 while the process runs)
+//! and `/readyz` (readiness: 200 while ringd takes new connections, 503 from the moment a
+//! drain starts, so that a load balancer's health check takes the backend out before its
+//! connections close). Requests are rare and tiny; keeping them out of the workers means a
+//! scrape or a check never competes with traffic and a flood on the public port never blinds
+//! them.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,8 +16,8 @@ use ringd_core::{header_slots, parse_request, Limits, Method, Parsed};
 
 use crate::ops::stats::Metrics;
 
-/// Binds `addr` and serves `/metrics` from `metrics` on a background thread; returns the bound
-/// address (port 0 resolved).
+/// Binds `addr` and serves `/metrics` from `metrics`, `/healthz` and `/readyz` (from
+/// [`Metrics::is_ready`]) on a background thread; returns the bound address (port 0 resolved).
 pub fn serve_metrics(addr: SocketAddr, metrics: Metrics) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
@@ -81,12 +84,21 @@ fn answer(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
         let mut slots = header_slots();
         match parse_request(&buf[..filled], &limits, &mut slots) {
             Ok(Parsed::Complete(head)) => {
-                break match (head.method, head.path.as_ref()) {
-                    (Method::Get | Method::Head, "/metrics") => ("200 OK", metrics.render()),
-                    (_, "/metrics") => ("405 Method Not Allowed", "405 Method Not Allowed\n".to_owned()),
+                let get = matches!(head.method, Method::Get | Method::Head);
+                break match head.path.as_ref() {
+                    "/metrics" | "/healthz" | "/readyz" if !get => {
+                        ("405 Method Not Allowed", "405 Method Not Allowed\n".to_owned())
+                    }
+                    "/metrics" => ("200 OK", metrics.render()),
+                    "/healthz" => ("200 OK", "ok\n".to_owned()),
+                    "/readyz" if metrics.is_ready() => ("200 OK", "ready\n".to_owned()),
+                    "/readyz" => (
+                        "503 Service Unavailable",
+                        "draining: not taking new connections\n".to_owned(),
+                    ),
                     _ => (
                         "404 Not Found",
-                        "404 Not Found: the admin listener serves /metrics\n".to_owned(),
+                        "404 Not Found: the admin listener serves /metrics, /healthz and /readyz\n".to_owned(),
                     ),
                 };
             }

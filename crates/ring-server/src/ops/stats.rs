@@ -6,7 +6,7 @@
 //! thread, reads every worker's counters and sums them.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -256,17 +256,32 @@ impl WorkerStats {
     }
 }
 
-/// The counters of every worker, for scraping from any thread.
+/// The counters of every worker, for scraping from any thread, and whether the server still
+/// takes new connections (for a readiness check).
 #[derive(Debug, Clone)]
 pub struct Metrics {
     workers: Arc<[Arc<WorkerStats>]>,
+    /// Set once a drain starts, before any worker hears of it, and never cleared.
+    draining: Arc<AtomicBool>,
 }
 
 impl Metrics {
     pub(crate) fn new(workers: usize) -> Metrics {
         Metrics {
             workers: (0..workers).map(|_| Arc::new(WorkerStats::default())).collect(),
+            draining: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether the server takes new connections: true until a drain starts
+    /// ([`RunningServer::drain`](crate::RunningServer::drain)), false from then on.
+    pub fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Marks the server as draining, for good.
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
     }
 
     pub(crate) fn worker(&self, id: usize) -> Arc<WorkerStats> {
@@ -515,6 +530,14 @@ impl Metrics {
             }
         }
 
+        header(
+            &mut out,
+            "ringd_ready",
+            "gauge",
+            "1 while ringd takes new connections, 0 from the moment a drain starts (as /readyz).",
+        );
+        let _ = writeln!(out, "ringd_ready {}", u8::from(self.is_ready()));
+
         if let Some(rss) = resident_bytes() {
             header(
                 &mut out,
@@ -583,6 +606,10 @@ mod tests {
             "{text}"
         );
         assert_eq!(m.requests_total(), 3);
+        assert!(text.contains("\nringd_ready 1\n"), "{text}");
+        m.clone().start_draining();
+        assert!(!m.is_ready());
+        assert!(m.render().contains("\nringd_ready 0\n"));
     }
 
     #[test]

@@ -312,7 +312,11 @@ impl RunningServer {
     /// give idle keep-alive connections `timeouts.drain_idle` for a last request, and wait until
     /// all connections are closed or `timeouts.drain` has passed. Returns whether every worker
     /// finished in time. The workers' runtimes are left running (and idle): the caller exits.
+    /// From its start, [`Metrics::is_ready`] is false (the admin listener's `/readyz` says 503).
     pub fn drain(&self) -> bool {
+        // Before any worker stops accepting: a balancer's readiness check (/readyz) must see the
+        // drain no later than the clients do.
+        self.metrics.start_draining();
         let drained = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         for tx in &self.reloads {
             let _ = tx.send(Control::Drain {
