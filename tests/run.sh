@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 # command -> Debian package
 declare -A tools=([nginx]=nginx [curl]=curl [wrk]=wrk [python3]=python3 [cc]=gcc [setpriv]=util-linux [prlimit]=util-linux [chromium]=chromium [ss]=iproute2 [systemd-socket-activate]=systemd [unshare]=util-linux [openssl]=openssl [testssl]=testssl.sh)
+# tests/deploy/haproxy_netns.sh: HAProxy in front of ringd backends.
+tools[haproxy]=haproxy
 missing=()
 for tool in "${!tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${tools[$tool]}")

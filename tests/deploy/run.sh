@@ -3,8 +3,11 @@
 # unit through `systemd-analyze verify` and `systemd-analyze security --offline=yes` (exposure
 # <= 2.0); the sysctl scripts inside a fresh network namespace (`unshare -n`, where net.* values are
 # the namespace's own) with every file staged under a DESTDIR; install.sh/uninstall.sh into a
-# staging tree; tests/deploy/boot.sh, a real systemd in a container (RINGD_BOOT_TEST=0 skips it).
-# Needs root (unshare, mount); installs shellcheck/systemd/util-linux/procps with apt-get if missing.
+# staging tree; tests/deploy/boot.sh, a real systemd in a container (RINGD_BOOT_TEST=0 skips it);
+# tests/deploy/haproxy_netns.sh, HAProxy in front of two ringd backends in network namespaces
+# (a rolling restart and a killed backend under wrk).
+# Needs root (unshare, ip netns, mount); installs shellcheck/systemd/util-linux/procps/iproute2/
+# haproxy/wrk/curl with apt-get if missing.
 # Last line: "deploy: N passed, M failed"; exit status 1 if any failed.
 # Test bodies are functions called through t/check (SC2317), and use `A && B || { report; return 1; }`
 # where the report must run when either fails (SC2015).
@@ -43,13 +46,22 @@ fi
 
 # ---- tools ------------------------------------------------------------------------------------
 declare -A tools=([shellcheck]=shellcheck [systemd-analyze]=systemd [unshare]=util-linux [sysctl]=procps)
+tools+=([ip]=iproute2 [haproxy]=haproxy [wrk]=wrk [curl]=curl [python3]=python3)
 missing=()
 for tool in "${!tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${tools[$tool]}")
 done
 if ((${#missing[@]})); then
   echo "tests/deploy: installing ${missing[*]}" >&2
+  # The haproxy package must not start the system's HAProxy (on port 80): policy-rc.d answering
+  # 101 tells package scripts not to start services.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+  fi
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ -z "$policy" ] || rm -f "$policy"
 fi
 
 work=$(mktemp -d /tmp/ringd-deploy-test.XXXXXX)
@@ -177,6 +189,23 @@ while IFS= read -r line; do
   esac
 done <"$work/install.log"
 grep -qE '^(ok|FAIL) ' "$work/install.log" || fail "install: install_staged.sh ran no test" "$(cat "$work/install.log")"
+
+# ---- HAProxy in front of two ringd backends, in network namespaces ------------------------------
+# Needs a built ringd, as the boot test; bounded (it takes about 30 s).
+if [ -x target/release/ringd ] || [ -x target/debug/ringd ]; then
+  timeout 150 bash tests/deploy/haproxy_netns.sh "$work/haproxy" >"$work/haproxy.log" 2>&1
+  haproxy_rc=$?
+  while IFS= read -r line; do
+    case $line in
+      "ok "*) pass "haproxy: ${line#ok }" ;;
+      "FAIL "*) fail "haproxy: ${line#FAIL }" ;;
+      "  "*) echo "$line" ;;
+    esac
+  done <"$work/haproxy.log"
+  ((haproxy_rc == 0)) || grep -q '^FAIL ' "$work/haproxy.log" || fail "haproxy: haproxy_netns.sh exited $haproxy_rc" "$(tail -20 "$work/haproxy.log")"
+else
+  fail "haproxy: no target/{release,debug}/ringd (cargo build -p ringd)"
+fi
 
 # ---- a real systemd in a container ---------------------------------------------------------------
 # On by default when a ringd binary is built (about 10 s; the first run also debootstraps a Debian
