@@ -332,3 +332,28 @@ fn check_prints_the_settings_back_and_refuses_bad_ones() {
         assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
     }
 }
+
+#[test]
+fn sighup_changes_who_is_trusted() {
+    let dir = TempDir::new("proxy-reload");
+    let conf = dir.write("ringd.toml", b"[proxy_protocol]\ntrusted = [\"10.0.0.0/8\"]\n");
+    let server = start(&dir, &["--config", conf.to_str().unwrap()]);
+    let ask = || {
+        let mut s = server.connect();
+        let _ = std::io::Write::write_all(&mut s, &[&v1("192.0.2.5", 5)[..], GET_CLOSE].concat());
+        read_to_close(&mut s)
+    };
+    assert!(ask().is_empty(), "loopback is not trusted yet");
+    dir.write(
+        "ringd.toml",
+        b"[proxy_protocol]\ntrusted = [\"10.0.0.0/8\", \"127.0.0.1\"]\n",
+    );
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("changed: proxy_protocol.trusted") {
+        assert!(Instant::now() < deadline, "no reload logged:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(ask().starts_with(b"HTTP/1.1 200 "));
+    assert_eq!(refused(&server, "untrusted"), 1.0);
+}
