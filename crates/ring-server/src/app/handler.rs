@@ -84,7 +84,9 @@ impl<'a> Request<'a> {
         self.params.get(name)
     }
 
-    /// The client's address.
+    /// The client's address: the connection's peer, or on a `proxy_protocol` listener the
+    /// client its PROXY header names (the connection's own peer for a `LOCAL` or `UNKNOWN`
+    /// header).
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
