@@ -357,3 +357,57 @@ fn sighup_changes_who_is_trusted() {
     assert!(ask().starts_with(b"HTTP/1.1 200 "));
     assert_eq!(refused(&server, "untrusted"), 1.0);
 }
+
+#[test]
+fn http2_follows_the_header_in_the_clear_and_over_tls() {
+    use common::h2raw::{get, Raw, END_HEADERS, END_STREAM, HEADERS, SETTINGS};
+    let pki = Pki::new();
+    let leaf = pki.issue("localhost", &["localhost"], KeyKind::EcPkcs8);
+    let dir = TempDir::new("proxy-h2c");
+    let server = start(&dir, &["--h2c", "true"]);
+    // The header, the HTTP/2 preface and a request in one write: h2c with prior knowledge is
+    // recognised in the bytes that followed the header.
+    let mut s = server.connect();
+    let mut bytes = v1("192.0.2.20", 2020);
+    bytes.extend_from_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    bytes.extend(Raw::encode(SETTINGS, 0, 0, &[]));
+    bytes.extend(Raw::encode(HEADERS, END_STREAM | END_HEADERS, 1, &get("/plaintext")));
+    std::io::Write::write_all(&mut s, &bytes).unwrap();
+    let line = log_lines(&dir, 1).remove(0);
+    assert!(
+        line.starts_with("192.0.2.20 ") && line.contains("\"GET /plaintext HTTP/2.0\" 200 "),
+        "{line}"
+    );
+    drop(s);
+
+    // curl sends a v1 header (with its own addresses), then TLS with ALPN h2.
+    let dir = TempDir::new("proxy-h2");
+    let server = start(&dir, &["--tls-cert", leaf.cert_str(), "--tls-key", leaf.key_str()]);
+    require_tool("curl", "curl");
+    let resolve = format!("localhost:{}:127.0.0.1", server.port());
+    let url = format!("https://localhost:{}/plaintext", server.port());
+    let out = run_bounded(
+        Command::new("curl").args([
+            "-sS",
+            "-i",
+            "--max-time",
+            "20",
+            "--haproxy-protocol",
+            "--http2",
+            "--cacert",
+            pki.ca_str(),
+            "--resolve",
+            &resolve,
+            &url,
+        ]),
+        Duration::from_secs(30),
+    );
+    out.assert_success("curl --haproxy-protocol --http2");
+    assert!(out.stdout_str().starts_with("HTTP/2 200"), "{}", out.stdout_str());
+    let line = log_lines(&dir, 1).remove(0);
+    assert!(
+        line.starts_with("127.0.0.1 ") && line.contains("HTTP/2.0\" 200 "),
+        "{line}"
+    );
+    assert_eq!(refused(&server, "invalid"), 0.0);
+}
