@@ -242,7 +242,43 @@ pub struct Response {
     /// Header lines the server checked and rendered once for many responses (a cached file's
     /// `Content-Type`, `ETag` and the rest), written after `headers`; see
     /// [`Response::header_block`].
-    pub(crate) block: Option<Rc<HeaderBlock>>,
+    pub(crate) block: Option<Rc<SharedHeaders>>,
+}
+
+/// Header fields checked and rendered once for many responses: the lines HTTP/1.1 writes as
+/// they are, and, made at the first HTTP/2 answer and kept, the same fields as the HTTP/2
+/// engine takes them (names and values it would otherwise parse and copy per response).
+#[derive(Debug)]
+pub(crate) struct SharedHeaders {
+    pub(crate) lines: HeaderBlock,
+    h2: std::cell::OnceCell<Option<Box<[(http::HeaderName, http::HeaderValue)]>>>,
+}
+
+impl SharedHeaders {
+    pub(crate) fn new(lines: HeaderBlock) -> SharedHeaders {
+        SharedHeaders {
+            lines,
+            h2: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The fields as HTTP/2 takes them; `None` if one is not a valid HTTP/2 field (it passed
+    /// HTTP/1.1's checks, which are the same, so never in practice).
+    pub(crate) fn h2_fields(&self) -> Option<&[(http::HeaderName, http::HeaderValue)]> {
+        self.h2
+            .get_or_init(|| {
+                self.lines
+                    .iter()
+                    .map(|(name, value)| {
+                        Some((
+                            http::HeaderName::from_bytes(name.as_bytes()).ok()?,
+                            http::HeaderValue::from_bytes(value).ok()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .as_deref()
+    }
 }
 
 impl Response {
@@ -259,7 +295,7 @@ impl Response {
     }
 
     /// Adds header lines rendered once (see [`HeaderBlock`]).
-    pub(crate) fn block(mut self, block: Rc<HeaderBlock>) -> Response {
+    pub(crate) fn block(mut self, block: Rc<SharedHeaders>) -> Response {
         self.block = Some(block);
         self
     }
@@ -269,7 +305,7 @@ impl Response {
     /// carries its `Content-Type`, `ETag`, `Last-Modified` and the rest here, not in
     /// `content_type` and `headers`. Setting a content type moves them back into `headers`.
     pub fn header_block(&self) -> Option<&HeaderBlock> {
-        self.block.as_deref()
+        self.block.as_deref().map(|b| &b.lines)
     }
 
     /// Turns a header block back into ordinary headers, its `Content-Type` into `content_type`.
@@ -283,7 +319,7 @@ impl Response {
     #[cold]
     fn unblock_slow(&mut self) {
         if let Some(block) = self.block.take() {
-            for (name, value) in block.iter() {
+            for (name, value) in block.lines.iter() {
                 if name.eq_ignore_ascii_case("content-type") {
                     self.content_type = Some(Bytes::copy_from_slice(value));
                 } else {
@@ -459,7 +495,7 @@ mod tests {
     #[test]
     fn setting_a_content_type_unblocks_the_header_block() {
         let block = HeaderBlock::new(&[("Content-Type", b"text/css"), ("ETag", b"\"x\"")]).unwrap();
-        let r = Response::new(200).block(Rc::new(block));
+        let r = Response::new(200).block(Rc::new(SharedHeaders::new(block)));
         assert_eq!(r.header_block().map(|b| b.iter().count()), Some(2));
         let r = r.content_type_static("text/plain");
         assert!(r.header_block().is_none());

@@ -113,14 +113,14 @@ fn encode_head(
         .iter()
         .filter(|(n, _)| {
             !response.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n))
-                && !response.block.as_ref().is_some_and(|b| b.has(n))
+                && !response.header_block().is_some_and(|b| b.has(n))
         })
         .map(|(n, v)| (n.as_str(), v.as_bytes()));
     let only_type: [(&str, &[u8]); 1];
     let mut inline: [(&str, &[u8]); INLINE];
     let heap: Vec<(&str, &[u8])>;
     let count = response.headers.len() + 1 + config.headers.len();
-    let mut block = response.block.as_deref();
+    let mut block = response.header_block();
     let headers: &[(&str, &[u8])] = if response.headers.is_empty() && config.headers.is_empty() {
         // The common answer (a content type, no other header): no array to fill and no
         // chain of iterators to walk; and for the types of ringd's own responses, a line

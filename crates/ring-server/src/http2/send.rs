@@ -105,24 +105,29 @@ fn encode_head(response: &Response, state: &ConnState) -> Option<http::Response<
         }
         return None;
     };
+    let config = worker.config();
+    let shared = match &response.block {
+        Some(block) => block.h2_fields()?,
+        None => &[],
+    };
     let mut head = http::Response::new(());
     *head.status_mut() = status;
     let fields = head.headers_mut();
+    // Sized once: growing the map as fields come costs more than the fields.
+    fields.reserve(4 + shared.len() + response.headers.len() + config.headers.len());
     let (date, server) = worker.h2_fields(std::time::Instant::now());
-    fields.insert(DATE, date);
+    fields.append(DATE, date);
     if let Some(server) = server {
-        fields.insert(SERVER, server);
+        fields.append(SERVER, server);
     }
-    if let Some(block) = response.header_block() {
-        for (name, value) in block.iter() {
-            fields.append(field_name(name)?, HeaderValue::from_bytes(value).ok()?);
-        }
+    for (name, value) in shared {
+        fields.append(name.clone(), value.clone());
     }
     if let Some(content_type) = &response.content_type {
         if !is_valid_response_header("content-type", content_type) {
             return invalid(state, "content-type");
         }
-        fields.insert(CONTENT_TYPE, HeaderValue::from_maybe_shared(content_type.clone()).ok()?);
+        fields.append(CONTENT_TYPE, HeaderValue::from_maybe_shared(content_type.clone()).ok()?);
     }
     for (name, value) in &response.headers {
         if connection_specific(name) {
@@ -136,7 +141,6 @@ fn encode_head(response: &Response, state: &ConnState) -> Option<http::Response<
         };
         fields.append(name, value);
     }
-    let config = worker.config();
     for (name, value) in &config.headers {
         let set = response.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name))
             || response.header_block().is_some_and(|b| b.has(name));
@@ -148,7 +152,7 @@ fn encode_head(response: &Response, state: &ConnState) -> Option<http::Response<
     }
     let bodiless = matches!(status.as_u16(), 204 | 304);
     if let (false, Some(len)) = (bodiless, response.body.len()) {
-        fields.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        fields.append(CONTENT_LENGTH, HeaderValue::from(len));
     }
     Some(head)
 }

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::app::handler::SharedHeaders;
 use bytes::Bytes;
 use lru::LruCache;
-use ringd_core::HeaderBlock;
 
 /// How the hot-file cache behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +91,7 @@ pub(crate) struct Meta {
 pub(crate) struct WholeFileBlock {
     /// `None` if the lines did not pass the writer's checks (then every answer takes the
     /// ordinary path, which reports the bad header).
-    pub(crate) block: Option<Rc<HeaderBlock>>,
+    pub(crate) block: Option<Rc<SharedHeaders>>,
     pub(crate) cache_control: Option<Bytes>,
     pub(crate) vary: bool,
 }

@@ -26,7 +26,7 @@ use ringd_core::conditional::{
     accepts_encoding, evaluate, http_date, range, Conditions, Precondition, RangeAnswer, Validators,
 };
 
-use crate::app::handler::{Body, FileBody, Handler, Reply, Request, Response};
+use crate::app::handler::{Body, FileBody, Handler, Reply, Request, Response, SharedHeaders};
 pub use cache::CacheOptions;
 use cache::{CachedFile, Checks, Content, Identity, Lookup, Meta, WholeFileBlock};
 use listing::{listing, percent_encode_path};
@@ -419,7 +419,7 @@ impl StaticFiles {
     /// `answer_now` would add one by one, rendered at the first such answer and kept with the
     /// file's description (so in the cache). `None` when the options changed since (a reload)
     /// or the lines did not pass the writer's checks: the ordinary path then answers.
-    fn whole_file_block(&self, path: &str, meta: &Meta) -> Option<Rc<ringd_core::HeaderBlock>> {
+    fn whole_file_block(&self, path: &str, meta: &Meta) -> Option<Rc<SharedHeaders>> {
         let cache_control = self.cache_control(path);
         let vary = self.options.precompressed;
         let rendered = meta.block.get_or_init(|| {
@@ -428,7 +428,9 @@ impl StaticFiles {
                 .chain(others.iter().map(|(n, v)| (&**n, &v[..])))
                 .collect();
             WholeFileBlock {
-                block: ringd_core::HeaderBlock::new(&headers).ok().map(Rc::new),
+                block: ringd_core::HeaderBlock::new(&headers)
+                    .ok()
+                    .map(|lines| Rc::new(SharedHeaders::new(lines))),
                 cache_control: cache_control.cloned(),
                 vary,
             }
