@@ -247,7 +247,8 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
 
             res.map_err(|e| {
                 proto_err!(conn: "failed to load SETTINGS frame; err={:?}", e);
-                Error::library_go_away(Reason::PROTOCOL_ERROR)
+                // ringd patch: not always PROTOCOL_ERROR (RFC 9113 §4.2), see `load_error_reason`.
+                Error::library_go_away(load_error_reason(&e))
             })?
             .into()
         }
@@ -256,7 +257,8 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
 
             res.map_err(|e| {
                 proto_err!(conn: "failed to load PING frame; err={:?}", e);
-                Error::library_go_away(Reason::PROTOCOL_ERROR)
+                // ringd patch: not always PROTOCOL_ERROR (RFC 9113 §4.2), see `load_error_reason`.
+                Error::library_go_away(load_error_reason(&e))
             })?
             .into()
         }
@@ -265,7 +267,8 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
 
             res.map_err(|e| {
                 proto_err!(conn: "failed to load WINDOW_UPDATE frame; err={:?}", e);
-                Error::library_go_away(Reason::PROTOCOL_ERROR)
+                // ringd patch: not always PROTOCOL_ERROR (RFC 9113 §4.2), see `load_error_reason`.
+                Error::library_go_away(load_error_reason(&e))
             })?
             .into()
         }
@@ -285,7 +288,8 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
             let res = frame::Reset::load(head, &bytes[frame::HEADER_LEN..]);
             res.map_err(|e| {
                 proto_err!(conn: "failed to load RESET frame; err={:?}", e);
-                Error::library_go_away(Reason::PROTOCOL_ERROR)
+                // ringd patch: not always PROTOCOL_ERROR (RFC 9113 §4.2), see `load_error_reason`.
+                Error::library_go_away(load_error_reason(&e))
             })?
             .into()
         }
@@ -293,7 +297,8 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
             let res = frame::GoAway::load(head, &bytes[frame::HEADER_LEN..]);
             res.map_err(|e| {
                 proto_err!(conn: "failed to load GO_AWAY frame; err={:?}", e);
-                Error::library_go_away(Reason::PROTOCOL_ERROR)
+                // ringd patch: not always PROTOCOL_ERROR (RFC 9113 §4.2), see `load_error_reason`.
+                Error::library_go_away(load_error_reason(&e))
             })?
             .into()
         }
@@ -314,6 +319,13 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
                     let id = head.stream_id();
                     proto_err!(stream: "PRIORITY invalid dependency ID; stream={:?}", id);
                     return Err(Error::library_reset(id, Reason::PROTOCOL_ERROR));
+                }
+                // ringd patch: a PRIORITY frame with a length other than 5 octets is a stream
+                // error of type FRAME_SIZE_ERROR (RFC 9113 §6.3), not a connection error.
+                Err(frame::Error::InvalidPayloadLength) => {
+                    let id = head.stream_id();
+                    tracing::debug!("stream error FRAME_SIZE_ERROR -- PRIORITY length; stream={:?}", id);
+                    return Err(Error::library_reset(id, Reason::FRAME_SIZE_ERROR));
                 }
                 Err(e) => {
                     proto_err!(conn: "failed to load PRIORITY frame; err={:?};", e);
@@ -451,6 +463,25 @@ where
                 return Poll::Ready(Some(Ok(frame)));
             }
         }
+    }
+}
+
+/// ringd patch: the connection error a SETTINGS, PING, WINDOW_UPDATE, RST_STREAM or GOAWAY frame
+/// that fails to load is answered with (h2 answered them all with PROTOCOL_ERROR):
+///
+/// - a length wrong for the frame type, or too small for its mandatory fields, is a
+///   FRAME_SIZE_ERROR (RFC 9113 §4.2; §6.4 RST_STREAM, §6.5 SETTINGS and SETTINGS with ACK,
+///   §6.7 PING, §6.8 GOAWAY, §6.9 WINDOW_UPDATE);
+/// - a SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1 is a FLOW_CONTROL_ERROR (§6.5.2);
+/// - anything else (a stream identifier the type forbids, another invalid setting, a zero
+///   window increment) stays a PROTOCOL_ERROR.
+fn load_error_reason(e: &frame::Error) -> Reason {
+    match e {
+        frame::Error::BadFrameSize
+        | frame::Error::InvalidPayloadLength
+        | frame::Error::InvalidPayloadAckSettings => Reason::FRAME_SIZE_ERROR,
+        frame::Error::InvalidInitialWindowSize => Reason::FLOW_CONTROL_ERROR,
+        _ => Reason::PROTOCOL_ERROR,
     }
 }
 

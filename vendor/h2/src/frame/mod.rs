@@ -141,6 +141,10 @@ pub enum Error {
     /// An invalid setting value was provided
     InvalidSettingValue,
 
+    /// ringd patch: a SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1, which is a FLOW_CONTROL_ERROR
+    /// rather than a PROTOCOL_ERROR (RFC 9113 §6.5.2).
+    InvalidInitialWindowSize,
+
     /// An invalid window update value
     InvalidWindowUpdateValue,
 

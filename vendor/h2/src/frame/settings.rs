@@ -174,7 +174,8 @@ impl Settings {
                 }
                 Some(InitialWindowSize(val)) => {
                     if val as usize > MAX_INITIAL_WINDOW_SIZE {
-                        return Err(Error::InvalidSettingValue);
+                        // ringd patch: FLOW_CONTROL_ERROR, not PROTOCOL_ERROR (RFC 9113 §6.5.2).
+                        return Err(Error::InvalidInitialWindowSize);
                     } else {
                         settings.initial_window_size = Some(val);
                     }
