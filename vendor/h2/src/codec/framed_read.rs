@@ -221,7 +221,9 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
                 },
                 Err(e) => {
                     proto_err!(conn: "failed HPACK decoding; err={:?}", e);
-                    return Err(Error::library_go_away(Reason::PROTOCOL_ERROR));
+                    // ringd patch: COMPRESSION_ERROR for a block that cannot be decoded (RFC 9113
+                    // §4.3), see `decode_error_reason`.
+                    return Err(Error::library_go_away(decode_error_reason(&e)));
                 }
             }
 
@@ -416,7 +418,9 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
                 }
                 Err(e) => {
                     proto_err!(conn: "failed HPACK decoding; err={:?}", e);
-                    return Err(Error::library_go_away(Reason::PROTOCOL_ERROR));
+                    // ringd patch: COMPRESSION_ERROR for a block that cannot be decoded (RFC 9113
+                    // §4.3), see `decode_error_reason`.
+                    return Err(Error::library_go_away(decode_error_reason(&e)));
                 }
             }
 
@@ -481,6 +485,21 @@ fn load_error_reason(e: &frame::Error) -> Reason {
         | frame::Error::InvalidPayloadLength
         | frame::Error::InvalidPayloadAckSettings => Reason::FRAME_SIZE_ERROR,
         frame::Error::InvalidInitialWindowSize => Reason::FLOW_CONTROL_ERROR,
+        _ => Reason::PROTOCOL_ERROR,
+    }
+}
+
+/// ringd patch: the connection error a field block that fails to decode is answered with (h2
+/// answered every failure with PROTOCOL_ERROR). A block the HPACK decoder cannot decode (a bad
+/// representation, index, integer, Huffman code or table size update, or a block cut short at
+/// END_HEADERS) is a COMPRESSION_ERROR (RFC 9113 §4.3); a block that decodes to fields that are
+/// not valid HTTP (a bad name, value, method, status or pseudo-header) stays a PROTOCOL_ERROR
+/// (§8.1.1, §8.2.1, §8.3).
+fn decode_error_reason(e: &frame::Error) -> Reason {
+    use hpack::DecoderError::*;
+    match e {
+        frame::Error::Hpack(InvalidUtf8 | InvalidStatusCode | InvalidPseudoheader) => Reason::PROTOCOL_ERROR,
+        frame::Error::Hpack(_) => Reason::COMPRESSION_ERROR,
         _ => Reason::PROTOCOL_ERROR,
     }
 }
