@@ -44,6 +44,10 @@ struct FrameDecoder {
     fields_hint: usize,
 
     partial: Option<Partial>,
+
+    /// ringd patch: PUSH_PROMISE is a connection error at once, whatever follows (a server's
+    /// codec, RFC 9113 §8.4).
+    reject_push_promise: bool,
 }
 
 /// Partially loaded headers frame
@@ -107,6 +111,14 @@ impl<T> FramedRead<T> {
     pub fn set_header_table_size(&mut self, val: usize) {
         self.decoder.set_header_table_size(val);
     }
+
+    /// ringd patch: treats every PUSH_PROMISE as a connection error of type PROTOCOL_ERROR as
+    /// soon as its frame header is read (a server: clients cannot push, RFC 9113 §8.4), instead
+    /// of first waiting for the CONTINUATION frames of a block without END_HEADERS.
+    #[inline]
+    pub fn set_reject_push_promise(&mut self) {
+        self.decoder.reject_push_promise = true;
+    }
 }
 
 fn calc_max_continuation_frames(header_max: usize, frame_max: usize) -> usize {
@@ -130,6 +142,7 @@ impl FrameDecoder {
             ),
             fields_hint: 0,
             partial: None,
+            reject_push_promise: false,
         }
     }
 
@@ -179,6 +192,13 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
     let kind = head.kind();
 
     tracing::trace!(frame.kind = ?kind);
+
+    // ringd patch: a server answers a PUSH_PROMISE with a connection error of type
+    // PROTOCOL_ERROR (RFC 9113 §8.4) at once, not after the rest of its field block.
+    if kind == Kind::PushPromise && decoder.reject_push_promise {
+        proto_err!(conn: "received PUSH_PROMISE as a server");
+        return Err(Error::library_go_away(Reason::PROTOCOL_ERROR));
+    }
 
     macro_rules! header_block {
         ($frame:ident, $head:ident, $bytes:ident) => ({

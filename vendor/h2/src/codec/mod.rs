@@ -105,6 +105,12 @@ impl<T, B> Codec<T, B> {
         self.inner.set_max_header_list_size(val);
     }
 
+    /// ringd patch: a PUSH_PROMISE is a connection error as soon as it arrives (a server's
+    /// codec, RFC 9113 §8.4).
+    pub fn set_reject_push_promise(&mut self) {
+        self.inner.set_reject_push_promise();
+    }
+
     /// Get a reference to the inner stream.
     #[cfg(feature = "unstable")]
     pub fn get_ref(&self) -> &T {
