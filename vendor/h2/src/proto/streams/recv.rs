@@ -137,10 +137,20 @@ impl Recv {
         mode: Open,
         counts: &mut Counts,
     ) -> Result<Option<StreamId>, Error> {
+        // ringd patch: see below.
+        let headers = !mode.is_push_promise();
         counts.peer().ensure_can_open(id, mode)?;
 
         let next_id = self.next_stream_id()?;
         if id < next_id {
+            // ringd patch: HEADERS on the stream the peer opened last, which is no longer known
+            // and so closed, are a connection error of type STREAM_CLOSED (RFC 9113 §5.1); on an
+            // older identifier the stream may never have been opened (§5.1.1), and a promised
+            // identifier must be new (§6.6): PROTOCOL_ERROR.
+            if headers && id.next_id().ok() == Some(next_id) {
+                tracing::debug!("connection error STREAM_CLOSED -- HEADERS on closed stream {:?}", id);
+                return Err(Error::library_go_away(Reason::STREAM_CLOSED));
+            }
             proto_err!(conn: "id ({:?}) < next_id ({:?})", id, next_id);
             return Err(Error::library_go_away(Reason::PROTOCOL_ERROR));
         }
@@ -681,6 +691,17 @@ impl Recv {
         let is_ignoring_frame = stream.state.is_local_error();
 
         if !is_ignoring_frame && !stream.state.is_recv_streaming() {
+            // ringd patch: DATA after the peer closed its half of the stream is STREAM_CLOSED
+            // (RFC 9113 §5.1, §6.1), see `State::recv_closed_error`.
+            if let Some(err) = stream.state.recv_closed_error(stream.id) {
+                tracing::debug!("DATA on a stream the peer closed; stream={:?}; err={:?}", stream.id, err);
+                if let Error::Reset(..) = err {
+                    // The caller gives the connection window of a reset stream's DATA back.
+                    self.consume_connection_window(sz as WindowSize)?;
+                }
+                return Err(err);
+            }
+
             // TODO: There are cases where this can be a stream error of
             // STREAM_CLOSED instead...
 

@@ -443,6 +443,28 @@ impl State {
         matches!(self.inner, Closed(_))
     }
 
+    /// ringd patch: the error for a HEADERS or DATA frame the peer sends after it closed its
+    /// half of the stream, if it did (h2 answered these with a PROTOCOL_ERROR, or took the
+    /// HEADERS for trailers):
+    ///
+    /// - half-closed (remote): a stream error of type STREAM_CLOSED (RFC 9113 §5.1, §6.1);
+    /// - closed after the peer's END_STREAM: a connection error of type STREAM_CLOSED (§5.1);
+    /// - closed by the peer's RST_STREAM: a stream error of type STREAM_CLOSED (§5.1), but the
+    ///   stream is already reset and cannot be reset again, so a connection error of that type
+    ///   (any stream error may be treated as one, §5.4).
+    ///
+    /// A stream the local side reset is not one of these: its late frames are ignored.
+    pub fn recv_closed_error(&self, id: StreamId) -> Option<Error> {
+        match self.inner {
+            HalfClosedRemote(..) => Some(Error::library_reset(id, Reason::STREAM_CLOSED)),
+            Closed(Cause::EndStream) => Some(Error::library_go_away(Reason::STREAM_CLOSED)),
+            Closed(Cause::Error(ref e) | Cause::ErrorAfterEndStream(ref e)) if !e.is_local() => {
+                Some(Error::library_go_away(Reason::STREAM_CLOSED))
+            }
+            _ => None,
+        }
+    }
+
     pub fn is_send_closed(&self) -> bool {
         matches!(
             self.inner,

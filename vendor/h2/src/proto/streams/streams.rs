@@ -583,6 +583,13 @@ impl Inner {
                     Err(RecvHeaderBlockError::State(err)) => Err(err),
                 }
             } else {
+                // ringd patch: HEADERS after the peer closed its half of the stream are
+                // STREAM_CLOSED, not trailers (RFC 9113 §5.1), see `State::recv_closed_error`.
+                if let Some(err) = stream.state.recv_closed_error(stream.id) {
+                    tracing::debug!("HEADERS on a stream the peer closed; stream={:?}; err={:?}", stream.id, err);
+                    return Err(err);
+                }
+
                 if !frame.is_end_stream() {
                     // Receiving trailers that don't set EOS is a "malformed"
                     // message. Malformed messages are a stream error.
