@@ -274,6 +274,18 @@ impl Headers {
         self.header_block.fields
     }
 
+    /// ringd patch: whether the block has a pseudo-header field (a trailer section must have
+    /// none, RFC 9113 §8.1).
+    pub fn has_pseudo(&self) -> bool {
+        let pseudo = &self.header_block.pseudo;
+        pseudo.method.is_some()
+            || pseudo.scheme.is_some()
+            || pseudo.authority.is_some()
+            || pseudo.path.is_some()
+            || pseudo.protocol.is_some()
+            || pseudo.status.is_some()
+    }
+
     pub fn encode(
         self,
         encoder: &mut hpack::Encoder,

@@ -442,6 +442,13 @@ impl Recv {
             return Err(Error::library_reset(stream.id, Reason::PROTOCOL_ERROR));
         }
 
+        // ringd patch: pseudo-header fields in a trailer section make the message malformed, a
+        // stream error of type PROTOCOL_ERROR (RFC 9113 §8.1, §8.1.1, §8.3); h2 dropped them.
+        if frame.has_pseudo() {
+            proto_err!(stream: "recv_trailers: pseudo-header field in trailers; stream={:?};", stream.id);
+            return Err(Error::library_reset(stream.id, Reason::PROTOCOL_ERROR));
+        }
+
         let trailers = frame.into_fields();
 
         // Push the frame onto the stream's recv buffer
