@@ -348,8 +348,17 @@ where
                                 |err| self.remote_go_away_if_idle().unwrap_or_else(|| err.into()),
                             )?;
 
-                            if (self.inner.error.is_some()
-                                || self.inner.go_away.should_close_on_idle())
+                            // ringd patch: a server does not close an idle connection
+                            // because the client sent GOAWAY. That GOAWAY binds the server
+                            // (RFC 9113 §6.8: its receiver opens no more streams, and a server
+                            // opens none), not the client, which may go on sending requests
+                            // and PINGs; and its error code, known or not, triggers nothing
+                            // special (§7). The client closes the connection, or the server's
+                            // idle timeout does. A client still closes once the server's GOAWAY
+                            // leaves it nothing to do.
+                            let peer_went_away =
+                                self.inner.error.is_some() && !P::r#dyn().is_server();
+                            if (peer_went_away || self.inner.go_away.should_close_on_idle())
                                 && !self.inner.streams.has_streams()
                             {
                                 self.inner.as_dyn().go_away_now(Reason::NO_ERROR);
