@@ -18,6 +18,10 @@ use tokio::io::AsyncRead;
 use tokio_util::codec::FramedRead as InnerFramedRead;
 use tokio_util::codec::{LengthDelimitedCodec, LengthDelimitedCodecError};
 
+/// ringd patch: the read buffer allocated again after `release_if_empty` (tokio-util's initial
+/// capacity).
+const READ_BUFFER_CAPACITY: usize = 8 * 1024;
+
 // 16 MB "sane default" taken from golang http2
 const DEFAULT_SETTINGS_MAX_HEADER_LIST_SIZE: usize = 16 << 20;
 
@@ -110,6 +114,16 @@ impl<T> FramedRead<T> {
     #[inline]
     pub fn set_header_table_size(&mut self, val: usize) {
         self.decoder.set_header_table_size(val);
+    }
+
+    /// ringd patch: frees the read buffer if it holds no part of a frame, and the HPACK
+    /// decoder's scratch buffer, so that an idle connection holds neither; reading and decoding
+    /// allocate them again.
+    pub fn release_if_empty(&mut self) {
+        if self.inner.read_buffer().is_empty() {
+            *self.inner.read_buffer_mut() = BytesMut::new();
+        }
+        self.decoder.hpack.release_if_empty();
     }
 
     /// ringd patch: treats every PUSH_PROMISE as a connection error of type PROTOCOL_ERROR as
@@ -475,6 +489,11 @@ where
         let _e = span.enter();
         loop {
             tracing::trace!("poll");
+            // ringd patch: a released read buffer is allocated again before reading (tokio-util
+            // would otherwise grow it from a few bytes).
+            if self.inner.read_buffer().capacity() == 0 {
+                *self.inner.read_buffer_mut() = BytesMut::with_capacity(READ_BUFFER_CAPACITY);
+            }
             let bytes = match ready!(Pin::new(&mut self.inner).poll_next(cx)) {
                 Some(Ok(bytes)) => bytes,
                 Some(Err(e)) => return Poll::Ready(Some(Err(map_err(e)))),

@@ -93,7 +93,8 @@ where
             final_flush_done: false,
             encoder: Encoder {
                 hpack: hpack::Encoder::default(),
-                buf: Cursor::new(BytesMut::with_capacity(DEFAULT_BUFFER_CAPACITY)),
+                // ringd patch: allocated by the first frame buffered (see `release_if_empty`).
+                buf: Cursor::new(BytesMut::new()),
                 next: None,
                 last_data_frame: None,
                 max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
@@ -223,6 +224,10 @@ where
     fn buffer(&mut self, item: Frame<B>) -> Result<(), UserError> {
         // Ensure that we have enough capacity to accept the write.
         assert!(self.has_capacity());
+        // ringd patch: the buffer is allocated again after `release_if_empty`.
+        if self.buf.get_ref().capacity() == 0 {
+            self.buf = Cursor::new(BytesMut::with_capacity(DEFAULT_BUFFER_CAPACITY));
+        }
         let span = tracing::trace_span!("FramedWrite::buffer", frame = ?item);
         let _e = span.enter();
 
@@ -307,9 +312,11 @@ where
     }
 
     fn has_capacity(&self) -> bool {
+        // ringd patch: a released buffer (no capacity) is allocated by `buffer`.
         self.next.is_none()
-            && (self.buf.get_ref().capacity() - self.buf.get_ref().len()
-                >= self.min_buffer_capacity)
+            && (self.buf.get_ref().capacity() == 0
+                || self.buf.get_ref().capacity() - self.buf.get_ref().len()
+                    >= self.min_buffer_capacity)
     }
 
     fn is_empty(&self) -> bool {
@@ -346,6 +353,15 @@ impl<T, B> FramedWrite<T, B> {
     /// Retrieve the last data frame that has been sent
     pub fn take_last_data_frame(&mut self) -> Option<frame::Data<B>> {
         self.encoder.last_data_frame.take()
+    }
+
+    /// ringd patch: frees the write buffer if everything buffered has been written, so that an
+    /// idle connection holds none; the next frame buffered allocates it again.
+    pub fn release_if_empty(&mut self) {
+        let encoder = &mut self.encoder;
+        if encoder.next.is_none() && encoder.buf.get_ref().is_empty() {
+            encoder.buf = Cursor::new(BytesMut::new());
+        }
     }
 
     pub fn get_mut(&mut self) -> &mut T {

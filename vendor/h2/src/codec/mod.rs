@@ -105,6 +105,13 @@ impl<T, B> Codec<T, B> {
         self.inner.set_max_header_list_size(val);
     }
 
+    /// ringd patch: frees the read and write buffers (and the HPACK decoder's scratch buffer)
+    /// that hold nothing, for an idle connection; they are allocated again when needed.
+    pub fn release_idle_buffers(&mut self) {
+        self.inner.release_if_empty();
+        self.framed_write().release_if_empty();
+    }
+
     /// ringd patch: a PUSH_PROMISE is a connection error as soon as it arrives (a server's
     /// codec, RFC 9113 §8.4).
     pub fn set_reject_push_promise(&mut self) {

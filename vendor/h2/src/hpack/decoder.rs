@@ -162,6 +162,15 @@ impl Decoder {
         }
     }
 
+    /// ringd patch: lets go of the scratch buffer Huffman-decoded strings are split from (they
+    /// keep their bytes; the allocation goes with the last of them), so that an idle connection
+    /// holds none. `decode` allocates it again.
+    pub fn release_if_empty(&mut self) {
+        if self.buffer.is_empty() {
+            self.buffer = BytesMut::new();
+        }
+    }
+
     /// Queues a potential size update
     #[allow(dead_code)]
     pub fn queue_size_update(&mut self, size: usize) {
@@ -183,6 +192,11 @@ impl Decoder {
         F: FnMut(Header) -> ControlFlow<()>,
     {
         use self::Representation::*;
+
+        // ringd patch: allocated again after `release_if_empty`, with the same capacity.
+        if self.buffer.capacity() == 0 {
+            self.buffer = BytesMut::with_capacity(4096);
+        }
 
         let mut can_resize = true;
 
@@ -215,7 +229,8 @@ impl Decoder {
                     let entry = self.decode_literal(src, true)?;
 
                     // Insert the header into the table
-                    self.table.insert(entry.clone());
+                    // ringd patch: a copy that does not keep a read buffer allocated.
+                    self.table.insert(entry.detached());
                     consume(src);
 
                     if f(entry).is_break() {

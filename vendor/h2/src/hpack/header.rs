@@ -61,6 +61,20 @@ impl Header<Option<HeaderName>> {
 }
 
 impl Header {
+    /// ringd patch: a copy for the dynamic table whose strings own their bytes. A decoded
+    /// pseudo-header value is a slice of the frame's read buffer (or of the Huffman scratch
+    /// buffer), and a table entry holding it would keep that whole buffer allocated for as long
+    /// as the entry lives, idle connection or not. (Field values are copies already.)
+    pub fn detached(&self) -> Header {
+        match self {
+            Header::Authority(v) => Header::Authority(BytesStr::from(v.as_str())),
+            Header::Scheme(v) => Header::Scheme(BytesStr::from(v.as_str())),
+            Header::Path(v) => Header::Path(BytesStr::from(v.as_str())),
+            Header::Protocol(v) => Header::Protocol(Protocol::from(v.as_str())),
+            other => other.clone(),
+        }
+    }
+
     pub fn new(name: Bytes, value: Bytes) -> Result<Header, DecoderError> {
         if name.is_empty() {
             // ringd patch: an empty name decodes fine but is not a valid field name: reported

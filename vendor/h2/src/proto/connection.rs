@@ -365,6 +365,16 @@ where
                                 continue;
                             }
 
+                            // ringd patch: idle (no stream open, nothing more to read now,
+                            // everything written): the codec's empty buffers (8 KiB read,
+                            // 16 KiB write, 4 KiB HPACK scratch) and the stream store's empty
+                            // slabs are freed until needed again. A connection with streams
+                            // open keeps them.
+                            if !self.inner.streams.has_streams() {
+                                self.codec.release_idle_buffers();
+                                self.inner.streams.release_if_empty();
+                            }
+
                             return Poll::Pending;
                         }
                     };

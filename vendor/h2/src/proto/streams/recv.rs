@@ -128,6 +128,11 @@ impl Recv {
         self.last_processed_id
     }
 
+    /// ringd patch: frees the receive buffer's slots if none is in use (an idle connection).
+    pub fn release_buffer_if_empty(&mut self) {
+        self.buffer.release_if_empty();
+    }
+
     /// Update state reflecting a new, remotely opened stream
     ///
     /// Returns the stream state if successful. `None` if refused

@@ -86,6 +86,14 @@ impl Store {
         }
     }
 
+    /// ringd patch: frees the slab's slots and the id map if no stream is stored (an idle
+    /// connection); no key can refer to a stream then.
+    pub fn release_if_empty(&mut self) {
+        if self.slab.is_empty() && self.ids.is_empty() {
+            *self = Store::new();
+        }
+    }
+
     pub fn find_mut(&mut self, id: &StreamId) -> Option<Ptr<'_>> {
         let index = {
             let key = self.ids.get(id)?;

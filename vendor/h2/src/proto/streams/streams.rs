@@ -1159,6 +1159,15 @@ where
         me.counts.has_streams()
     }
 
+    /// ringd patch: frees the stream store's and the frame buffers' slots when none is in use,
+    /// for an idle connection; they are allocated again by the next stream.
+    pub fn release_if_empty(&mut self) {
+        let mut me = self.inner.lock().unwrap();
+        me.store.release_if_empty();
+        me.actions.recv.release_buffer_if_empty();
+        self.send_buffer.inner.lock().unwrap().release_if_empty();
+    }
+
     pub fn has_streams_or_other_references(&self) -> bool {
         let me = self.inner.lock().unwrap();
         me.counts.has_streams() || me.refs > 1
