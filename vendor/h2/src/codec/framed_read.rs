@@ -156,7 +156,7 @@ impl FrameDecoder {
             ),
             fields_hint: 0,
             partial: None,
-            reject_push_promise: false,
+            reject_push_promise: false, // ringd patch
         }
     }
 
@@ -360,7 +360,10 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
                 // error of type FRAME_SIZE_ERROR (RFC 9113 §6.3), not a connection error.
                 Err(frame::Error::InvalidPayloadLength) => {
                     let id = head.stream_id();
-                    tracing::debug!("stream error FRAME_SIZE_ERROR -- PRIORITY length; stream={:?}", id);
+                    tracing::debug!(
+                        "stream error FRAME_SIZE_ERROR -- PRIORITY length; stream={:?}",
+                        id
+                    );
                     return Err(Error::library_reset(id, Reason::FRAME_SIZE_ERROR));
                 }
                 Err(e) => {
@@ -537,7 +540,9 @@ fn load_error_reason(e: &frame::Error) -> Reason {
 fn decode_error_reason(e: &frame::Error) -> Reason {
     use hpack::DecoderError::*;
     match e {
-        frame::Error::Hpack(InvalidUtf8 | InvalidStatusCode | InvalidPseudoheader) => Reason::PROTOCOL_ERROR,
+        frame::Error::Hpack(InvalidUtf8 | InvalidStatusCode | InvalidPseudoheader) => {
+            Reason::PROTOCOL_ERROR
+        }
         frame::Error::Hpack(_) => Reason::COMPRESSION_ERROR,
         _ => Reason::PROTOCOL_ERROR,
     }

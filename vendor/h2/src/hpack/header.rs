@@ -1,4 +1,4 @@
-use super::DecoderError;
+use super::DecoderError; // ringd patch: `NeedMore` is no longer used here
 use crate::ext::Protocol;
 
 use bytes::Bytes;

@@ -153,7 +153,10 @@ impl Recv {
             // older identifier the stream may never have been opened (§5.1.1), and a promised
             // identifier must be new (§6.6): PROTOCOL_ERROR.
             if headers && id.next_id().ok() == Some(next_id) {
-                tracing::debug!("connection error STREAM_CLOSED -- HEADERS on closed stream {:?}", id);
+                tracing::debug!(
+                    "connection error STREAM_CLOSED -- HEADERS on closed stream {:?}",
+                    id
+                );
                 return Err(Error::library_go_away(Reason::STREAM_CLOSED));
             }
             proto_err!(conn: "id ({:?}) < next_id ({:?})", id, next_id);
@@ -706,7 +709,11 @@ impl Recv {
             // ringd patch: DATA after the peer closed its half of the stream is STREAM_CLOSED
             // (RFC 9113 §5.1, §6.1), see `State::recv_closed_error`.
             if let Some(err) = stream.state.recv_closed_error(stream.id) {
-                tracing::debug!("DATA on a stream the peer closed; stream={:?}; err={:?}", stream.id, err);
+                tracing::debug!(
+                    "DATA on a stream the peer closed; stream={:?}; err={:?}",
+                    stream.id,
+                    err
+                );
                 if let Error::Reset(..) = err {
                     // The caller gives the connection window of a reset stream's DATA back.
                     self.consume_connection_window(sz as WindowSize)?;

@@ -586,7 +586,11 @@ impl Inner {
                 // ringd patch: HEADERS after the peer closed its half of the stream are
                 // STREAM_CLOSED, not trailers (RFC 9113 §5.1), see `State::recv_closed_error`.
                 if let Some(err) = stream.state.recv_closed_error(stream.id) {
-                    tracing::debug!("HEADERS on a stream the peer closed; stream={:?}; err={:?}", stream.id, err);
+                    tracing::debug!(
+                        "HEADERS on a stream the peer closed; stream={:?}; err={:?}",
+                        stream.id,
+                        err
+                    );
                     return Err(err);
                 }
 
