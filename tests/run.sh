@@ -37,6 +37,8 @@ fi
 # The metrics test validates /metrics with a real Prometheus parser.
 python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus-client
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo is missing: install Rust (https://rustup.rs)" >&2; exit 1; }
+# The HTTP/2 conformance test runs httpwg's RFC 9113 cases (a crate, not a Debian package).
+command -v httpwg >/dev/null 2>&1 || cargo install httpwg-cli --version 0.2.5 --locked
 
 cargo test --workspace --locked "$@"
 
