@@ -251,8 +251,11 @@ pub struct Response {
 #[derive(Debug)]
 pub(crate) struct SharedHeaders {
     pub(crate) lines: HeaderBlock,
-    h2: std::cell::OnceCell<Option<Box<[(http::HeaderName, http::HeaderValue)]>>>,
+    h2: std::cell::OnceCell<Option<Box<[H2Field]>>>,
 }
+
+/// A field as the HTTP/2 engine takes it.
+pub(crate) type H2Field = (http::HeaderName, http::HeaderValue);
 
 impl SharedHeaders {
     pub(crate) fn new(lines: HeaderBlock) -> SharedHeaders {
@@ -264,7 +267,7 @@ impl SharedHeaders {
 
     /// The fields as HTTP/2 takes them; `None` if one is not a valid HTTP/2 field (it passed
     /// HTTP/1.1's checks, which are the same, so never in practice).
-    pub(crate) fn h2_fields(&self) -> Option<&[(http::HeaderName, http::HeaderValue)]> {
+    pub(crate) fn h2_fields(&self) -> Option<&[H2Field]> {
         self.h2
             .get_or_init(|| {
                 self.lines
