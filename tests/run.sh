@@ -7,13 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # command -> Debian package
-declare -A tools=([nginx]=nginx [curl]=curl [wrk]=wrk [python3]=python3 [cc]=gcc [setpriv]=util-linux [prlimit]=util-linux [chromium]=chromium [ss]=iproute2 [systemd-socket-activate]=systemd [unshare]=util-linux [openssl]=openssl [testssl]=testssl.sh)
+declare -A tools=([nginx]=nginx [curl]=curl [wrk]=wrk [python3]=python3 [cc]=gcc [setpriv]=util-linux [prlimit]=util-linux [chromium]=chromium [ss]=iproute2 [systemd-socket-activate]=systemd [unshare]=util-linux [openssl]=openssl [testssl]=testssl.sh [nghttp]=nghttp2-client [h2load]=nghttp2-client)
 # tests/deploy/haproxy_netns.sh: HAProxy in front of ringd backends.
 tools[haproxy]=haproxy
 missing=()
 for tool in "${!tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${tools[$tool]}")
 done
+# HTTP/2 tests drive many streams with Python's h2 (Debian's package, for Debian's python3).
+/usr/bin/python3 -c 'import h2' 2>/dev/null || missing+=(python3-h2)
 # The benchmark chart's test draws text with DejaVu Sans.
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if ((${#missing[@]})); then
