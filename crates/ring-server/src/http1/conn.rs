@@ -177,11 +177,22 @@ impl Conn {
                 Close::Linger => boxed(|| self.linger()).await,
                 Close::Now => self.io.close_notify(self.slot.io()).await,
                 Close::Http2 => {
+                    // Everything HTTP/1.1 held goes now, not when the HTTP/2 connection ends.
+                    let Conn {
+                        slot,
+                        io,
+                        rbuf,
+                        peer,
+                        out,
+                        body,
+                        ..
+                    } = self;
+                    drop((out, body));
                     let handoff = http2::Handoff {
-                        read: self.rbuf.pending().to_vec(),
-                        slot: self.slot,
-                        transport: self.io,
-                        peer: self.peer,
+                        read: rbuf.into_pending(),
+                        slot,
+                        transport: io,
+                        peer,
                     };
                     boxed(|| http2::serve(handoff)).await
                 }

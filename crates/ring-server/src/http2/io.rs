@@ -239,9 +239,16 @@ impl H2Io {
         }
     }
 
+    /// Takes back the buffer of a completed write. A connection with no stream open keeps no
+    /// write buffer while it waits (the next write makes one): idle connections are most of
+    /// them.
     fn write_done(&mut self, mut buf: Vec<u8>) {
         match &mut self.tls {
             Some(session) => session.return_write_buf(buf),
+            None if self.state.is_idle() && self.wbuf.is_empty() => {
+                self.wbuf = Vec::new();
+                self.wspare = Vec::new();
+            }
             None => {
                 buf.clear();
                 if buf.capacity() <= WRITE_HIGH_WATER {

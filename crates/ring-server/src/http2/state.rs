@@ -93,10 +93,15 @@ impl ConnState {
             io.arm(Phase::Body, self.last_read.get() + t.body);
         } else if self.streams.get() > 0 {
             io.disarm();
-        } else if self.served.get() == 0 {
-            io.arm(Phase::Fresh, self.started + t.header);
         } else {
-            io.arm(Phase::Idle, self.idle_deadline() + GOAWAY_GRACE);
+            // The connection task says GOAWAY at the idle deadline; this cuts one that has not
+            // closed a little later.
+            let phase = if self.served.get() == 0 {
+                Phase::Fresh
+            } else {
+                Phase::Idle
+            };
+            io.arm(phase, self.idle_deadline() + GOAWAY_GRACE);
         }
     }
 

@@ -113,6 +113,12 @@ impl ReadBuf {
         self.bytes.drain(at..at + len);
     }
 
+    /// The bytes read and not yet consumed, in a buffer of their own size (the read buffer's
+    /// memory goes with it).
+    pub(crate) fn into_pending(self) -> Vec<u8> {
+        self.pending().to_vec()
+    }
+
     /// Forgets everything read.
     pub(crate) fn clear(&mut self) {
         self.bytes.clear();
