@@ -11,6 +11,7 @@ use ring_server::{
 use serde::{Deserialize, Serialize};
 
 use crate::args::{parse_listen, ServeArgs, WorkersArg};
+use crate::traffic::{zone_error_line, CompressionFile, ConnLimitFile, RateLimitFile};
 
 /// Everything `ringd serve` needs: the server's configuration and what to serve.
 #[derive(Debug, Clone)]
@@ -74,6 +75,15 @@ struct FileConfig {
     /// `[http2]`: where HTTP/2 is spoken and the settings it announces.
     #[serde(default)]
     http2: Http2File,
+    /// `[[rate_limit]]`: rate-limit zones (nginx `limit_req`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rate_limit: Vec<RateLimitFile>,
+    /// `[connection_limit]`: open connections per client (nginx `limit_conn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    connection_limit: Option<ConnLimitFile>,
+    /// `[compression]`: gzip, Brotli and zstd on the fly.
+    #[serde(default)]
+    compression: CompressionFile,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -329,13 +339,22 @@ impl Settings {
         } else {
             args.http_redirect.clone()
         };
+        s.rate_limits = file
+            .rate_limit
+            .into_iter()
+            .map(RateLimitFile::zone)
+            .collect::<Result<_>>()?;
+        s.connection_limit = file.connection_limit.map(ConnLimitFile::limit).transpose()?;
+        s.compression = file.compression.compression()?;
         if let Err(e) = s.validate() {
             // Name the line when the bad value came from the file.
             return Err(match (&args.config, &text) {
-                (Some(path), Some(text)) => match line_of(text, e.field) {
-                    Some(line) => anyhow::anyhow!("config file {} line {line}: {e}", path.display()),
-                    None => e.into(),
-                },
+                (Some(path), Some(text)) => {
+                    match zone_error_line(text, e.field, &e.reason).or_else(|| line_of(text, e.field)) {
+                        Some(line) => anyhow::anyhow!("config file {} line {line}: {e}", path.display()),
+                        None => e.into(),
+                    }
+                }
                 _ => e.into(),
             });
         }
@@ -517,6 +536,9 @@ impl Settings {
                 max_frame_size: Some(s.http2.max_frame_size),
                 control_frames_per_second: Some(s.http2.control_frames_per_second),
             },
+            rate_limit: s.rate_limits.iter().map(RateLimitFile::of).collect(),
+            connection_limit: s.connection_limit.as_ref().map(ConnLimitFile::of),
+            compression: CompressionFile::of(&s.compression),
             access_log: AccessLogFile {
                 path: Some(match s.access_log.as_ref().map(|l| &l.target) {
                     None => "off".to_owned(),
@@ -572,6 +594,9 @@ impl Settings {
         check("tls", a.tls != b.tls);
         check("tls.redirect", a.redirect_listen != b.redirect_listen);
         check("http2", a.http2 != b.http2);
+        check("rate_limit", a.rate_limits != b.rate_limits);
+        check("connection_limit", a.connection_limit != b.connection_limit);
+        check("compression", a.compression != b.compression);
         changed
     }
 }

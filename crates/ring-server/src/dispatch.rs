@@ -1,5 +1,6 @@
-//! What happens to a request whatever protocol brought it: route it, call the handler (a panic
-//! becomes a 500, a handler past `timeouts.handler` a 503), then count it and log it.
+//! What happens to a request whatever protocol brought it: check it against the rate limits
+//! (a refusal is a 429), route it, call the handler (a panic becomes a 500, a handler past
+//! `timeouts.handler` a 503), compress the answer, then count it and log it.
 //!
 //! A protocol layer parses a request into a [`RequestHead`] and a body, calls [`respond`] (or
 //! [`respond_within`]), encodes the [`Response`] its own way, and calls [`record`] with what it
@@ -19,9 +20,11 @@ use crate::app::handler::{BodyStream, Params, Reply, Request, Response};
 use crate::app::router::Routed;
 use crate::boxed::boxed;
 use crate::ops::access_log::Entry;
+use crate::traffic::Verdict;
 use crate::worker::{spawn_log_flush, Worker};
 
-/// Runs the router and the handler for one request. A handler that panics gets a 500.
+/// Answers one request: the rate limits, the router and the handler (a handler that panics
+/// gets a 500), then compression.
 pub(crate) async fn respond(
     worker: &Worker,
     head: &RequestHead<'_, '_>,
@@ -29,6 +32,22 @@ pub(crate) async fn respond(
     peer: &SocketAddr,
     now: Instant,
 ) -> Response {
+    match worker.traffic.check(&head.path, peer, now, worker.log_budget()) {
+        Verdict::Pass => {}
+        // Boxed: the timer's state would otherwise be part of every request's.
+        Verdict::Delay(wait) => boxed(|| tokio::time::sleep(wait)).await,
+        Verdict::Refuse(response) => return response,
+    }
+    let response = route(worker, head, body, peer, now).await;
+    let config = worker.config();
+    if config.compression.enabled {
+        return worker.traffic.compress(response, head, &config.compression);
+    }
+    response
+}
+
+/// Runs the router and the handler for one request. A handler that panics gets a 500.
+async fn route(worker: &Worker, head: &RequestHead<'_, '_>, body: &[u8], peer: &SocketAddr, now: Instant) -> Response {
     let router = worker.router();
     match head.target {
         Target::Asterisk => {

@@ -9,14 +9,28 @@ use tokio_uring::net::{TcpListener, TcpStream};
 use crate::http1;
 use crate::io::listener::ListenerKind;
 use crate::ops::stats::Op;
+use crate::traffic::{Admit, ConnPermit};
 use crate::worker::Worker;
 
 /// Starts serving an accepted connection on its own task. The connection's future is boxed:
 /// tokio moves a task's future by value as it spawns and finishes it, several copies of the
 /// whole future per connection, where a box moves a pointer (`benches/results/HISTORY.md`).
-fn spawn_conn(stream: TcpStream, peer: std::net::SocketAddr, worker: &Rc<Worker>, kind: ListenerKind) {
+/// A connection counted against the connection limit holds its permit until it ends.
+fn spawn_conn(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    worker: &Rc<Worker>,
+    kind: ListenerKind,
+    permit: Option<ConnPermit>,
+) {
     if let Some(conn) = http1::serve(stream, peer, worker.clone(), kind) {
-        tokio_uring::spawn(Box::pin(conn));
+        match permit {
+            None => tokio_uring::spawn(Box::pin(conn)),
+            Some(permit) => tokio_uring::spawn(Box::pin(async move {
+                conn.await;
+                drop(permit);
+            })),
+        };
     }
 }
 
@@ -29,7 +43,7 @@ pub(super) async fn accept_loop(id: usize, listener: TcpListener, kind: Listener
             // The listener was shut down; a connection accepted in the same instant is still
             // served (with `Connection: close`), never dropped.
             if let Ok((stream, peer)) = accepted {
-                spawn_conn(stream, peer, &worker, kind);
+                spawn_conn(stream, peer, &worker, kind, None);
             }
             return;
         }
@@ -40,7 +54,12 @@ pub(super) async fn accept_loop(id: usize, listener: TcpListener, kind: Listener
             }
             Ok((stream, peer)) => {
                 worker.stats().accepted.add(1);
-                spawn_conn(stream, peer, &worker, kind);
+                match worker.traffic.admit(&peer, worker.log_budget()) {
+                    Admit::Serve(permit) => spawn_conn(stream, peer, &worker, kind, permit),
+                    Admit::Refuse(status) => {
+                        tokio_uring::spawn(http1::refuse(stream, worker.clone(), kind, status));
+                    }
+                }
             }
             Err(e) => {
                 let fd_exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
