@@ -359,7 +359,11 @@ impl Settings {
             });
         }
         let statics: Vec<(String, PathBuf)> = file.statics.into_iter().map(|s| (s.prefix, s.root)).collect();
-        let mut static_options = StaticOptions::default();
+        // Static files compress themselves (once per version, kept in their cache).
+        let mut static_options = StaticOptions {
+            compression: s.compression.clone(),
+            ..StaticOptions::default()
+        };
         set(&mut static_options.precompressed, file.static_files.precompressed, None);
         set(&mut static_options.listing, file.static_files.listing, None);
         set(&mut static_options.default_type, file.static_files.default_type, None);

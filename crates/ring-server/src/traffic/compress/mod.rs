@@ -106,7 +106,14 @@ pub(crate) fn compress_response(
     if head.method == Method::Head {
         return response;
     }
-    let level = config.level(coding);
+    encode_body(response, coding, config.level(coding), encoders)
+}
+
+/// `response` with its body compressed with `coding` at `level` (in one go, or as it is sent)
+/// and its headers saying so: `Content-Encoding`, a weak `ETag`, no `Accept-Ranges`. `Vary` is
+/// the caller's; the headers must be out of any block. On an encoder failure the response is
+/// left as it was.
+pub(crate) fn encode_body(mut response: Response, coding: Coding, level: i32, encoders: &mut Encoders) -> Response {
     let body = match std::mem::replace(&mut response.body, Body::Empty) {
         Body::Full(bytes) if bytes.len() <= ONE_GO => match encoders.compress(coding, level, &bytes) {
             Ok(out) => Body::Full(Bytes::from(out)),
@@ -138,6 +145,24 @@ pub(crate) fn compress_response(
     response.body = body;
     mark_encoded(&mut response, coding);
     response
+}
+
+/// `input` compressed whole with `coding` at `level`, for keeping (a static file's variant):
+/// in one go up to [`ONE_GO`], otherwise a piece at a time, letting the worker's other tasks run
+/// in between.
+pub(crate) async fn compress_whole(input: &[u8], coding: Coding, level: i32) -> std::io::Result<Bytes> {
+    if input.len() <= ONE_GO {
+        return Encoders::default().compress(coding, level, input).map(Bytes::from);
+    }
+    let mut encoder = Encoder::new(coding, level)?;
+    let mut out = Vec::with_capacity(input.len() / 3);
+    for piece in input.chunks(stream::PIECE) {
+        encoder.write(piece)?;
+        out.extend(encoder.take());
+        tokio::task::yield_now().await;
+    }
+    out.extend(encoder.finish()?);
+    Ok(Bytes::from(out))
 }
 
 /// Adds `Accept-Encoding` to the response's `Vary` (the headers are out of any block).
