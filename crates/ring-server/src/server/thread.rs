@@ -132,7 +132,7 @@ pub(crate) fn run(setup: WorkerSetup) {
             tls,
             access_log.map(|(config, file)| AccessLog::new(config, file)),
             https_port,
-            WorkerTraffic::new(id, limits),
+            WorkerTraffic::new(id, limits, &config.compression),
         ));
         for (listener, kind) in listeners {
             tokio_uring::spawn(accept_loop(id, TcpListener::from_std(listener), kind, worker.clone()));

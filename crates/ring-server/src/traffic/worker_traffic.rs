@@ -44,24 +44,34 @@ pub(crate) struct WorkerTraffic {
     limits: RefCell<Arc<LimitSet>>,
     /// Whether any rate-limit zone is in force: without one, a request pays this one test.
     zoned: Cell<bool>,
+    /// Whether compression is on (`compression.enabled`): off, a response pays this one test.
+    compressing: Cell<bool>,
     encoders: RefCell<Encoders>,
 }
 
 impl WorkerTraffic {
-    pub(crate) fn new(worker: usize, limits: Arc<LimitSet>) -> WorkerTraffic {
+    pub(crate) fn new(worker: usize, limits: Arc<LimitSet>, compression: &Compression) -> WorkerTraffic {
         WorkerTraffic {
             worker,
             zoned: Cell::new(!limits.zones.is_empty()),
+            compressing: Cell::new(compression.enabled),
             limits: RefCell::new(limits),
             encoders: RefCell::new(Encoders::default()),
         }
     }
 
-    /// Puts reloaded limits in force on this worker (requests being checked finish with the
-    /// old ones).
-    pub(crate) fn replace(&self, limits: Arc<LimitSet>) {
+    /// Puts reloaded limits and compression settings in force on this worker (requests being
+    /// checked finish with the old ones).
+    pub(crate) fn replace(&self, limits: Arc<LimitSet>, compression: &Compression) {
         self.zoned.set(!limits.zones.is_empty());
+        self.compressing.set(compression.enabled);
         *self.limits.borrow_mut() = limits;
+    }
+
+    /// Whether responses may be compressed.
+    #[inline]
+    pub(crate) fn compressing(&self) -> bool {
+        self.compressing.get()
     }
 
     /// Checks a request for `path` from `peer` at `now` against every zone that covers it.
@@ -75,7 +85,8 @@ impl WorkerTraffic {
 
     fn check_zones(&self, path: &str, peer: &SocketAddr, now: Instant, log: &LogBudget) -> Verdict {
         let set = self.limits.borrow();
-        let now_us = now.saturating_duration_since(set.epoch).as_micros() as u64;
+        let since = now.saturating_duration_since(set.epoch);
+        let now_us = since.as_secs() * 1_000_000 + u64::from(since.subsec_micros());
         let mut delay = 0;
         for zone in &set.zones {
             let config = &zone.config;

@@ -100,7 +100,7 @@ impl Worker {
         tls: Option<Arc<rustls::ServerConfig>>,
         limits: Arc<LimitSet>,
     ) {
-        self.traffic.replace(limits);
+        self.traffic.replace(limits, &config.compression);
         *self.router.borrow_mut() = Rc::new(router);
         *self.config.borrow_mut() = Rc::new(config.clone());
         self.io.set_settings(config.into());
