@@ -3,9 +3,9 @@
 //! bodies compressed in one go.
 //!
 //! gzip is deflate (zlib-rs) with the RFC 1952 header and trailer written here, so that one
-//! deflate context per level serves every response of a worker: allocating a context costs
-//! about a quarter of compressing a 20 KiB body. zstd keeps its context the same way; Brotli's
-//! encoder cannot be reset and is made per body.
+//! deflate context per level serves every response of a worker: allocating a context costs a
+//! good part of compressing a small body (`benches/results/HISTORY.md`, 2026-12-07). zstd keeps
+//! its context the same way; Brotli's encoder cannot be reset and is made per body.
 
 use std::io::{self, Write};
 

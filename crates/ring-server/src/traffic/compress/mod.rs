@@ -31,8 +31,9 @@ pub(crate) use stream::{CompressStream, Source};
 use crate::app::handler::{Body, Response};
 use crate::traffic::config::{Coding, Compression};
 
-/// In-memory bodies up to this size are compressed in one go on the worker's thread (about a
-/// millisecond at gzip level 5); longer ones a piece at a time, letting other requests run.
+/// In-memory bodies up to this size are compressed in one go on the worker's thread; longer ones
+/// a piece at a time, letting other requests run in between (what a body costs:
+/// `benches/results/HISTORY.md`, 2026-12-07).
 pub(crate) const ONE_GO: usize = 256 * 1024;
 
 /// Whether a response with this status may carry a compressed body.
