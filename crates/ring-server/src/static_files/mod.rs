@@ -322,7 +322,8 @@ impl StaticFiles {
         };
         let level = self.options.compression.level(coding);
         let Ok(compressed) = compress_whole(&bytes, coding, level).await else {
-            return Response::error(500);
+            // No place to compress it now (or no memory): this once, as it is.
+            return self.answer(req, &meta, Source::Memory(bytes)).await;
         };
         let hit = Rc::new(CachedFile {
             meta: Self::variant(&meta, coding, compressed.len() as u64),

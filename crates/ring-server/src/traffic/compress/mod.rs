@@ -12,8 +12,8 @@
 //!
 //! Bodies up to [`ONE_GO`] in memory are compressed at once with the worker's reusable
 //! contexts and keep a `Content-Length`; longer ones, files and streams are compressed a piece
-//! at a time as they are sent ([`CompressStream`]). Static files compress themselves and keep
-//! the result in their cache (`static_files`).
+//! at a time as they are sent ([`CompressStream`]), at most `MAX_STREAMS` at once per worker.
+//! Static files compress themselves and keep the result in their cache (`static_files`).
 
 mod encoder;
 mod negotiate;
@@ -26,7 +26,7 @@ use ringd_core::{Method, RequestHead};
 
 pub(crate) use encoder::{Encoder, Encoders};
 pub(crate) use negotiate::negotiate;
-pub(crate) use stream::{CompressStream, Source};
+pub(crate) use stream::{CompressStream, Source, StreamSlot};
 
 use crate::app::handler::{Body, Response};
 use crate::traffic::config::{Coding, Compression};
@@ -130,9 +130,10 @@ pub(crate) fn encode_body(mut response: Response, coding: Coding, level: i32, en
                 Body::File(file) => Source::File(file),
                 Body::Empty => return response,
             };
-            match Encoder::new(coding, level) {
-                Ok(encoder) => Body::Stream(Box::new(CompressStream::new(source, encoder))),
-                Err(_) => {
+            match StreamSlot::take().map(|slot| Encoder::new(coding, level).map(|e| (e, slot))) {
+                Some(Ok((encoder, slot))) => Body::Stream(Box::new(CompressStream::new(source, encoder, slot))),
+                // Every place taken (or no memory for an encoder): sent as it is.
+                _ => {
                     response.body = match source {
                         Source::Memory(bytes) => Body::Full(bytes),
                         Source::Pieces(stream) => Body::Stream(stream),
@@ -150,11 +151,12 @@ pub(crate) fn encode_body(mut response: Response, coding: Coding, level: i32, en
 
 /// `input` compressed whole with `coding` at `level`, for keeping (a static file's variant):
 /// in one go up to [`ONE_GO`], otherwise a piece at a time, letting the worker's other tasks run
-/// in between.
+/// in between (taking one of the worker's places for streams: `Err` when none is free).
 pub(crate) async fn compress_whole(input: &[u8], coding: Coding, level: i32) -> std::io::Result<Bytes> {
     if input.len() <= ONE_GO {
         return Encoders::default().compress(coding, level, input).map(Bytes::from);
     }
+    let _slot = StreamSlot::take().ok_or_else(|| std::io::Error::other("every compression place is taken"))?;
     let mut encoder = Encoder::new(coding, level)?;
     let mut out = Vec::with_capacity(input.len() / 3);
     for piece in input.chunks(stream::PIECE) {
@@ -325,13 +327,24 @@ mod tests {
     }
 
     #[test]
-    fn long_bodies_and_streams_become_compressed_streams() {
-        let r = run(
-            b"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n",
-            json(ONE_GO + 1),
+    fn long_bodies_and_streams_become_compressed_streams_while_places_last() {
+        let request = b"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n";
+        let mut streams: Vec<Response> = (0..stream::MAX_STREAMS)
+            .map(|_| run(request, json(ONE_GO + 1)))
+            .collect();
+        assert!(streams
+            .iter()
+            .all(|r| matches!(r.body, Body::Stream(_)) && r.body.len().is_none()));
+        // Every place taken: the next goes out as it is (still saying it varies).
+        let r = run(request, json(ONE_GO + 1));
+        assert_eq!(r.body.len(), Some(ONE_GO as u64 + 1));
+        assert_eq!(
+            (header(&r, "content-encoding"), header(&r, "vary")),
+            (None, Some(&b"Accept-Encoding"[..]))
         );
-        assert!(matches!(r.body, Body::Stream(_)));
-        assert_eq!(r.body.len(), None);
+        // A finished stream gives its place back.
+        streams.pop();
+        assert!(matches!(run(request, json(ONE_GO + 1)).body, Body::Stream(_)));
     }
 
     impl Response {

@@ -1,6 +1,9 @@
 //! [`CompressStream`]: a body compressed as it is sent, a piece at a time, so that memory stays
-//! at one encoder and one piece whatever the body's length.
+//! at one encoder and one piece whatever the body's length; and at most [`MAX_STREAMS`] of them
+//! per worker, since an encoder's state is large (up to 2 MiB for Brotli,
+//! `benches/results/HISTORY.md`): past that, bodies go out uncompressed.
 
+use std::cell::Cell;
 use std::io;
 
 use bytes::Bytes;
@@ -12,6 +15,34 @@ use crate::app::handler::{BodyStream, ChunkFuture, FileBody};
 /// How much of an in-memory body or a file is compressed before the output is handed on (and
 /// the worker gets to run other tasks).
 pub(crate) const PIECE: usize = 64 * 1024;
+
+/// Bodies one worker compresses as they are sent at once.
+pub(crate) const MAX_STREAMS: usize = 32;
+
+thread_local! {
+    /// This worker's compressed streams (each worker is one thread).
+    static STREAMS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A place among this worker's [`MAX_STREAMS`], given back when dropped.
+pub(crate) struct StreamSlot(());
+
+impl StreamSlot {
+    /// A place, if one is free.
+    pub(crate) fn take() -> Option<StreamSlot> {
+        STREAMS.with(|n| {
+            (n.get() < MAX_STREAMS)
+                .then(|| n.set(n.get() + 1))
+                .map(|()| StreamSlot(()))
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        STREAMS.with(|n| n.set(n.get() - 1));
+    }
+}
 
 /// Where the uncompressed bytes come from.
 pub(crate) enum Source {
@@ -29,13 +60,15 @@ pub(crate) struct CompressStream {
     source: Source,
     /// `None` once the stream has ended.
     encoder: Option<Encoder>,
+    _slot: StreamSlot,
 }
 
 impl CompressStream {
-    pub(crate) fn new(source: Source, encoder: Encoder) -> CompressStream {
+    pub(crate) fn new(source: Source, encoder: Encoder, slot: StreamSlot) -> CompressStream {
         CompressStream {
             source,
             encoder: Some(encoder),
+            _slot: slot,
         }
     }
 
