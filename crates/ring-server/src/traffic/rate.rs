@@ -9,13 +9,16 @@
 //! `TAT − now ≤ tolerance` (burst × interval), and moves the TAT to `max(TAT, now) + interval`.
 //! A client at its rate or slower has a TAT in the past: no state worth keeping.
 //!
-//! The table is sets of eight words (a cache line); a client's set and a 16-bit tag come from a
-//! hash keyed at random per table. A word is `tag << 48 | TAT`, the TAT in microseconds since
-//! the server started, modulo 2^48 (8.9 years; times are compared modulo, within half of that).
-//! A client not in its set takes an empty word, or else the word of the client nearest to a full
-//! allowance, so memory is the table's, whatever the number of clients: a flood of new addresses
-//! can only make the zone forget clients (counted as evictions), and a forgotten client starts
-//! with a full allowance. Two clients with the same set and tag (1 in 65,536 for each other
+//! The table is sets of eight words (a cache line); a client's set and a 24-bit tag come from a
+//! hash keyed at random per table. A word is `tag << 40 | TAT`, the TAT in microseconds since
+//! the server started, modulo 2^40 (12.7 days). Times are compared modulo, within half of that:
+//! exact, because a client is never more than a day ahead (`validate_rate_zones`) and
+//! [`RateTable::sweep`] empties, once a minute, the words of clients back at their rate (they
+//! hold nothing a fresh client lacks), so no word is ever older than that. A client not in its
+//! set takes an empty word, or else the word of the client nearest to a full allowance, so
+//! memory is the table's, whatever the number of clients: a flood of new addresses can only
+//! make the zone forget clients (counted as evictions), and a forgotten client starts with a
+//! full allowance. Two clients with the same set and tag (1 in 16.7 million for each other
 //! client in the set) share a bucket.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +28,7 @@ use crate::traffic::config::RateZone;
 
 /// Words per set: 8 × 8 bytes, one cache line.
 const WAYS: usize = 8;
-const TIME_BITS: u32 = 48;
+const TIME_BITS: u32 = 40;
 const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
 
 #[repr(align(64))]
@@ -95,6 +98,25 @@ impl RateTable {
     /// Clients forgotten while still ahead of their rate.
     pub(crate) fn evicted(&self) -> u64 {
         self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Empties the words of clients back at their rate at `now` (µs): nothing is lost, and no
+    /// word grows old enough to be misread modulo 2^40. Returns how many were emptied.
+    pub(crate) fn sweep(&self, now: u64) -> usize {
+        let now = now & TIME_MASK;
+        let mut emptied = 0;
+        for cell in self.sets.iter().flat_map(|s| s.0.iter()) {
+            let word = cell.load(Ordering::Relaxed);
+            if word != 0
+                && behind(word & TIME_MASK, now)
+                && cell
+                    .compare_exchange(word, 0, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                emptied += 1;
+            }
+        }
+        emptied
     }
 
     /// Clients ahead of their rate at `now` (µs): those the table must remember.
@@ -174,6 +196,12 @@ fn ahead(tat: u64, now: u64, horizon: u64) -> u64 {
     }
 }
 
+/// Whether `tat` is not ahead of `now` (both modulo 2^40): its client is back at its rate.
+fn behind(tat: u64, now: u64) -> bool {
+    let d = tat.wrapping_sub(now) & TIME_MASK;
+    d == 0 || d >= 1 << (TIME_BITS - 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +273,23 @@ mod tests {
             t.check(client, 10_000_000, RATE_10);
         }
         assert_eq!(t.evicted(), 1000 - 8);
+    }
+
+    #[test]
+    fn a_sweep_empties_only_clients_back_at_their_rate() {
+        let t = RateTable::new(64);
+        for client in 0..10u128 {
+            t.check(client, 1_000, RATE_10);
+        }
+        // Client 0 went on to the end of its burst: ahead for 600 ms.
+        for _ in 0..5 {
+            t.check(0, 1_000, RATE_10);
+        }
+        assert_eq!(t.sweep(1_000), 0);
+        assert_eq!(t.sweep(1_000 + 100_000), 9);
+        assert_eq!(t.ahead_of_rate(1_000 + 100_000, RATE_10), 1);
+        assert_eq!(t.sweep(1_000 + 600_000), 1);
+        assert_eq!(t.ahead_of_rate(1_000, RATE_10), 0);
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub(crate) struct WorkerTraffic {
     zoned: Cell<bool>,
     /// Whether compression is on (`compression.enabled`): off, a response pays this one test.
     compressing: Cell<bool>,
+    /// When this worker last swept the tables (worker 0 sweeps them for every worker).
+    swept: Cell<Instant>,
     encoders: RefCell<Encoders>,
 }
 
@@ -55,6 +57,7 @@ impl WorkerTraffic {
             worker,
             zoned: Cell::new(!limits.zones.is_empty()),
             compressing: Cell::new(compression.enabled),
+            swept: Cell::new(Instant::now()),
             limits: RefCell::new(limits),
             encoders: RefCell::new(Encoders::default()),
         }
@@ -85,14 +88,18 @@ impl WorkerTraffic {
 
     fn check_zones(&self, path: &str, peer: &SocketAddr, now: Instant, log: &LogBudget) -> Verdict {
         let set = self.limits.borrow();
-        let since = now.saturating_duration_since(set.epoch);
-        let now_us = since.as_secs() * 1_000_000 + u64::from(since.subsec_micros());
+        // Read once, and only for a zone that covers the path.
+        let mut now_us = None;
         let mut delay = 0;
         for zone in &set.zones {
             let config = &zone.config;
             if !config.covers(path) {
                 continue;
             }
+            let now_us = *now_us.get_or_insert_with(|| {
+                let since = now.saturating_duration_since(set.epoch);
+                since.as_secs() * 1_000_000 + u64::from(since.subsec_micros())
+            });
             let client = client_bits(peer.ip(), config.key);
             let (outcome, verdict) = match zone.table.check(client, now_us, zone.gcra) {
                 Decision::Allow { ahead } if ahead == 0 || config.nodelay => (Outcome::Passed, None),
@@ -123,6 +130,21 @@ impl WorkerTraffic {
             Verdict::Pass
         } else {
             Verdict::Delay(Duration::from_micros(delay))
+        }
+    }
+
+    /// Once a minute (the sweeper calls this every second), worker 0 empties the words of the
+    /// zones' clients that are back at their rate (`RateTable::sweep`).
+    pub(crate) fn sweep(&self, now: Instant) {
+        if self.worker != 0 || now.saturating_duration_since(self.swept.get()) < Duration::from_secs(60) {
+            return;
+        }
+        self.swept.set(now);
+        let set = self.limits.borrow();
+        let since = now.saturating_duration_since(set.epoch);
+        let now_us = since.as_secs() * 1_000_000 + u64::from(since.subsec_micros());
+        for zone in &set.zones {
+            zone.table.sweep(now_us);
         }
     }
 
