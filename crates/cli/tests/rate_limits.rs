@@ -152,8 +152,14 @@ fn without_nodelay_a_burst_is_spread_out_to_the_rate() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(zone_count(&server, "slow", "passed"), 1.0);
-    assert_eq!(zone_count(&server, "slow", "delayed"), 4.0);
+    // Delayed, unless the machine stalled the worker long enough for the rate to catch up.
+    let (passed, delayed) = (
+        zone_count(&server, "slow", "passed"),
+        zone_count(&server, "slow", "delayed"),
+    );
+    assert_eq!(passed + delayed, 5.0);
+    assert!(passed >= 1.0, "{passed} passed, {delayed} delayed");
+    assert_eq!(zone_count(&server, "slow", "rejected"), 0.0);
 }
 
 /// `SO_REUSEPORT` spreads one client's connections over every worker: with four workers (two
@@ -392,8 +398,9 @@ fn a_connection_limit_dry_run_serves_and_counts() {
     assert_eq!(server.metric("ringd_connection_limit_open"), 3.0);
 }
 
-/// SIGHUP applies new zones and new rates, and a zone that keeps its name keeps its clients:
-/// a client refused before the reload is still refused after it.
+/// SIGHUP applies new zones and new settings, and a zone that keeps its name keeps its
+/// clients: a client refused before the reload is still refused after it. (A lowered rate caps
+/// a client's old debt at the new rate's: `traffic::rate`'s unit tests.)
 #[test]
 fn a_reload_changes_zones_without_resetting_their_clients() {
     let dir = TempDir::new("rate-reload");
@@ -408,15 +415,20 @@ fn a_reload_changes_zones_without_resetting_their_clients() {
             server.log().matches("SIGHUP: configuration reloaded").count() >= n
         })
     };
-    // Zone a at a new rate, and a new zone b.
+    // Zone a answering 503 now (its rate unchanged: nothing refills within a minute, however
+    // slow the machine), and a new zone b.
     dir.write(
         "ringd.toml",
-        b"[[rate_limit]]\nname = \"a\"\nrate = \"2r/m\"\npaths = [\"/plaintext\"]\n\n[[rate_limit]]\nname = \"b\"\nrate = \"1r/m\"\npaths = [\"/json\"]\n",
+        b"[[rate_limit]]\nname = \"a\"\nrate = \"1r/m\"\nstatus = 503\npaths = [\"/plaintext\"]\n\n[[rate_limit]]\nname = \"b\"\nrate = \"1r/m\"\npaths = [\"/json\"]\n",
     );
     server.signal("HUP");
     assert!(reloaded(1), "{}", server.log());
     assert!(server.log().contains("changed: rate_limit"), "{}", server.log());
-    assert_eq!(status("/plaintext"), 429, "zone a forgot its client");
+    assert_eq!(
+        status("/plaintext"),
+        503,
+        "zone a forgot its client, or kept its old status"
+    );
     assert_eq!(status("/json"), 200);
     assert_eq!(status("/json"), 429, "zone b is not in force");
     assert_eq!(zone_count(&server, "a", "rejected"), 2.0);
