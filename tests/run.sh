@@ -18,6 +18,8 @@ done
 /usr/bin/python3 -c 'import h2' 2>/dev/null || missing+=(python3-h2)
 # The benchmark chart's test draws text with DejaVu Sans.
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+# The compression tests decode Brotli and zstd with Debian's Python modules.
+/usr/bin/python3 -c 'import brotli, zstandard' 2>/dev/null || missing+=(python3-brotli python3-zstandard)
 if ((${#missing[@]})); then
   pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   echo "tests/run.sh: installing $pkgs" >&2

@@ -11,6 +11,7 @@ use ring_server::{
 use serde::{Deserialize, Serialize};
 
 use crate::args::{parse_listen, ServeArgs, WorkersArg};
+use crate::traffic::{zone_error_line, CompressionFile, ConnLimitFile, RateLimitFile};
 
 /// Everything `ringd serve` needs: the server's configuration and what to serve.
 #[derive(Debug, Clone)]
@@ -77,6 +78,15 @@ struct FileConfig {
     /// `[proxy_protocol]`: who may send the PROXY headers of `proxy_protocol` listen addresses.
     #[serde(default)]
     proxy_protocol: ProxyProtocolFile,
+    /// `[[rate_limit]]`: rate-limit zones (nginx `limit_req`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rate_limit: Vec<RateLimitFile>,
+    /// `[connection_limit]`: open connections per client (nginx `limit_conn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    connection_limit: Option<ConnLimitFile>,
+    /// `[compression]`: gzip, Brotli and zstd on the fly.
+    #[serde(default)]
+    compression: CompressionFile,
 }
 
 /// A `listen` entry: `"HOST:PORT"`, or `{ address = "HOST:PORT", proxy_protocol = true }`
@@ -389,18 +399,31 @@ impl Settings {
         } else {
             args.http_redirect.clone()
         };
+        s.rate_limits = file
+            .rate_limit
+            .into_iter()
+            .map(RateLimitFile::zone)
+            .collect::<Result<_>>()?;
+        s.connection_limit = file.connection_limit.map(ConnLimitFile::limit).transpose()?;
+        s.compression = file.compression.compression()?;
         if let Err(e) = s.validate() {
             // Name the line when the bad value came from the file.
             return Err(match (&args.config, &text) {
-                (Some(path), Some(text)) => match line_of(text, e.field) {
-                    Some(line) => anyhow::anyhow!("config file {} line {line}: {e}", path.display()),
-                    None => e.into(),
-                },
+                (Some(path), Some(text)) => {
+                    match zone_error_line(text, e.field, &e.reason).or_else(|| line_of(text, e.field)) {
+                        Some(line) => anyhow::anyhow!("config file {} line {line}: {e}", path.display()),
+                        None => e.into(),
+                    }
+                }
                 _ => e.into(),
             });
         }
         let statics: Vec<(String, PathBuf)> = file.statics.into_iter().map(|s| (s.prefix, s.root)).collect();
-        let mut static_options = StaticOptions::default();
+        // Static files compress themselves (once per version, kept in their cache).
+        let mut static_options = StaticOptions {
+            compression: s.compression.clone(),
+            ..StaticOptions::default()
+        };
         set(&mut static_options.precompressed, file.static_files.precompressed, None);
         set(&mut static_options.listing, file.static_files.listing, None);
         set(&mut static_options.default_type, file.static_files.default_type, None);
@@ -594,6 +617,9 @@ impl Settings {
             proxy_protocol: ProxyProtocolFile {
                 trusted: s.proxy_trusted.iter().map(ToString::to_string).collect(),
             },
+            rate_limit: s.rate_limits.iter().map(RateLimitFile::of).collect(),
+            connection_limit: s.connection_limit.as_ref().map(ConnLimitFile::of),
+            compression: CompressionFile::of(&s.compression),
             access_log: AccessLogFile {
                 path: Some(match s.access_log.as_ref().map(|l| &l.target) {
                     None => "off".to_owned(),
@@ -651,6 +677,9 @@ impl Settings {
         check("http2", a.http2 != b.http2);
         check("listen.proxy_protocol", a.proxy_protocol != b.proxy_protocol);
         check("proxy_protocol.trusted", a.proxy_trusted != b.proxy_trusted);
+        check("rate_limit", a.rate_limits != b.rate_limits);
+        check("connection_limit", a.connection_limit != b.connection_limit);
+        check("compression", a.compression != b.compression);
         changed
     }
 }

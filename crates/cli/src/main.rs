@@ -7,6 +7,7 @@ mod args;
 mod config;
 mod notify;
 mod site;
+mod traffic;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -1,8 +1,9 @@
 //! The built-in site `ringd serve` shows with no `--root`: a page that says what ringd is, and the
-//! two endpoints people benchmark.
+//! endpoints people benchmark (`/json/20k` for compressing a handler's answer).
 
 use ring_server::IgnoresBody;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use ring_server::{Body, Bytes, Request, Response, Router, RouterError, StaticFiles, StaticOptions};
 
@@ -12,6 +13,55 @@ const INDEX_HTML: &str = include_str!("default_page.html");
 pub const PLAINTEXT: &str = "Hello, World!";
 /// `/json`'s body.
 pub const JSON: &str = r#"{"message":"Hello, World!"}"#;
+/// The length of `/json/20k`'s body.
+pub const RECORDS_LEN: usize = 20 * 1024;
+
+/// `/json/20k`'s body: 20 KiB of JSON records (an array of users with varied names, numbers
+/// and tags), made once: a handler's answer as large as an API's page of results, to measure
+/// compressing what a handler answers (which, unlike a static file, is compressed every time).
+fn records() -> Bytes {
+    static BODY: OnceLock<Bytes> = OnceLock::new();
+    BODY.get_or_init(|| {
+        const NAMES: [&str; 8] = ["ada", "grace", "linus", "ken", "barbara", "edsger", "donald", "frances"];
+        const TAGS: [&str; 6] = ["admin", "beta", "ops", "billing", "eu", "us"];
+        let mut x: u64 = 0x2545_f491;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut body = String::from("[");
+        for id in 0.. {
+            let (r, s) = (next(), next());
+            let name = NAMES[(r % 8) as usize];
+            let record = format!(
+                r#"{{"id":{id},"name":"{name}{n}","email":"{name}.{n}@example.com","active":{active},"score":{score}.{frac:02},"visits":{visits},"tags":["{t1}","{t2}"]}}"#,
+                n = r % 10_000,
+                active = s % 2 == 0,
+                score = s % 100,
+                frac = (s >> 8) % 100,
+                visits = (r >> 16) % 100_000,
+                t1 = TAGS[(s >> 16) as usize % 6],
+                t2 = TAGS[(s >> 24) as usize % 6],
+            );
+            if body.len() + record.len() + 2 > RECORDS_LEN {
+                break;
+            }
+            if id > 0 {
+                body.push(',');
+            }
+            body.push_str(&record);
+        }
+        // Whitespace up to the exact length (JSON allows it before the closing bracket).
+        while body.len() < RECORDS_LEN - 1 {
+            body.push(' ');
+        }
+        body.push(']');
+        Bytes::from(body)
+    })
+    .clone()
+}
 
 /// What `ringd serve` serves: the built-in site (without a root for `/`), and directories
 /// mounted at path prefixes.
@@ -78,6 +128,14 @@ impl Site {
                         Response::new(200)
                             .content_type_static("application/json")
                             .body(Body::Full(Bytes::from_static(JSON.as_bytes())))
+                    }),
+                )?
+                .route(
+                    "GET /json/20k",
+                    IgnoresBody(|_: &Request<'_>| {
+                        Response::new(200)
+                            .content_type_static("application/json")
+                            .body(Body::Full(records()))
                     }),
                 )?
                 .route("POST /echo", echo)?

@@ -49,6 +49,21 @@ fn browser_renders_the_builtin_page() {
         "{dom}"
     );
     assert!(dom.contains(r#"<code id="protocol">http/1.1</code>"#), "{dom}");
+    assert!(dom.contains(r#"<code id="encoding">as it is</code>"#), "{dom}");
+    server.assert_no_panic();
+}
+
+/// With compression on, the browser gets the built-in page compressed (it offers gzip, br and
+/// zstd) and renders it the same; the page reports its bytes on the wire against its size
+/// (Resource Timing's `encodedBodySize` and `decodedBodySize`).
+#[test]
+fn browser_renders_the_builtin_page_compressed() {
+    let dir = TempDir::new("browser-compression");
+    let conf = dir.write("ringd.toml", b"[compression]\nenabled = true\n");
+    let server = Server::start(&["--config", conf.to_str().unwrap()]);
+    let dom = dump_dom(&server.url("/"));
+    assert!(dom.contains("<h1>ringd is running</h1>"), "{dom}");
+    assert!(dom.contains(r#"<code id="encoding">compressed: "#), "{dom}");
     server.assert_no_panic();
 }
 

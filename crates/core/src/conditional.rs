@@ -1,6 +1,6 @@
 //! Conditional requests (RFC 9110 §13) and byte ranges (RFC 9110 §14) for a representation with
-//! a strong entity tag and a modification time: what to answer, decided from the request's
-//! header values alone.
+//! an entity tag (strong, or weak for one made on the fly) and a modification time: what to
+//! answer, decided from the request's header values alone.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,8 +18,12 @@ pub enum Precondition {
 /// The validators of the representation being asked for.
 #[derive(Debug, Clone, Copy)]
 pub struct Validators<'a> {
-    /// The strong entity tag, quotes included (`"abc"`).
+    /// The entity tag's opaque part, quotes included (`"abc"`).
     pub etag: &'a str,
+    /// Whether the tag is weak (sent as `W/"abc"`): the representation is compressed on the
+    /// fly, the same content but not necessarily the same bytes, so strong comparisons
+    /// (`If-Match`, `If-Range`) never match it (RFC 9110 §8.8.3.2).
+    pub weak: bool,
     /// Last modification, in whole seconds since the epoch (HTTP dates have no finer unit).
     pub last_modified: u64,
 }
@@ -41,7 +45,7 @@ pub struct Conditions<'a> {
 pub fn evaluate(c: &Conditions<'_>, v: &Validators<'_>, get_or_head: bool) -> Precondition {
     // 1. If-Match (strong comparison), else 2. If-Unmodified-Since.
     if let Some(list) = c.if_match {
-        if !etag_list_matches(list, v.etag, false) {
+        if !(trim(list) == b"*" || !v.weak && etag_list_matches(list, v.etag, false)) {
             return Precondition::Failed;
         }
     } else if let Some(date) = c.if_unmodified_since.and_then(parse_date) {
@@ -92,7 +96,7 @@ pub fn range(range: Option<&[u8]>, if_range: Option<&[u8]>, v: &Validators<'_>, 
     if let Some(cond) = if_range {
         let cond = trim(cond);
         let fresh = if cond.starts_with(b"\"") || cond.starts_with(b"W/") {
-            !cond.starts_with(b"W/") && cond == v.etag.as_bytes()
+            !cond.starts_with(b"W/") && !v.weak && cond == v.etag.as_bytes()
         } else {
             parse_date(cond) == Some(v.last_modified)
         };
@@ -201,8 +205,39 @@ mod tests {
 
     const V: Validators<'static> = Validators {
         etag: "\"abc\"",
+        weak: false,
         last_modified: 784_111_777, // Sun, 06 Nov 1994 08:49:37 GMT
     };
+    const WEAK: Validators<'static> = Validators { weak: true, ..V };
+
+    #[test]
+    fn a_weak_tag_matches_only_weakly() {
+        // If-None-Match compares weakly: either form of the tag is current.
+        for tag in [&b"\"abc\""[..], b"W/\"abc\""] {
+            assert_eq!(
+                evaluate(&c(None, Some(tag), None, None), &WEAK, true),
+                Precondition::NotModified
+            );
+        }
+        // If-Match compares strongly: a weak current tag fails it, except for `*`.
+        assert_eq!(
+            evaluate(&c(Some(b"\"abc\""), None, None, None), &WEAK, true),
+            Precondition::Failed
+        );
+        assert_eq!(
+            evaluate(&c(Some(b"*"), None, None, None), &WEAK, true),
+            Precondition::Proceed
+        );
+        // If-Range too: the whole representation instead of a range of different bytes.
+        assert_eq!(
+            range(Some(b"bytes=0-1"), Some(b"\"abc\""), &WEAK, 10),
+            RangeAnswer::Full
+        );
+        assert_eq!(
+            range(Some(b"bytes=0-1"), Some(b"\"abc\""), &V, 10),
+            RangeAnswer::Partial { start: 0, end: 1 }
+        );
+    }
     const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
     const EARLIER: &[u8] = b"Sun, 06 Nov 1994 08:49:36 GMT";
 

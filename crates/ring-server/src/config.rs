@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use ringd_core::Limits;
 
+use crate::traffic::config::{
+    validate_compression, validate_conn_limit, validate_rate_zones, Compression, ConnLimit, RateZone,
+};
+
 /// How many workers to run and where to pin them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Workers {
@@ -185,6 +189,12 @@ pub struct ServerConfig {
     /// source, as in nginx and HAProxy (then only a firewall keeps clients from naming
     /// themselves).
     pub proxy_trusted: Vec<ringd_core::Cidr>,
+    /// Rate-limit zones (nginx `limit_req`), checked in order for every request they cover.
+    pub rate_limits: Vec<RateZone>,
+    /// Open connections per client (nginx `limit_conn`).
+    pub connection_limit: Option<ConnLimit>,
+    /// On-the-fly compression of responses.
+    pub compression: Compression,
 }
 
 impl Default for ServerConfig {
@@ -211,6 +221,9 @@ impl Default for ServerConfig {
             http2: Http2Config::default(),
             proxy_protocol: Vec::new(),
             proxy_trusted: Vec::new(),
+            rate_limits: Vec::new(),
+            connection_limit: None,
+            compression: Compression::default(),
         }
     }
 }
@@ -347,6 +360,12 @@ impl ServerConfig {
         }
         if h2.control_frames_per_second == 0 {
             return err("http2.control_frames_per_second", "must be at least 1");
+        }
+        let traffic = validate_rate_zones(&self.rate_limits)
+            .and_then(|()| self.connection_limit.as_ref().map_or(Ok(()), validate_conn_limit))
+            .and_then(|()| validate_compression(&self.compression));
+        if let Err((field, reason)) = traffic {
+            return Err(ConfigError { field, reason });
         }
         if !(8..=32768).contains(&self.ring_entries) {
             return err("ring_entries", "must be between 8 and 32768");

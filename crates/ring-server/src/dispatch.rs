@@ -1,5 +1,6 @@
-//! What happens to a request whatever protocol brought it: route it, call the handler (a panic
-//! becomes a 500, a handler past `timeouts.handler` a 503), then count it and log it.
+//! What happens to a request whatever protocol brought it: check it against the rate limits
+//! (a refusal is a 429), route it, call the handler (a panic becomes a 500, a handler past
+//! `timeouts.handler` a 503), compress the answer, then count it and log it.
 //!
 //! A protocol layer parses a request into a [`RequestHead`] and a body, calls [`respond`] (or
 //! [`respond_within`]), encodes the [`Response`] its own way, and calls [`record`] with what it
@@ -19,9 +20,13 @@ use crate::app::handler::{BodyStream, Params, Reply, Request, Response};
 use crate::app::router::Routed;
 use crate::boxed::boxed;
 use crate::ops::access_log::Entry;
+use crate::traffic::Verdict;
 use crate::worker::{spawn_log_flush, Worker};
 
-/// Runs the router and the handler for one request. A handler that panics gets a 500.
+/// Answers one request: the rate limits, the router and the handler (a handler that panics
+/// gets a 500), then compression. One function, the answer computed in a labelled block: an
+/// inner `async fn` for routing would add a future to poll and drop, and the response's moves
+/// out of it, to every request (`benches/callgrind`).
 pub(crate) async fn respond(
     worker: &Worker,
     head: &RequestHead<'_, '_>,
@@ -29,48 +34,60 @@ pub(crate) async fn respond(
     peer: &SocketAddr,
     now: Instant,
 ) -> Response {
-    let router = worker.router();
-    match head.target {
-        Target::Asterisk => {
-            let mut allow = router.all_methods();
-            allow.push("OPTIONS");
-            return Response::new(204).header("Allow", allow.join(", "));
-        }
-        // Tunnels are not served; what a client sends after CONNECT is not HTTP, so close.
-        Target::Authority(_) => return Response::error(501).header("Connection", "close"),
-        Target::Origin | Target::Absolute { .. } => {}
+    match worker.traffic.check(&head.path, peer, now, worker.log_budget()) {
+        Verdict::Pass => {}
+        // Boxed: the timer's state would otherwise be part of every request's.
+        Verdict::Delay(wait) => boxed(|| tokio::time::sleep(wait)).await,
+        Verdict::Refuse(response) => return response,
     }
-    let mut params = Params::default();
-    let handler = match router.find_with(head.method, &head.path, &mut params) {
-        Routed::Found(handler) => handler,
-        Routed::MethodNotAllowed(allow) if head.method == Method::Options => {
-            return Response::new(204).header("Allow", format!("{allow}, OPTIONS"));
+    let response = 'answer: {
+        let router = worker.router();
+        match head.target {
+            Target::Asterisk => {
+                let mut allow = router.all_methods();
+                allow.push("OPTIONS");
+                break 'answer Response::new(204).header("Allow", allow.join(", "));
+            }
+            // Tunnels are not served; what a client sends after CONNECT is not HTTP, so close.
+            Target::Authority(_) => break 'answer Response::error(501).header("Connection", "close"),
+            Target::Origin | Target::Absolute { .. } => {}
         }
-        Routed::MethodNotAllowed(allow) => return Response::error(405).header("Allow", allow),
-        Routed::NotFound => return Response::error(404),
+        let mut params = Params::default();
+        let handler = match router.find_with(head.method, &head.path, &mut params) {
+            Routed::Found(handler) => handler,
+            Routed::MethodNotAllowed(allow) if head.method == Method::Options => {
+                break 'answer Response::new(204).header("Allow", format!("{allow}, OPTIONS"));
+            }
+            Routed::MethodNotAllowed(allow) => break 'answer Response::error(405).header("Allow", allow),
+            Routed::NotFound => break 'answer Response::error(404),
+        };
+        let req = Request {
+            head,
+            body,
+            params: &params,
+            peer: *peer,
+            now,
+        };
+        // Only the handler's future is kept across the wait (not the reply it came in): this
+        // state is part of the boxed answering state of a connection, whose size decides whether
+        // its allocation is served from malloc's per-thread cache.
+        let mut future = match catch_unwind(AssertUnwindSafe(|| handler.call(&req))) {
+            Ok(Reply::Ready(response)) => break 'answer response,
+            Ok(Reply::Pending(future)) => future,
+            Err(_) => break 'answer handler_panicked(worker, head),
+        };
+        let caught = std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        })
+        .await;
+        caught.unwrap_or_else(|_| handler_panicked(worker, head))
     };
-    let req = Request {
-        head,
-        body,
-        params: &params,
-        peer: *peer,
-        now,
-    };
-    // Only the handler's future is kept across the wait (not the reply it came in): this
-    // state is part of the boxed answering state of a connection, whose size decides whether
-    // its allocation is served from malloc's per-thread cache.
-    let mut future = match catch_unwind(AssertUnwindSafe(|| handler.call(&req))) {
-        Ok(Reply::Ready(response)) => return response,
-        Ok(Reply::Pending(future)) => future,
-        Err(_) => return handler_panicked(worker, head),
-    };
-    let caught = std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-        Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
-        Ok(Poll::Pending) => Poll::Pending,
-        Err(panic) => Poll::Ready(Err(panic)),
-    })
-    .await;
-    caught.unwrap_or_else(|_| handler_panicked(worker, head))
+    if worker.traffic.compressing() {
+        return worker.traffic.compress(response, head, &worker.config().compression);
+    }
+    response
 }
 
 /// [`respond`], with the handler given at most `limit`: past it the client gets 503 (with

@@ -30,6 +30,8 @@ pub mod server;
 pub mod static_files;
 /// HTTPS: certificates, SNI, resumption, and the record layer on io_uring's buffers.
 pub mod tls;
+/// Traffic control: rate and connection limits per client, on-the-fly compression.
+pub mod traffic;
 /// A worker's per-core state: what the connections on one core share.
 mod worker;
 
@@ -47,3 +49,4 @@ pub use ringd_core::Limits;
 pub use server::{Heartbeats, RunningServer, Server, WorkerWatch};
 pub use static_files::{CacheOptions, StaticFiles, StaticOptions};
 pub use tls::{CertFiles, SniCert, TlsConfig, TlsError};
+pub use traffic::config::{ClientKey, Coding, Compression, ConnLimit, Per, Rate, RateZone};

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // Leaves: the handler API, TLS, operators' tools, a helper.
     &["app", "tls", "ops", "boxed"],
+    // Traffic control: rate and connection limits, compression (a transformation of responses).
+    &["traffic"],
     // The validated configuration and its errors; static files (a handler).
     &["config", "static_files"],
     &["error"],

@@ -313,7 +313,7 @@ impl Response {
 
     /// Turns a header block back into ordinary headers, its `Content-Type` into `content_type`.
     #[inline]
-    fn unblock(&mut self) {
+    pub(crate) fn unblock(&mut self) {
         if self.block.is_some() {
             self.unblock_slow();
         }
@@ -420,7 +420,8 @@ fn error_body(status: u16) -> Bytes {
     bodies!(
         400 "Bad Request", 403 "Forbidden", 404 "Not Found", 405 "Method Not Allowed",
         408 "Request Timeout", 411 "Length Required", 413 "Content Too Large", 414 "URI Too Long",
-        416 "Range Not Satisfiable", 417 "Expectation Failed", 431 "Request Header Fields Too Large",
+        416 "Range Not Satisfiable", 417 "Expectation Failed", 429 "Too Many Requests",
+        431 "Request Header Fields Too Large",
         500 "Internal Server Error", 501 "Not Implemented", 503 "Service Unavailable",
         505 "HTTP Version Not Supported",
     )

@@ -25,4 +25,4 @@ mod send;
 mod shed;
 
 pub(crate) use conn::serve;
-pub(crate) use shed::shed;
+pub(crate) use shed::{refuse, shed};

@@ -38,9 +38,9 @@ impl Counter {
 /// The methods counted by name; anything else is `OTHER`.
 const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"];
 /// Status codes counted by value; anything else is counted by class (`1xx` … `5xx`).
-const CODES: [u16; 24] = [
-    200, 201, 204, 206, 301, 302, 304, 400, 403, 404, 405, 408, 411, 412, 413, 414, 416, 417, 431, 500, 501, 503, 504,
-    505,
+const CODES: [u16; 25] = [
+    200, 201, 204, 206, 301, 302, 304, 400, 403, 404, 405, 408, 411, 412, 413, 414, 416, 417, 429, 431, 500, 501, 503,
+    504, 505,
 ];
 const CODE_SLOTS: usize = CODES.len() + 5;
 /// Upper bounds of the latency histogram, in seconds.
@@ -256,6 +256,13 @@ impl WorkerStats {
     }
 }
 
+/// Counters another part of the server keeps and renders itself (the traffic limits, whose
+/// zones change with reloads), appended to the exposition.
+pub(crate) trait Exposition: Send + Sync + std::fmt::Debug {
+    /// Writes complete families (`# HELP`, `# TYPE` and samples).
+    fn render(&self, out: &mut String);
+}
+
 /// The counters of every worker, for scraping from any thread, and whether the server still
 /// takes new connections (for a readiness check).
 #[derive(Debug, Clone)]
@@ -263,6 +270,7 @@ pub struct Metrics {
     workers: Arc<[Arc<WorkerStats>]>,
     /// Set once a drain starts, before any worker hears of it, and never cleared.
     draining: Arc<AtomicBool>,
+    more: Arc<std::sync::Mutex<Vec<Arc<dyn Exposition>>>>,
 }
 
 impl Metrics {
@@ -270,6 +278,7 @@ impl Metrics {
         Metrics {
             workers: (0..workers).map(|_| Arc::new(WorkerStats::default())).collect(),
             draining: Arc::new(AtomicBool::new(false)),
+            more: Arc::default(),
         }
     }
 
@@ -282,6 +291,11 @@ impl Metrics {
     /// Marks the server as draining, for good.
     pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Adds counters rendered by their owner after the workers' own.
+    pub(crate) fn add(&self, source: Arc<dyn Exposition>) {
+        self.more.lock().unwrap_or_else(|e| e.into_inner()).push(source);
     }
 
     pub(crate) fn worker(&self, id: usize) -> Arc<WorkerStats> {
@@ -537,6 +551,9 @@ impl Metrics {
             "1 while ringd takes new connections, 0 from the moment a drain starts (as /readyz).",
         );
         let _ = writeln!(out, "ringd_ready {}", u8::from(self.is_ready()));
+        for source in self.more.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            source.render(&mut out);
+        }
 
         if let Some(rss) = resident_bytes() {
             header(
@@ -555,7 +572,8 @@ impl Metrics {
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+/// Writes a family's `# HELP` and `# TYPE` lines.
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 

@@ -12,6 +12,7 @@ use crate::http1;
 use crate::io::listener::ListenerKind;
 use crate::io::proxy::{self, ProxyReadError};
 use crate::ops::stats::{Op, ProxyRefusal};
+use crate::traffic::Admit;
 use crate::worker::{ConnSlot, Worker};
 
 /// Starts serving an accepted connection on its own task. The connection's future is boxed:
@@ -20,8 +21,30 @@ use crate::worker::{ConnSlot, Worker};
 fn spawn_conn(stream: TcpStream, peer: SocketAddr, worker: &Rc<Worker>, kind: ListenerKind, proxy: bool) {
     if proxy {
         tokio_uring::spawn(Box::pin(proxied(stream, peer, worker.clone(), kind)));
-    } else if let Some(conn) = http1::serve(stream, peer, worker.clone(), kind, &[]) {
-        tokio_uring::spawn(Box::pin(conn));
+    } else {
+        serve_admitted(stream, peer, worker, kind, &[]);
+    }
+}
+
+/// Serves a connection from `client` on its own task, if the connection limit admits it (the
+/// connection then holds its permit until it ends), else answers it as refused. `read`: bytes
+/// that arrived before (after a PROXY header).
+fn serve_admitted(stream: TcpStream, client: SocketAddr, worker: &Rc<Worker>, kind: ListenerKind, read: &[u8]) {
+    match worker.traffic.admit(&client, worker.log_budget()) {
+        Admit::Serve(permit) => {
+            if let Some(conn) = http1::serve(stream, client, worker.clone(), kind, read) {
+                match permit {
+                    None => tokio_uring::spawn(Box::pin(conn)),
+                    Some(permit) => tokio_uring::spawn(Box::pin(async move {
+                        conn.await;
+                        drop(permit);
+                    })),
+                };
+            }
+        }
+        Admit::Refuse(status) => {
+            tokio_uring::spawn(http1::refuse(stream, worker.clone(), kind, status));
+        }
     }
 }
 
@@ -46,10 +69,14 @@ async fn proxied(stream: TcpStream, peer: SocketAddr, worker: Rc<Worker>, kind: 
     drop(slot);
     match read {
         Ok(header) => {
-            let client = header.source().unwrap_or(peer);
-            if let Some(conn) = http1::serve(stream, client, worker.clone(), kind, &buf[header.len..]) {
-                tokio_uring::spawn(Box::pin(conn));
-            }
+            // The connection limit counts the client the header names, not the balancer.
+            serve_admitted(
+                stream,
+                header.source().unwrap_or(peer),
+                &worker,
+                kind,
+                &buf[header.len..],
+            );
         }
         Err(ProxyReadError::Invalid(e)) => {
             worker.stats().proxy_refused(ProxyRefusal::Invalid);

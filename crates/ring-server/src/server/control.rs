@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::app::router::Router;
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::traffic::LimitSet;
 
 /// Builds a worker's router; called once on each worker's thread with the worker's index.
 pub(crate) type RouterFactory = Arc<dyn Fn(usize) -> Router + Send + Sync>;
@@ -28,6 +29,7 @@ pub(crate) enum Control {
         config: Arc<ServerConfig>,
         factory: RouterFactory,
         tls: Option<Arc<rustls::ServerConfig>>,
+        limits: Arc<LimitSet>,
     },
     /// Stop accepting, finish what is open, then count itself in `drained`.
     Drain { drained: Arc<AtomicUsize> },

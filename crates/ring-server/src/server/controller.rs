@@ -22,12 +22,15 @@ pub(super) async fn controller(
 ) {
     while let Some(msg) = control.recv().await {
         match msg {
-            Control::Reload { config, factory, tls } => {
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| factory(id))) {
-                    Ok(router) => worker.reload(&config, router, tls),
-                    Err(_) => tracing::error!(worker = id, "building the new routes panicked; keeping the old ones"),
-                }
-            }
+            Control::Reload {
+                config,
+                factory,
+                tls,
+                limits,
+            } => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| factory(id))) {
+                Ok(router) => worker.reload(&config, router, tls, limits),
+                Err(_) => tracing::error!(worker = id, "building the new routes panicked; keeping the old ones"),
+            },
             Control::Drain { drained } => {
                 drain(id, &worker, &listeners).await;
                 if let Some(log) = &worker.access_log {

@@ -26,6 +26,7 @@ use crate::io::listener::{self, ListenOptions, ListenerKind};
 use crate::ops::access_log::AccessLog;
 use crate::ops::stats::Metrics;
 use crate::tls::{self, Resumption};
+use crate::traffic::Limits;
 pub use control::Heartbeats;
 use control::{Control, RouterFactory, WorkerEvent};
 use thread::WorkerSetup;
@@ -139,11 +140,19 @@ impl Server {
         let mut reloads = Vec::with_capacity(count);
         let heartbeats = Heartbeats::new(count);
         let metrics = Metrics::new(count);
+        // Shared by every worker: one table per zone, the connection counts.
+        let limits = Arc::new(Limits::new(
+            &config.rate_limits,
+            config.connection_limit.as_ref(),
+            count,
+        ));
+        metrics.add(limits.clone());
         for (id, listeners) in per_worker.into_iter().enumerate() {
             let core = config.pin.then(|| cores[id % cores.len()]);
             let (config, factory, tx) = (config.clone(), self.factory.clone(), tx.clone());
             let tls = tls_config.clone();
             let heartbeats = heartbeats.clone();
+            let in_force = limits.current();
             let stats = metrics.worker(id);
             let access_log = match (&log_file, &config.access_log) {
                 (Some(f), Some(c)) => Some((
@@ -174,6 +183,7 @@ impl Server {
                         access_log,
                         tls,
                         https_port,
+                        limits: in_force,
                     })
                 })
                 .map_err(|e| ServerError::Spawn { worker: id, cause: e })?;
@@ -207,6 +217,7 @@ impl Server {
             reloads,
             heartbeats,
             metrics,
+            limits,
             events: Some(events),
         })
     }
@@ -223,6 +234,8 @@ pub struct RunningServer {
     reloads: Vec<tokio::sync::mpsc::UnboundedSender<Control>>,
     heartbeats: Heartbeats,
     metrics: Metrics,
+    /// The rate and connection limits, kept across reloads.
+    limits: Arc<Limits>,
     events: Option<Receiver<WorkerEvent>>,
 }
 
@@ -285,11 +298,14 @@ impl RunningServer {
         };
         let shared = Arc::new(config.clone());
         let factory: RouterFactory = Arc::new(routes);
+        // Zones that keep their name keep their clients (see `traffic::limits`).
+        let limits = self.limits.apply(&config.rate_limits, config.connection_limit.as_ref());
         for (worker, tx) in self.reloads.iter().enumerate() {
             tx.send(Control::Reload {
                 config: shared.clone(),
                 factory: factory.clone(),
                 tls: tls_config.clone(),
+                limits: limits.clone(),
             })
             .map_err(|_| ServerError::WorkerDied {
                 worker,

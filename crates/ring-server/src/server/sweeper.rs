@@ -34,6 +34,7 @@ pub(super) async fn sweeper(id: usize, worker: Rc<Worker>, heartbeats: Heartbeat
             );
         }
         let expired = worker.io.conns.sweep(Instant::now());
+        worker.traffic.sweep(Instant::now());
         worker.stats().timed_out.add(expired as u64);
         let suppressed = worker.log_budget().take_suppressed();
         if suppressed > 0 {

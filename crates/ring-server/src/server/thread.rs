@@ -21,6 +21,7 @@ use crate::io::listener::ListenerKind;
 use crate::io::ring;
 use crate::ops::access_log::{AccessLog, AccessLogConfig};
 use crate::ops::stats::WorkerStats;
+use crate::traffic::{LimitSet, WorkerTraffic};
 use crate::worker::Worker;
 
 /// Sends `Died` if the worker's thread ends, however it ends.
@@ -58,6 +59,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) access_log: Option<(AccessLogConfig, std::fs::File)>,
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) https_port: u16,
+    /// The rate and connection limits in force at start-up.
+    pub(crate) limits: Arc<LimitSet>,
 }
 
 /// Runs a worker on the calling thread; returns only if it fails.
@@ -76,6 +79,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         access_log,
         tls,
         https_port,
+        limits,
     } = setup;
     let _guard = ExitGuard {
         id,
@@ -129,6 +133,7 @@ pub(crate) fn run(setup: WorkerSetup) {
             tls,
             access_log.map(|(config, file)| AccessLog::new(config, file)),
             https_port,
+            WorkerTraffic::new(id, limits, &config.compression),
         ));
         for (listener, kind, proxy) in listeners {
             let listener = TcpListener::from_std(listener);

@@ -81,8 +81,11 @@ pub(crate) struct Meta {
     /// The `Last-Modified` value.
     pub(crate) last_modified: Bytes,
     pub(crate) content_type: Bytes,
-    /// The `Content-Encoding` of a precompressed sibling.
+    /// The `Content-Encoding` of a precompressed sibling, or of a variant compressed on the fly.
     pub(crate) encoding: Option<&'static str>,
+    /// A variant compressed on the fly: `etag` is `W/` + `etag_text`, and strong comparisons
+    /// fail.
+    pub(crate) weak: bool,
 }
 
 /// A whole-file answer's header lines, and the options they were rendered with (a reload may
@@ -260,6 +263,7 @@ mod tests {
             last_modified: Bytes::new(),
             content_type: Bytes::new(),
             encoding: None,
+            weak: false,
         }
     }
 

@@ -7,6 +7,12 @@
 //! [`StaticOptions::allow_outside_symlinks`] says otherwise). Small files are answered from a
 //! per-worker [hot-file cache](cache); larger ones are spliced from the page cache to the
 //! socket (`crate::io::file`).
+//!
+//! With [`StaticOptions::compression`] on, a compressible file a client gets compressed is
+//! compressed once per file version and coding and kept in the cache beside the file (its bytes
+//! count against the cache's budget); its tag is the file's, weak (`W/"…"`), and a request
+//! with a `Range` gets ranges of the uncompressed file. Files larger than [`COMPRESS_KEEP`] are
+//! compressed as they are sent, each time.
 
 mod cache;
 mod listing;
@@ -27,6 +33,8 @@ use ringd_core::conditional::{
 };
 
 use crate::app::handler::{Body, FileBody, Handler, Reply, Request, Response, SharedHeaders};
+use crate::traffic::compress::{compress_whole, encode_body, negotiate, weak, Encoders};
+use crate::traffic::config::{Coding, Compression};
 pub use cache::CacheOptions;
 use cache::{CachedFile, Checks, Content, Identity, Lookup, Meta, WholeFileBlock};
 use listing::{listing, percent_encode_path};
@@ -34,6 +42,10 @@ use listing::{listing, percent_encode_path};
 /// Ranges of files that are not cached, up to this size, are read whole and sent with their
 /// head in one write; larger ones stream.
 const WHOLE_FILE_MAX: u64 = 64 * 1024;
+
+/// Files up to this size are compressed whole and kept; larger ones are compressed as they are
+/// sent (precompress those: `precompressed`).
+pub const COMPRESS_KEEP: u64 = 8 << 20;
 
 thread_local! {
     /// The buffer cache keys are built in.
@@ -69,6 +81,8 @@ pub struct StaticOptions {
     pub allow_outside_symlinks: bool,
     /// The hot-file cache.
     pub cache: CacheOptions,
+    /// On-the-fly compression of compressible files (off by default); see the module's doc.
+    pub compression: Compression,
 }
 
 impl Default for StaticOptions {
@@ -80,6 +94,7 @@ impl Default for StaticOptions {
             cache_control: Vec::new(),
             allow_outside_symlinks: false,
             cache: CacheOptions::default(),
+            compression: Compression::default(),
         }
     }
 }
@@ -201,9 +216,48 @@ impl StaticFiles {
         &self.root
     }
 
+    /// The coding a request's file would be compressed with, if its type and size call for it:
+    /// none for a range request (ranges are of the uncompressed file).
+    fn coding_for(&self, req: &Request<'_>) -> Option<Coding> {
+        let c = &self.options.compression;
+        if !c.enabled || req.header("range").is_some() {
+            return None;
+        }
+        negotiate(req.headers(), &c.encodings).coding
+    }
+
+    /// Whether a file described by `meta` is compressed for a client that accepts it.
+    fn compresses(&self, meta: &Meta) -> bool {
+        let c = &self.options.compression;
+        c.enabled && meta.encoding.is_none() && meta.size >= c.min_length && c.compresses_type(&meta.content_type)
+    }
+
+    /// The description of `meta`'s file compressed with `coding` into `len` bytes.
+    fn variant(meta: &Meta, coding: Coding, len: u64) -> Meta {
+        let etag = weak(&meta.etag);
+        Meta {
+            block: std::cell::OnceCell::new(),
+            size: len,
+            mtime_secs: meta.mtime_secs,
+            etag: etag.clone(),
+            etag_text: meta.etag_text.clone(),
+            weak: true,
+            last_modified: meta.last_modified.clone(),
+            content_type: meta.content_type.clone(),
+            encoding: Some(coding.token()),
+        }
+    }
+
     /// Answers a request the cache did not answer fresh: `key` is its cache key (when the cache
-    /// is on) and `stale` what the cache holds for it, to be checked first.
-    async fn serve(&self, req: &Request<'_>, key: Option<String>, stale: Option<(Rc<CachedFile>, Checks)>) -> Response {
+    /// is on), `stale` what the cache holds for it, to be checked first, and `coding` the
+    /// coding a compressible file would be sent in.
+    async fn serve(
+        &self,
+        req: &Request<'_>,
+        key: Option<String>,
+        stale: Option<(Rc<CachedFile>, Checks)>,
+        coding: Option<Coding>,
+    ) -> Response {
         let cache = self.options.cache;
         if let (Some(key), Some((hit, checks))) = (&key, stale) {
             if cache::still_valid(&checks).await {
@@ -222,8 +276,24 @@ impl StaticFiles {
             Err(response) => return response,
         };
         let meta = self.meta(&found);
-        let Some(key) = key else {
-            return self.answer(req, &meta, Source::File(Rc::new(found.file))).await;
+        let coding = coding.filter(|_| self.compresses(&meta));
+        let key = match (key, coding) {
+            (Some(key), Some(coding)) if meta.size <= COMPRESS_KEEP => {
+                return self.serve_compressed(req, key, found, meta, coding).await;
+            }
+            (_, Some(coding)) => {
+                // Too large to keep compressed, or no cache: compressed as it is sent.
+                let response = self.answer(req, &meta, Source::File(Rc::new(found.file))).await;
+                if response.status != 200 || req.method() == ringd_core::Method::Head {
+                    return response;
+                }
+                let mut response = response;
+                response.unblock();
+                let level = self.options.compression.level(coding);
+                return encode_body(response, coding, level, &mut Encoders::default());
+            }
+            (Some(key), None) => key,
+            (None, None) => return self.answer(req, &meta, Source::File(Rc::new(found.file))).await,
         };
         let content = if meta.size <= cache.max_file {
             match read_range(&found.file, 0, meta.size).await {
@@ -238,18 +308,45 @@ impl StaticFiles {
         self.answer(req, &hit.meta, hit.source()).await
     }
 
+    /// Reads, compresses and caches the whole file `found` for `coding`, and answers from it.
+    async fn serve_compressed(
+        &self,
+        req: &Request<'_>,
+        key: String,
+        found: Found,
+        meta: Meta,
+        coding: Coding,
+    ) -> Response {
+        let Ok(bytes) = read_range(&found.file, 0, meta.size).await else {
+            return Response::error(500);
+        };
+        let level = self.options.compression.level(coding);
+        let Ok(compressed) = compress_whole(&bytes, coding, level).await else {
+            // No place to compress it now (or no memory): this once, as it is.
+            return self.answer(req, &meta, Source::Memory(bytes)).await;
+        };
+        let hit = Rc::new(CachedFile {
+            meta: Self::variant(&meta, coding, compressed.len() as u64),
+            content: Content::Bytes(compressed),
+        });
+        cache::insert(key, hit.clone(), found.checks, &self.options.cache);
+        self.answer(req, &hit.meta, hit.source()).await
+    }
+
     /// The cache key of a request: this handler, the encodings the client accepts (when they
-    /// matter), the path.
+    /// matter), the coding it would get a compressible file in, the path.
     /// Written into `key` (cleared first), so that a hit can use a buffer that is kept.
-    fn write_cache_key(&self, req: &Request<'_>, key: &mut String) {
+    fn write_cache_key(&self, req: &Request<'_>, coding: Option<Coding>, key: &mut String) {
         let mut accepts = 0u8;
         if self.options.precompressed {
             let header = req.header("accept-encoding");
             accepts = u8::from(accepts_encoding(header, "br")) | u8::from(accepts_encoding(header, "gzip")) << 1;
         }
+        let coding = coding.map_or(0, |c| 1 + Coding::ALL.iter().position(|x| *x == c).unwrap_or(0) as u8);
         key.clear();
         key.extend(self.id.to_le_bytes().map(char::from));
         key.push(char::from(b'0' + accepts));
+        key.push(char::from(b'0' + coding));
         key.push_str(req.path());
     }
 
@@ -332,6 +429,7 @@ impl StaticFiles {
             last_modified: Bytes::from(http_date(mtime_secs)),
             content_type: self.content_type(&found.type_path),
             encoding: found.encoding,
+            weak: false,
         }
     }
 
@@ -347,6 +445,7 @@ impl StaticFiles {
         let size = meta.size;
         let validators = Validators {
             etag: &meta.etag_text,
+            weak: meta.weak,
             last_modified: meta.mtime_secs,
         };
         let with_validators = |status: u16| {
@@ -402,8 +501,11 @@ impl StaticFiles {
         let mut headers = Vec::with_capacity(6);
         headers.push((Cow::Borrowed("ETag"), meta.etag.clone()));
         headers.push((Cow::Borrowed("Last-Modified"), meta.last_modified.clone()));
-        headers.push((Cow::Borrowed("Accept-Ranges"), Bytes::from_static(b"bytes")));
-        if self.options.precompressed {
+        // A compressed variant's ranges are not served (a range request gets the file's).
+        if !meta.weak {
+            headers.push((Cow::Borrowed("Accept-Ranges"), Bytes::from_static(b"bytes")));
+        }
+        if self.varies(meta) {
             headers.push((Cow::Borrowed("Vary"), Bytes::from_static(b"Accept-Encoding")));
         }
         if let Some(coding) = meta.encoding {
@@ -421,7 +523,7 @@ impl StaticFiles {
     /// or the lines did not pass the writer's checks: the ordinary path then answers.
     fn whole_file_block(&self, path: &str, meta: &Meta) -> Option<Rc<SharedHeaders>> {
         let cache_control = self.cache_control(path);
-        let vary = self.options.precompressed;
+        let vary = self.varies(meta);
         let rendered = meta.block.get_or_init(|| {
             let others = self.file_headers(meta, cache_control);
             let headers: Vec<(&str, &[u8])> = std::iter::once(("Content-Type", &meta.content_type[..]))
@@ -438,6 +540,15 @@ impl StaticFiles {
         (rendered.cache_control.as_ref() == cache_control && rendered.vary == vary)
             .then(|| rendered.block.clone())
             .flatten()
+    }
+
+    /// Whether answers about a file depend on `Accept-Encoding`: there may be a precompressed
+    /// sibling, or the file is one that is compressed on the fly.
+    fn varies(&self, meta: &Meta) -> bool {
+        let c = &self.options.compression;
+        self.options.precompressed
+            || meta.weak
+            || (c.enabled && meta.size >= c.min_length && c.compresses_type(&meta.content_type))
     }
 
     /// The path below the root for a decoded, normalised relative path.
@@ -507,13 +618,14 @@ impl<'a> FileFields<'a> {
 impl Handler for StaticFiles {
     fn call<'a>(&'a self, req: &'a Request<'a>) -> Reply<'a> {
         let cache = self.options.cache;
+        let coding = self.coding_for(req);
         if cache.max_bytes == 0 {
-            return Reply::Pending(Box::pin(self.serve(req, None, None)));
+            return Reply::Pending(Box::pin(self.serve(req, None, None, coding)));
         }
         // The key is built in a buffer kept per thread, and the request's clock reading decides
         // freshness: a hit allocates nothing and reads no clock.
         let looked_up = KEY.with_borrow_mut(|key| {
-            self.write_cache_key(req, key);
+            self.write_cache_key(req, coding, key);
             match cache::lookup(key, cache.revalidate, req.now) {
                 Lookup::Fresh(hit) => Err(hit),
                 Lookup::Stale(hit, checks) => Ok((key.clone(), Some((hit, checks)))),
@@ -527,7 +639,7 @@ impl Handler for StaticFiles {
                 Answer::Done(response) => Reply::Ready(response),
                 read => Reply::Pending(Box::pin(read.finish())),
             },
-            Ok((key, stale)) => Reply::Pending(Box::pin(self.serve(req, Some(key), stale))),
+            Ok((key, stale)) => Reply::Pending(Box::pin(self.serve(req, Some(key), stale, coding))),
         }
     }
 

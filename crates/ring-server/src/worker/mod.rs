@@ -21,6 +21,7 @@ use crate::io::conn_io::WorkerIo;
 use crate::ops::access_log::AccessLog;
 use crate::ops::log_budget::LogBudget;
 use crate::ops::stats::WorkerStats;
+use crate::traffic::{LimitSet, WorkerTraffic};
 use date::WorkerDate;
 
 /// A worker's state, shared by its tasks through an `Rc` (one thread).
@@ -44,6 +45,8 @@ pub(crate) struct Worker {
     pub(crate) access_log: Option<AccessLog>,
     /// The port redirecting listeners send clients to.
     pub(crate) https_port: u16,
+    /// Rate and connection limits, compression contexts.
+    pub(crate) traffic: WorkerTraffic,
 }
 
 impl Worker {
@@ -54,6 +57,7 @@ impl Worker {
         tls: Option<Arc<rustls::ServerConfig>>,
         access_log: Option<AccessLog>,
         https_port: u16,
+        traffic: WorkerTraffic,
     ) -> Worker {
         Worker {
             io,
@@ -66,6 +70,7 @@ impl Worker {
             drain_started: tokio::sync::Notify::new(),
             access_log,
             https_port,
+            traffic,
         }
     }
 
@@ -86,9 +91,16 @@ impl Worker {
         self.tls.borrow().clone()
     }
 
-    /// Swaps in a reloaded configuration, its routes and its certificates. Requests being
-    /// answered finish with what they started with.
-    pub(crate) fn reload(&self, config: &ServerConfig, router: Router, tls: Option<Arc<rustls::ServerConfig>>) {
+    /// Swaps in a reloaded configuration, its routes, its certificates and its limits. Requests
+    /// being answered finish with what they started with.
+    pub(crate) fn reload(
+        &self,
+        config: &ServerConfig,
+        router: Router,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        limits: Arc<LimitSet>,
+    ) {
+        self.traffic.replace(limits, &config.compression);
         *self.router.borrow_mut() = Rc::new(router);
         *self.config.borrow_mut() = Rc::new(config.clone());
         self.io.set_settings(config.into());
