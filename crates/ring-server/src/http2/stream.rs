@@ -80,7 +80,10 @@ pub(super) async fn answer(
             respond.send_reset(h2::Reason::PROTOCOL_ERROR);
             return;
         }
-        Err(e) => return refuse(e, respond, state, &parts, peer).await,
+        Err(e) => {
+            refuse(e, respond, state, &parts, peer).await;
+            return discard(&mut recv, state).await;
+        }
     };
     let body = if recv.is_end_stream() {
         Bytes::new()
@@ -90,7 +93,10 @@ pub(super) async fn answer(
         state.receiving(false);
         match body {
             Ok(body) => body,
-            Err(BodyError::TooLarge) => return refuse(ParseError::PayloadTooLarge, respond, state, &parts, peer).await,
+            Err(BodyError::TooLarge) => {
+                refuse(ParseError::PayloadTooLarge, respond, state, &parts, peer).await;
+                return discard(&mut recv, state).await;
+            }
             Err(BodyError::Gone) => return,
         }
     };
@@ -123,6 +129,30 @@ fn malformed(e: ParseError, parts: &http::request::Parts) -> bool {
         e,
         ParseError::InvalidHeader | ParseError::InvalidHost | ParseError::DuplicateHost
     ) || (e == ParseError::InvalidTarget && not_a_path)
+}
+
+/// The most of a refused request's body that is read and thrown away, so that a client still
+/// sending it reads the answer instead of a reset (HTTP/1.1 lingers for as much).
+const DISCARD_MAX: usize = 1 << 20;
+
+/// Reads and throws away what is left of a refused request's body, up to [`DISCARD_MAX`] and
+/// under the body timeout; past that, the engine resets the stream when `recv` drops.
+async fn discard(recv: &mut RecvStream, state: &ConnState) {
+    if recv.is_end_stream() {
+        return;
+    }
+    state.receiving(true);
+    let mut discarded = 0;
+    while discarded < DISCARD_MAX {
+        match recv.data().await {
+            Some(Ok(chunk)) => {
+                discarded += chunk.len();
+                let _ = recv.flow_control().release_capacity(chunk.len());
+            }
+            _ => break,
+        }
+    }
+    state.receiving(false);
 }
 
 /// Reads a request body whole, giving its flow-control window back as it is consumed.
