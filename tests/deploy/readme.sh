@@ -92,6 +92,8 @@ chmod 0755 "$work"
 
 # The checkout's HEAD, as a bare repository to clone from (uncommitted changes are not tested).
 git clone -q --bare "$repo" "$work/ringd.git" || fail "git clone --bare $repo"
+# Owned by the newcomer (uid 59901 below), or git in the container refuses it ("dubious ownership").
+chown -R 59901:59901 "$work/ringd.git"
 echo "  readme: testing $(git -C "$work/ringd.git" log -1 --format='%h %s' HEAD | cut -c1-100)"
 # Crates for the lockfile, from the invoker's cache (online only for what it lacks).
 chown "$invoker" "$work/vendor"
@@ -105,7 +107,7 @@ out=$(vendor --offline 2>&1) || out=$(vendor 2>&1) || fail "cargo vendor" "$(tai
 # memory is counted per uid, and the container shares the host's).
 cat >"$work/setup/setup.sh" <<'EOF'
 set -e
-useradd -m -u 61801 -s /bin/bash newcomer
+useradd -m -u 59901 -s /bin/bash newcomer
 echo 'newcomer ALL=(ALL) NOPASSWD: ALL' >/etc/sudoers.d/newcomer
 chmod 0440 /etc/sudoers.d/newcomer
 mkdir -p /home/newcomer/.cargo
@@ -127,7 +129,7 @@ hard_nofile=$(ulimit -Hn)
 # --keep-unit/--register=no: the host need not run systemd or machined. A login shell (bash -l)
 # gives the user Debian's PATH for an ordinary user (/etc/profile: no sbin directories).
 nspawn() {
-  systemd-nspawn --quiet --register=no --keep-unit --console=pipe -D "$machine" \
+  systemd-nspawn --quiet --register=no --keep-unit --console=pipe -D "$machine" -M "ringd-readme-$$" \
     --bind-ro="$sysroot:/opt/rust" --bind-ro="$work/vendor:/opt/vendor" \
     --bind-ro="$work/ringd.git:/opt/ringd.git" --bind-ro="$repo/tests/deploy:/opt/tests" \
     --bind-ro="$work/setup:/opt/setup" --bind="$work/result:/result" \
