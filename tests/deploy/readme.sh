@@ -92,9 +92,9 @@ chmod 0755 "$work"
 
 # The checkout's HEAD, as a bare repository to clone from (uncommitted changes are not tested).
 git clone -q --bare "$repo" "$work/ringd.git" || fail "git clone --bare $repo"
+echo "  readme: testing $(git -C "$work/ringd.git" log -1 --format='%h %s' HEAD | cut -c1-100)"
 # Owned by the newcomer (uid 59901 below), or git in the container refuses it ("dubious ownership").
 chown -R 59901:59901 "$work/ringd.git"
-echo "  readme: testing $(git -C "$work/ringd.git" log -1 --format='%h %s' HEAD | cut -c1-100)"
 # Crates for the lockfile, from the invoker's cache (online only for what it lacks).
 chown "$invoker" "$work/vendor"
 vendor() {
@@ -129,7 +129,9 @@ hard_nofile=$(ulimit -Hn)
 # --keep-unit/--register=no: the host need not run systemd or machined. A login shell (bash -l)
 # gives the user Debian's PATH for an ordinary user (/etc/profile: no sbin directories).
 nspawn() {
-  systemd-nspawn --quiet --register=no --keep-unit --console=pipe -D "$machine" -M "ringd-readme-$$" \
+  local seconds=$1
+  shift
+  timeout "$seconds" systemd-nspawn --quiet --register=no --keep-unit --console=pipe -D "$machine" -M "ringd-readme-$$" \
     --bind-ro="$sysroot:/opt/rust" --bind-ro="$work/vendor:/opt/vendor" \
     --bind-ro="$work/ringd.git:/opt/ringd.git" --bind-ro="$repo/tests/deploy:/opt/tests" \
     --bind-ro="$work/setup:/opt/setup" --bind="$work/result:/result" \
@@ -137,10 +139,10 @@ nspawn() {
     --setenv=RINGD_README_TESTS="$tests" "$@" </dev/null
 }
 
-out=$(nspawn --private-network /bin/bash /opt/setup/setup.sh 2>&1) || fail "creating the user and the clone in the container" "$out"
+out=$(nspawn 120 --private-network /bin/bash /opt/setup/setup.sh 2>&1) || fail "creating the user and the clone in the container" "$out"
 
 start=$(date +%s)
-out=$(timeout 900 nspawn --user=newcomer --chdir=/home/newcomer/ringd \
+out=$(nspawn 900 --user=newcomer --chdir=/home/newcomer/ringd \
   /bin/bash -lc 'RINGD_TESTS_INSTALL_ONLY=1 tests/run.sh' 2>&1)
 rc=$?
 if ((rc == 0)); then
@@ -150,7 +152,7 @@ else
 fi
 
 start=$(date +%s)
-timeout 2400 nspawn --private-network --user=newcomer --chdir=/home/newcomer/ringd \
+nspawn 2400 --private-network --user=newcomer --chdir=/home/newcomer/ringd \
   /bin/bash -l /opt/tests/readme_inside.sh >"$work/console.log" 2>&1
 rc=$?
 echo "  readme: the container ran the two commands for $(($(date +%s) - start)) s (exit $rc)"
