@@ -102,6 +102,8 @@ vendor() {
     cargo vendor --locked --versioned-dirs "$@" "$work/vendor" >/dev/null
 }
 out=$(vendor --offline 2>&1) || out=$(vendor 2>&1) || fail "cargo vendor" "$(tail -20 <<<"$out")"
+# Crates keep their archives' modes, some 0640: the newcomer must read them all.
+chmod -R a+rX "$work/vendor"
 
 # The newcomer: an ordinary user with sudo, a uid no user of this host is likely to have (locked
 # memory is counted per uid, and the container shares the host's).
@@ -160,6 +162,7 @@ echo "  readme: the container ran the two commands for $(($(date +%s) - start)) 
 cat "$work/result/log"
 if grep -q '^FAIL ' "$work/result/log"; then
   echo "  console (last 60 lines):"
-  tail -60 "$work/console.log" | sed 's/^/  /'
+  # (nspawn's own complaint about a propagation directory off tmpfs is left out: it means nothing.)
+  grep -v 'Attempted to remove disk file system' "$work/console.log" | tail -60 | sed 's/^/  /'
 fi
 exit 0
