@@ -161,6 +161,11 @@ echo "  readme: the container ran the two commands for $(($(date +%s) - start)) 
 [ -s "$work/result/log" ] || fail "no result from inside the container (exit $rc)" "$(tail -40 "$work/console.log")"
 cat "$work/result/log"
 if grep -q '^FAIL ' "$work/result/log"; then
+  # The test command's whole output, kept for a look after the run.
+  if [ -s "$work/result/tests.log" ]; then
+    cp "$work/result/tests.log" "/tmp/ringd-readme-tests.$$.log"
+    echo "  readme: the container's tests/run.sh output: /tmp/ringd-readme-tests.$$.log"
+  fi
   echo "  console (last 60 lines):"
   # (nspawn's own complaint about a propagation directory off tmpfs is left out: it means nothing.)
   grep -v 'Attempted to remove disk file system' "$work/console.log" | tail -60 | sed 's/^/  /'

@@ -56,7 +56,8 @@ summary=$(grep -E '^test result:' "$HOME/tests.log" | awk '{ p += $4; f += $6 } 
 if ((rc == 0)); then
   ok "tests/run.sh $(tr -s ' \n' ' ' <<<"$RINGD_README_TESTS")passes: $summary, and the soak ($(($(date +%s) - start)) s)"
 else
-  bad "tests/run.sh (exit $rc): $summary" "$(sed -n '/^tests\/run.sh: [0-9]* failure/,$p' "$HOME/tests.log")"$'\n'"$(grep -E 'panicked at|^---- ' "$HOME/tests.log" | head -40)"
+  bad "tests/run.sh (exit $rc): $summary" "$(sed -n '/^tests\/run.sh: [0-9]* failure/,$p' "$HOME/tests.log")"$'\n'"$(grep -E 'panicked at|^---- |^soak: ' "$HOME/tests.log" | head -60)"
+  cp "$HOME/tests.log" /result/tests.log
 fi
 # What the suite found of the kernel in here (a container's filter may refuse cachestat).
 cat >"$HOME/cachestat.py" <<'EOF'
