@@ -5,7 +5,8 @@
 # the namespace's own) with every file staged under a DESTDIR; install.sh/uninstall.sh into a
 # staging tree; tests/deploy/boot.sh, a real systemd in a container (RINGD_BOOT_TEST=0 skips it);
 # tests/deploy/haproxy_netns.sh, HAProxy in front of two ringd backends in network namespaces
-# (a rolling restart and a killed backend under wrk).
+# (a rolling restart and a killed backend under wrk); tests/deploy/readme.sh, the README's two
+# commands as an ordinary user in a fresh Debian 12 container (RINGD_README_TEST=0 skips it).
 # Needs root (unshare, ip netns, mount); installs shellcheck/systemd/util-linux/procps/iproute2/
 # haproxy/wrk/curl with apt-get if missing.
 # Last line: "deploy: N passed, M failed"; exit status 1 if any failed.
@@ -228,5 +229,22 @@ if [ "$boot" = 1 ]; then
     esac
   done <"$work/boot.log"
   grep -qE '^(ok|FAIL) ' "$work/boot.log" || fail "boot: boot.sh ran no test" "$(cat "$work/boot.log")"
+fi
+
+# ---- the README's two commands, as a newcomer on a fresh Debian 12 -------------------------------
+# About 10 minutes (two builds of the workspace in the container; the first run also debootstraps
+# into /var/cache/ringd-readmetest, about a minute). RINGD_README_TEST=0 skips it.
+if [ "${RINGD_README_TEST:-1}" = 1 ]; then
+  bash tests/deploy/readme.sh >"$work/readme.log" 2>&1
+  while IFS= read -r line; do
+    case $line in
+      "ok "*) pass "readme: ${line#ok }" ;;
+      "FAIL "*) fail "readme: ${line#FAIL }" ;;
+      "  "*) echo "$line" ;;
+    esac
+  done <"$work/readme.log"
+  grep -qE '^(ok|FAIL) ' "$work/readme.log" || fail "readme: readme.sh ran no test" "$(cat "$work/readme.log")"
+else
+  echo "note  the README test skipped (RINGD_README_TEST=0)"
 fi
 finish

@@ -735,8 +735,12 @@ fn read_file(path: &Path) -> Result<(FileConfig, String)> {
 mod tests {
     use super::*;
 
+    /// Loads `toml` from a file of its own: a directory per call (process id and a counter), so
+    /// that tests running at once never share one (and never remove another's).
     fn load_toml(toml: &str, args: ServeArgs) -> Result<Settings> {
-        let dir = std::env::temp_dir().join(format!("ringd-config-test-{}-{}", std::process::id(), toml.len()));
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ringd-config-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ringd.toml");
         std::fs::write(&path, toml).unwrap();

@@ -47,7 +47,8 @@ fn main() -> ExitCode {
 fn check(args: &args::ServeArgs) -> ExitCode {
     let checked = Settings::load(args).and_then(|settings| {
         EnvFilter::try_new(&settings.log).with_context(|| format!("invalid log filter {:?}", settings.log))?;
-        Site::new(settings.root.as_deref(), &settings.statics, &settings.static_options)?;
+        Site::new(settings.root.as_deref(), &settings.statics, &settings.static_options)
+            .map_err(|e| missing_root_hint(e, args, &settings))?;
         if let Some(tls) = &settings.server.tls {
             ring_server::tls::check(tls)?;
         }
@@ -67,6 +68,20 @@ fn check(args: &args::ServeArgs) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// A config file written for the machine it is installed on names a site root that may not
+/// exist where it is checked (`deploy/ringd.toml` on a fresh clone: `deploy/install.sh` creates
+/// its root): the error then says how to check the rest of the file anyway.
+fn missing_root_hint(e: anyhow::Error, args: &args::ServeArgs, settings: &Settings) -> anyhow::Error {
+    match (&args.config, &args.root, &settings.root) {
+        (Some(config), None, Some(root)) if !root.exists() => anyhow::anyhow!(
+            "{e:#}; to check {} before the root exists (deploy/install.sh creates the shipped one), give a directory that exists in its place: ringd check --config {} --root DIR",
+            config.display(),
+            config.display()
+        ),
+        _ => e,
     }
 }
 

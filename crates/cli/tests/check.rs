@@ -43,6 +43,35 @@ fn the_example_config_checks_and_prints_every_key() {
     assert_eq!(out2.stdout_str(), printed);
 }
 
+/// On a fresh clone the shipped config's root (created by deploy/install.sh) does not exist:
+/// the one error line says how to check the file anyway, and that way works.
+#[test]
+fn the_shipped_config_before_installing_says_how_to_check_it() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/ringd.toml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    let root = text
+        .lines()
+        .find_map(|l| l.strip_prefix("root = \""))
+        .and_then(|r| r.strip_suffix('"'))
+        .expect("a top-level root in deploy/ringd.toml");
+    if std::path::Path::new(root).exists() {
+        eprintln!("{root} exists here (ringd is installed): nothing to hint");
+        return;
+    }
+    let out = check(&["--config", shipped]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let line = out.stderr.trim();
+    assert!(!line.contains('\n'), "{line}");
+    assert!(line.starts_with("error: ") && line.contains(root), "{line}");
+    assert!(
+        line.contains(&format!("ringd check --config {shipped} --root DIR")),
+        "{line}"
+    );
+    let site = TempDir::new("check-shipped");
+    let out = check(&["--config", shipped, "--root", site.path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", out.stderr);
+}
+
 #[test]
 fn a_root_that_is_not_utf8_is_an_error_not_a_panic() {
     use std::os::unix::ffi::OsStrExt;

@@ -13,7 +13,7 @@ import json, sys, urllib.request
 try:
     from prometheus_client.parser import text_string_to_metric_families
 except ImportError:
-    sys.exit("prometheus_client is missing: python3 -m pip install prometheus-client")
+    sys.exit("prometheus_client is missing: apt-get install -y python3-prometheus-client (tests/run.sh installs it)")
 text = urllib.request.urlopen(sys.argv[1], timeout=10).read().decode()
 out = {}
 for family in text_string_to_metric_families(text):

@@ -379,75 +379,22 @@ fn memlock_limit_too_low_for_the_buffers_starts_with_fewer() {
     let _ = child.wait();
 }
 
-const SECCOMP_C: &str = r#"
-#include <stddef.h>
-#include <stdio.h>
-#include <errno.h>
-#include <unistd.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <linux/seccomp.h>
-#include <linux/filter.h>
-#include <linux/audit.h>
-
-#if defined(__x86_64__)
-#define ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define ARCH AUDIT_ARCH_AARCH64
-#else
-#error unsupported arch
-#endif
-
-int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: %s PROG ARGS...\n", argv[0]); return 125; }
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ARCH, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 425, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = { (unsigned short)(sizeof(f) / sizeof(f[0])), f };
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) { perror("prctl(NO_NEW_PRIVS)"); return 120; }
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) { perror("prctl(SECCOMP)"); return 121; }
-    /* Self-check: io_uring_setup must now fail with EPERM. */
-    char params[256] = {0};
-    long r = syscall(425, 4, params);
-    if (r >= 0 || errno != EPERM) { fprintf(stderr, "seccomp self-check failed: r=%ld errno=%d\n", r, errno); return 122; }
-    execv(argv[1], argv + 1);
-    perror("execv");
-    return 123;
-}
-"#;
-
 #[test]
 fn io_uring_blocked_by_seccomp() {
     if !(cfg!(target_arch = "x86_64") || cfg!(target_arch = "aarch64")) {
         eprintln!("NOTE: io_uring_blocked_by_seccomp skipped: syscall number 425 is only known for x86_64/aarch64");
         return;
     }
-    require_tool("cc", "gcc");
-    let dir = TempDir::new("seccomp");
-    let src = dir.write("noiouring.c", SECCOMP_C.as_bytes());
-    let exe = dir.join("noiouring");
-    let cc = run_bounded(
-        Command::new("cc").arg("-O1").arg("-o").arg(&exe).arg(&src),
-        Duration::from_secs(60),
-    );
-    assert!(
-        cc.status.success(),
-        "compiling the seccomp helper failed (install gcc and linux-libc-dev):\n{}",
-        cc.stderr
-    );
-    let mut cmd = Command::new(&exe);
-    cmd.arg(bin())
+    // io_uring_setup (425) refused as a container's filter refuses it.
+    let wrapper = seccomp::Filter::new().deny(425, libc::EPERM).command();
+    let mut cmd = Command::new(&wrapper[0]);
+    cmd.args(&wrapper[1..])
+        .arg(bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"]);
     let out = run_expect_exit(&mut cmd);
     assert!(
         !matches!(out.status.code(), Some(120..=125)),
-        "seccomp helper itself failed ({}):\n{}",
+        "seccomp wrapper itself failed ({}):\n{}",
         out.status,
         out.stderr
     );

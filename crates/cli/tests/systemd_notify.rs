@@ -3,7 +3,7 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Server;
 
@@ -84,37 +84,50 @@ fn serves_on_a_socket_passed_by_socket_activation() {
     use std::process::{Command, Stdio};
 
     common::require_tool("systemd-socket-activate", "systemd");
-    // Ask the OS for a free port; systemd-socket-activate binds it itself.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new("systemd-socket-activate")
-        .args([
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            common::bin(),
-            "serve",
-            "--workers",
-            "2",
-        ])
-        .args(["--listen", "127.0.0.1:1"]) // ignored under socket activation
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = common::LogBuf::default();
-    log.drain_from(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut stream = loop {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("systemd-socket-activate never listened on {port}: {e}"),
-        }
-    };
+    // systemd-socket-activate binds the port itself, and takes no port 0: pick a free one, and
+    // connect only once this child is seen listening on it. Connecting as soon as the port
+    // answers could reach whatever else took the port in between (another test's server, which
+    // would count our connection as its own); if something did, the child cannot bind, exits,
+    // and another port is tried.
+    let (mut child, port, log) = (0..10)
+        .find_map(|_| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new("systemd-socket-activate")
+                .args([
+                    "-l",
+                    &format!("127.0.0.1:{port}"),
+                    common::bin(),
+                    "serve",
+                    "--workers",
+                    "2",
+                ])
+                .args(["--listen", "127.0.0.1:1"]) // ignored under socket activation
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let log = common::LogBuf::default();
+            log.drain_from(child.stderr.take().unwrap());
+            let listening = common::poll_until(Duration::from_secs(10), || {
+                let mine = common::tcp_sockets(child.id())
+                    .iter()
+                    .any(|s| s.local_port == port && s.state == 0x0A);
+                mine || child.try_wait().unwrap().is_some()
+            });
+            if listening && child.try_wait().unwrap().is_none() {
+                return Some((child, port, log));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        })
+        .expect("systemd-socket-activate could not listen on a free port in ten tries");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream
         .write_all(b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")

@@ -6,13 +6,24 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use ring_server::{
-    handler_async, Body, BodyStream, Bytes, ChunkFuture, Request, Response, Router, Server, ServerConfig, Workers,
+    handler_async, Body, BodyStream, BufferConfig, Bytes, ChunkFuture, Request, Response, Router, Server, ServerConfig,
+    Workers,
 };
 
+/// Starts a one-worker server on a free port; it runs until the test process exits.
+///
+/// Each server locks its registered buffers (`RLIMIT_MEMLOCK`, which an ordinary user has 8 MiB
+/// of, for all of that user's processes together), and this binary keeps all of its servers:
+/// with the default pool (64 × 16 KiB) eight of them would fill the limit. Four buffers each
+/// (64 KiB) are plenty for these tests' few connections.
 fn start(config: ServerConfig, routes: impl Fn(&mut Router) + Send + Sync + 'static) -> SocketAddr {
     let config = ServerConfig {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         workers: Workers::Count(1),
+        buffers: BufferConfig {
+            count: 4,
+            ..config.buffers
+        },
         ..config
     };
     let server = Server::new(config, move |_| {

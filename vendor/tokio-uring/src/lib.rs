@@ -58,7 +58,6 @@
 
 #![warn(missing_docs)]
 #![allow(clippy::thread_local_initializer_can_be_made_const)]
-#![allow(deprecated, unused_assignments, mismatched_lifetime_syntaxes)] // ringd patch: quiet lints newer than the crate
 
 macro_rules! syscall {
     ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{

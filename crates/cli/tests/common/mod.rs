@@ -8,7 +8,10 @@
 #![allow(dead_code)]
 
 pub mod h2raw;
+pub mod kernel;
+pub mod limits;
 pub mod pki;
+pub mod seccomp;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -28,14 +31,16 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ringd")
 }
 
-/// Fail (never skip) when an external tool is missing.
+/// Where an ordinary user's PATH does not look but Debian installs daemons (nginx) and
+/// administration tools.
+const SBIN: [&str; 3] = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
+
+/// Fail (never skip) when an external tool is missing from PATH and the sbin directories.
 pub fn require_tool(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| is_executable(&d.join(tool))))
-        .unwrap_or(false);
     assert!(
-        found,
-        "required tool `{tool}` not found on PATH: install it (e.g. `apt-get install -y {package}`)"
+        find_tool(tool).is_some(),
+        "required tool `{tool}` not found on PATH or in {}: install it (e.g. `apt-get install -y {package}`)",
+        SBIN.join(", ")
     );
 }
 
@@ -47,6 +52,15 @@ pub fn debian_python() -> &'static str {
     } else {
         "python3"
     }
+}
+
+/// The path of `tool`: on PATH, or in an sbin directory (as `benches/compare-nginx` looks).
+pub fn find_tool(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(SBIN.iter().map(PathBuf::from))
+        .map(|d| d.join(tool))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -141,6 +155,53 @@ pub struct Server {
     pub addrs: Vec<SocketAddr>,
     log: LogBuf,
     status: Option<ExitStatus>,
+    /// This server's share of the locked memory budget, given back once it has exited (the
+    /// field drops after `Drop::drop` has reaped the process).
+    _memlock: limits::MemlockLease,
+}
+
+/// The locked memory (`RLIMIT_MEMLOCK`) a `ringd serve` with these arguments registers: workers
+/// × buffers × buffer size, from the flags, else from the `--config` file, else the defaults.
+/// (Its io_uring rings are not charged to the limit from Linux 5.12 on.)
+pub fn pinned_bytes(args: &[String]) -> u64 {
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    let config = flag("--config")
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    // A key of the config file: `workers` at the top, `count`/`size` under `[buffers]`.
+    let key = |section: Option<&str>, name: &str| -> Option<String> {
+        let mut current: Option<String> = None;
+        for line in config.lines().map(str::trim) {
+            if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                current = Some(s.trim().to_owned());
+            } else if current.as_deref() == section {
+                if let Some((k, v)) = line.split_once('=') {
+                    if k.trim() == name {
+                        return Some(v.trim().trim_matches('"').to_owned());
+                    }
+                }
+            }
+        }
+        None
+    };
+    let cpus = || std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let workers = match flag("--workers").cloned().or_else(|| key(None, "workers")) {
+        Some(w) if w == "auto" => cpus(),
+        Some(w) => w.parse().unwrap_or(1),
+        None => cpus(),
+    };
+    let count: u64 = flag("--buffers")
+        .cloned()
+        .or_else(|| key(Some("buffers"), "count"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let size: u64 = flag("--buffer-size")
+        .cloned()
+        .or_else(|| key(Some("buffers"), "size"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16 * 1024);
+    // Buffers are whole pages.
+    workers * count * size.div_ceil(4096) * 4096
 }
 
 impl Server {
@@ -185,8 +246,39 @@ impl Server {
             full.push("1".into());
         }
         full.extend(args.iter().map(|s| s.to_string()));
-        let expected_addrs = full.iter().filter(|a| *a == "--listen").count();
+        let memlock = limits::MemlockLease::acquire(pinned_bytes(&full));
+        // Locked memory is given back by the kernel a moment after the process that held it is
+        // gone (a ring is torn down after its last user; tens of milliseconds on Linux 6.18):
+        // a server that finds too little of it while other servers of this user have just
+        // exited is started again once that has happened, for a bounded time.
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match Self::try_start_once(wrapper, &full, env) {
+                Err(e) if e.contains("RLIMIT_MEMLOCK") && limits::is_limited() && Instant::now() < deadline => {
+                    limits::wait_for_release(Duration::from_millis(50));
+                }
+                result => {
+                    return result.map(|(child, addrs, log)| Server {
+                        addr: addrs[0],
+                        addrs,
+                        child: Some(child),
+                        log,
+                        status: None,
+                        _memlock: memlock,
+                    })
+                }
+            }
+        }
+    }
 
+    /// Starts `ringd` with `full` (its whole argument list) once: the child, the addresses it
+    /// listens on and its log, or why it did not start.
+    fn try_start_once(
+        wrapper: &[&str],
+        full: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<(Child, Vec<SocketAddr>, LogBuf), String> {
+        let expected_addrs = full.iter().filter(|a| *a == "--listen").count();
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
@@ -196,7 +288,7 @@ impl Server {
             None => Command::new(bin()),
         };
         let mut child = command
-            .args(&full)
+            .args(full)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -210,13 +302,7 @@ impl Server {
         loop {
             let addrs = parse_listen_addrs(&log.text());
             if addrs.len() >= expected_addrs {
-                return Ok(Server {
-                    addr: addrs[0],
-                    addrs,
-                    child: Some(child),
-                    log,
-                    status: None,
-                });
+                return Ok((child, addrs, log));
             }
             if let Some(st) = child.try_wait().unwrap() {
                 // Let the drain thread collect the last bytes.
@@ -363,6 +449,68 @@ impl Server {
     pub fn connect(&self) -> TcpStream {
         connect(self.addr)
     }
+
+    /// How many of the connections whose client ends are `clients` (their local addresses) the
+    /// server holds a descriptor for. Read from /proc, so that nothing else it has open counts:
+    /// not its listeners or files, and not a connection some other program made to its port.
+    pub fn connections_from(&self, clients: &[SocketAddr]) -> usize {
+        let ports: std::collections::HashSet<u16> = clients.iter().map(SocketAddr::port).collect();
+        tcp_sockets(self.pid())
+            .iter()
+            .filter(|s| s.local_port == self.addr.port() && ports.contains(&s.remote_port))
+            .count()
+    }
+}
+
+/// A TCP socket a process holds a descriptor for.
+pub struct TcpSocket {
+    pub local_port: u16,
+    pub remote_port: u16,
+    /// The kernel's state number (`0A`: listening).
+    pub state: u8,
+}
+
+/// The TCP sockets `pid` holds descriptors for: its socket descriptors' inodes, matched against
+/// the kernel's TCP tables of its network namespace (which list every socket there).
+pub fn tcp_sockets(pid: u32) -> Vec<TcpSocket> {
+    let inodes: std::collections::HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| {
+                    let link = std::fs::read_link(e.path()).ok()?;
+                    link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+            continue;
+        };
+        // "sl local_address rem_address st ... uid timeout inode", addresses as HEX:PORT.
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let port = |a: &str| a.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            let field = |i: usize| f.get(i).copied().unwrap_or("");
+            let (Some(local_port), Some(remote_port), Ok(state), Ok(inode)) = (
+                port(field(1)),
+                port(field(2)),
+                u8::from_str_radix(field(3), 16),
+                field(9).parse::<u64>(),
+            ) else {
+                continue;
+            };
+            if inodes.contains(&inode) {
+                found.push(TcpSocket {
+                    local_port,
+                    remote_port,
+                    state,
+                });
+            }
+        }
+    }
+    found
 }
 
 impl Drop for Server {
@@ -592,7 +740,14 @@ impl Conn {
 
     fn fill(&mut self) -> std::io::Result<usize> {
         let mut chunk = [0u8; 16384];
-        let n = self.stream.read(&mut chunk)?;
+        let n = loop {
+            // A signal (or work the kernel left for this thread) interrupts a read with a
+            // timeout with EINTR instead of restarting it: read again, as any client must.
+            match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
     }

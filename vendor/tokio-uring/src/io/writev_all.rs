@@ -33,7 +33,8 @@ pub(crate) async fn writev_at_all<T: BoundedBuf>(
         })
         .collect();
 
-    let mut iovs_ptr = iovs.as_ptr();
+    // Mutable: a partial write advances the first unwritten entry in place (ringd patch).
+    let mut iovs_ptr = iovs.as_mut_ptr();
     let mut iovs_len: u32 = iovs.len() as _;
 
     let mut total: usize = 0;
@@ -50,7 +51,7 @@ pub(crate) async fn writev_at_all<T: BoundedBuf>(
         };
 
         // Call the Op that is internal to this module.
-        let op = Op::writev_at_all2(fd, bufs, iovs, iovs_ptr, iovs_len, o).unwrap();
+        let op = Op::writev_at_all2(fd, bufs, iovs, iovs_ptr.cast_const(), iovs_len, o).unwrap();
         let res;
         (res, fd, bufs, iovs) = op.await;
 
@@ -72,8 +73,9 @@ pub(crate) async fn writev_at_all<T: BoundedBuf>(
 
         // Consume n and iovs_len until one or the other is exhausted.
         while n != 0 && iovs_len > 0 {
-            // safety: iovs_len > 0, so safe to dereference the const *.
-            let mut iovec = unsafe { *iovs_ptr };
+            // safety: iovs_len > 0, so iovs_ptr points at a live entry of `iovs`, which this
+            // function owns again (the operation has completed) and nothing else borrows.
+            let iovec = unsafe { &mut *iovs_ptr };
             let iov_len = iovec.iov_len;
             if n >= iov_len {
                 n -= iov_len;

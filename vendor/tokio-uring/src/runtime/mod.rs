@@ -152,6 +152,10 @@ fn start_uring_wakes_task(
     driver: driver::Handle,
 ) {
     let _guard = tokio_rt.enter();
+    // ringd patch: tokio 1.54 deprecates `AsyncFd::new` for types that may give up their
+    // descriptor while registered; the handle keeps the driver, and so the ring's descriptor,
+    // alive for as long as this `AsyncFd` holds it.
+    #[allow(deprecated)]
     let async_driver_handle = AsyncFd::new(driver).unwrap();
 
     local.spawn_local(drive_uring_wakes(async_driver_handle));
