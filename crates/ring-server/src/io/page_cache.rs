@@ -15,6 +15,21 @@ thread_local! {
     static AVAILABLE: Cell<bool> = const { Cell::new(true) };
 }
 
+/// Whether `cachestat(2)` answers for a file this process owns (a memfd), asked once per
+/// thread: if not, a filter refuses the call whatever the file.
+fn own_file_allowed() -> bool {
+    thread_local! {
+        static OWN_FILE: Cell<Option<bool>> = const { Cell::new(None) };
+    }
+    if let Some(allowed) = OWN_FILE.get() {
+        return allowed;
+    }
+    let allowed = rustix::fs::memfd_create("ringd-cachestat-probe", rustix::fs::MemfdFlags::CLOEXEC)
+        .is_ok_and(|fd| super::sys::cachestat(fd.as_fd(), 0, 4096).is_ok());
+    OWN_FILE.set(Some(allowed));
+    allowed
+}
+
 /// Whether every page of `len` bytes of `file` from `start` is in the page cache; `None` when
 /// that cannot be known (a kernel before 6.5, a filter that forbids the call).
 pub(crate) fn resident(file: &impl AsFd, start: u64, len: u64) -> Option<bool> {
@@ -27,7 +42,16 @@ pub(crate) fn resident(file: &impl AsFd, start: u64, len: u64) -> Option<bool> {
     let nr_cache = match super::sys::cachestat(file.as_fd(), start, len) {
         Ok(n) => n,
         Err(e) => {
-            if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) {
+            // ENOSYS: no such call (a kernel before 6.5, or a filter). EPERM: a filter, or the
+            // kernel's own rule for a file this process neither owns nor may write (an
+            // installed site is root's, the service's user is not): told apart once, on a file
+            // of this process's own.
+            let refused = match e.raw_os_error() {
+                Some(libc::ENOSYS) => true,
+                Some(libc::EPERM) => !own_file_allowed(),
+                _ => false,
+            };
+            if refused {
                 AVAILABLE.set(false);
             }
             return None;
