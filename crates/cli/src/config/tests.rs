@@ -178,3 +178,27 @@ fn defaults_without_file() {
     assert!(s.root.is_none());
     assert_eq!(s.log, "info");
 }
+
+/// README.md and deploy/ringd.toml name exactly the settings the server keeps until a restart
+/// (`ring_server::RESTART_ONLY`, declared once in ring-server's config.rs).
+#[test]
+fn readme_and_the_example_name_every_restart_only_setting() {
+    for (file, text) in [
+        ("README.md", include_str!("../../../../README.md")),
+        ("deploy/ringd.toml", include_str!("../../../../deploy/ringd.toml")),
+    ] {
+        let at = text
+            .find("restart-only")
+            .unwrap_or_else(|| panic!("{file} says nothing of the restart-only settings"));
+        let list = &text[at..];
+        // The list ends at the sentence's end.
+        let end = [list.find(';'), list.find(".\n")].into_iter().flatten().min();
+        let list = &list[..end.unwrap_or(list.len())];
+        let named: Vec<&str> = list.split('`').skip(1).step_by(2).collect();
+        let mut want = ring_server::RESTART_ONLY.to_vec();
+        let mut got = named.clone();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want, "{file}'s list of restart-only settings: {named:?}");
+    }
+}
