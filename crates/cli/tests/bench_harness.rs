@@ -1,8 +1,9 @@
 //! `benches/compare-nginx` end to end, on the binary under test: a short run against a real
 //! nginx with real wrk and h2load load. Its figures mean nothing at this length; what is checked
 //! is that the harness runs both servers, that every request of every run was answered (over
-//! HTTP/2 too: h2c, every request done and 2xx), and that it writes the report it promises (the
-//! table the README quotes, and the settings both servers ran with).
+//! HTTP/2 too: h2c, every request done and 2xx), that answers asked for compressed came
+//! compressed, and that it writes the report it promises (the tables the README quotes, and the
+//! settings both servers ran with).
 
 mod common;
 
@@ -12,12 +13,20 @@ use std::time::Duration;
 
 use common::{bin, require_tool, run_bounded, TempDir};
 
-/// The scenarios run: keep-alive, a static file, connection churn, and HTTP/2 with prior
-/// knowledge (h2load).
-const SCENARIOS: [&str; 4] = ["plaintext", "static4k", "close", "h2c"];
+/// The scenarios both servers run: keep-alive, a static file, connection churn, HTTP/2 with
+/// prior knowledge (h2load), and gzip on a handler's answer; the last two each on their own pair
+/// of instances.
+const SCENARIOS: [&str; 5] = ["plaintext", "static4k", "close", "h2c", "gzip1-json"];
+
+/// The scenarios only ringd runs (nginx has no Brotli): a static file compressed once and kept.
+const RINGD_ONLY: [&str; 1] = ["br-js"];
 
 /// The HTTP/2 scenarios among them.
 const H2_SCENARIOS: [&str; 1] = ["h2c"];
+
+/// The compression scenarios, with the size of the uncompressed body each server sends when not
+/// asked to compress (`/json/20k`: 20 KiB of JSON; `/static/100k.js`: 100 KiB).
+const COMPRESSION: [(&str, u64); 2] = [("gzip1-json", 20 * 1024), ("br-js", 100 * 1024)];
 
 /// The most requests that can be open when an h2load run stops: `-c 100 -m 10`.
 const H2_IN_FLIGHT: u64 = 100 * 10;
@@ -80,6 +89,41 @@ fn first_table(section: &str) -> impl Iterator<Item = &str> {
 
 fn cells(line: &str) -> Vec<&str> {
     line.trim().trim_matches('|').split('|').map(str::trim).collect()
+}
+
+/// One row of the report's "Compression" table.
+struct CompressionRow {
+    scenario: String,
+    ringd_bytes: String,
+    nginx_bytes: String,
+    flags: String,
+}
+
+/// The rows of the "Compression" table.
+fn compression_rows(report: &str) -> Vec<CompressionRow> {
+    let section = report
+        .split("## Compression")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no \"Compression\" section in the report:\n{report}"));
+    let mut lines = first_table(section);
+    let header: Vec<&str> = cells(lines.next().expect("the table's header"));
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name:?} in {header:?}"))
+    };
+    let columns = ["scenario", "ringd bytes/response", "nginx bytes/response", "flags"].map(col);
+    lines
+        .skip(1) // the |---| line
+        .map(cells)
+        .map(|c| CompressionRow {
+            scenario: c[columns[0]].to_owned(),
+            ringd_bytes: c[columns[1]].to_owned(),
+            nginx_bytes: c[columns[2]].to_owned(),
+            flags: c[columns[3]].to_owned(),
+        })
+        .collect()
 }
 
 /// One row of the report's "HTTP/2 runs" table (h2load's own counters).
@@ -162,7 +206,7 @@ fn the_harness_runs_both_servers_and_writes_its_report() {
             "--warmup",
             "0",
             "--scenarios",
-            &SCENARIOS.join(","),
+            &[&SCENARIOS[..], &RINGD_ONLY[..]].concat().join(","),
             "--no-chart",
             "--no-perf",
             "--out",
@@ -185,10 +229,18 @@ fn the_harness_runs_both_servers_and_writes_its_report() {
         assert!(report.contains(&row), "no summary row for {scenario}:\n{report}");
         assert!(result.stdout_str().contains(&row), "{scenario} missing from stdout");
     }
-    // Every run of both servers answered every request it counted.
+    // Every run of every server that ran a scenario answered every request it counted; nginx
+    // ran none of the scenarios only ringd runs.
     let runs = all_runs(&report);
-    for scenario in SCENARIOS {
-        for server in ["ringd", "nginx"] {
+    let servers_of = |scenario: &str| -> &[&str] {
+        if RINGD_ONLY.contains(&scenario) {
+            &["ringd"]
+        } else {
+            &["ringd", "nginx"]
+        }
+    };
+    for scenario in SCENARIOS.into_iter().chain(RINGD_ONLY) {
+        for &server in servers_of(scenario) {
             let run = runs
                 .iter()
                 .find(|r| r.scenario == scenario && r.server == server)
@@ -199,6 +251,31 @@ fn the_harness_runs_both_servers_and_writes_its_report() {
                 (0, 0),
                 "{server} in {scenario}: non-2xx responses or socket errors"
             );
+        }
+        let ran = runs.iter().filter(|r| r.scenario == scenario).count();
+        assert_eq!(ran, servers_of(scenario).len(), "runs of {scenario}:\n{report}");
+    }
+    // Compression: each server that ran a scenario sent fewer bytes a response than the body
+    // has uncompressed (the harness checked Content-Encoding before the runs), and no run was
+    // flagged for errors (a busy machine may get other flags).
+    let compression = compression_rows(&report);
+    for (scenario, plain) in COMPRESSION {
+        let row = compression
+            .iter()
+            .find(|r| r.scenario == scenario)
+            .unwrap_or_else(|| panic!("no Compression row for {scenario}:\n{report}"));
+        assert!(!row.flags.contains("ERRORS"), "{scenario}:\n{report}");
+        for (&server, bytes) in servers_of(scenario).iter().zip([&row.ringd_bytes, &row.nginx_bytes]) {
+            let bytes: f64 = bytes
+                .parse()
+                .unwrap_or_else(|_| panic!("{server} in {scenario}: bytes/response {bytes:?}"));
+            assert!(
+                bytes > 0.0 && bytes < plain as f64 * 0.8,
+                "{server} in {scenario}: {bytes} bytes a response, the body has {plain} uncompressed:\n{report}"
+            );
+        }
+        if RINGD_ONLY.contains(&scenario) {
+            assert_eq!(row.nginx_bytes, "n/a (ringd only)", "{scenario}:\n{report}");
         }
     }
     // HTTP/2: h2load spoke h2c to both, every request it finished succeeded, and none was lost
