@@ -33,8 +33,12 @@ missing=()
 for tool in "${!tools[@]}"; do
   PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1 || missing+=("${tools[$tool]}")
 done
+# The tests run Debian's Python for these (common::debian_python): another python3 earlier on
+# the PATH (pyenv's, say) would not see Debian's packages.
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
 for mod in "${!pymods[@]}"; do
-  python3 -c "import $mod" >/dev/null 2>&1 || missing+=("${pymods[$mod]}")
+  "$py" -c "import $mod" >/dev/null 2>&1 || missing+=("${pymods[$mod]}")
 done
 # The benchmark chart's test draws text with DejaVu Sans.
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
@@ -56,9 +60,10 @@ if ((${#missing[@]})); then
   [ -z "$policy" ] || $sudo rm -f "$policy"
   ((rc == 0)) || { echo "tests/run.sh: apt-get install $pkgs failed" >&2; exit 1; }
 fi
+[ -x /usr/bin/python3 ] && py=/usr/bin/python3
 for mod in "${!pymods[@]}"; do
-  python3 -c "import $mod" 2>/dev/null && continue
-  echo "tests/run.sh: $(command -v python3) cannot import $mod although ${pymods[$mod]} is installed: put Debian's /usr/bin/python3 first on PATH" >&2
+  "$py" -c "import $mod" 2>/dev/null && continue
+  echo "tests/run.sh: $py cannot import $mod although ${pymods[$mod]} is installed" >&2
   exit 1
 done
 # The HTTP/2 conformance test runs httpwg's RFC 9113 cases (a crate, not a Debian package; it

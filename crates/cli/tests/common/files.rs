@@ -101,7 +101,7 @@ pub fn poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
     require_tool("python3", "python3");
     let out = run_bounded(
-        Command::new("python3").arg("-c").arg(script).args(args),
+        Command::new(debian_python()).arg("-c").arg(script).args(args),
         Duration::from_secs(60),
     );
     out.assert_success("python3");
