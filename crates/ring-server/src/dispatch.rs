@@ -18,7 +18,7 @@ use ringd_core::{Method, RequestHead, Target, Version};
 
 use crate::app::handler::{BodyStream, Params, Reply, Request, Response};
 use crate::app::router::Routed;
-use crate::boxed::boxed;
+use crate::heap::boxed;
 use crate::ops::access_log::Entry;
 use crate::traffic::Verdict;
 use crate::worker::{spawn_log_flush, Worker};

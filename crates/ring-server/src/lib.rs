@@ -8,14 +8,15 @@
 
 /// The handler API and the router: what users of the library see.
 pub mod app;
-/// Boxing a future where it is built, not on the stack first.
-mod boxed;
 /// Validated server configuration.
 pub mod config;
 /// Protocol-neutral: route a request, call its handler, count and log it.
 mod dispatch;
 /// Typed start-up and runtime errors.
 pub mod error;
+/// Memory the crate lays out itself: page-aligned buffers, futures boxed in place or in
+/// recycled memory.
+mod heap;
 /// One HTTP/1.1 connection: read, parse, answer, encode, send.
 mod http1;
 /// HTTP/2: h2 over TLS and h2c, on the same dispatch.

@@ -149,6 +149,21 @@ pub fn start<F: Future>(future: F) -> F::Output {
     rt.block_on(future)
 }
 
+/// ringd patch: submits the operations queued on the current thread's ring (if any) and
+/// dispatches the completions already posted, waking their tasks; returns how many completions
+/// there were. For an executor running on this runtime that goes on with the tasks those
+/// completions wake instead of waiting for tokio's next park (where the runtime does both).
+///
+/// # Panics
+/// Outside a tokio-uring runtime.
+pub fn submit_and_dispatch() -> std::io::Result<usize> {
+    runtime::CONTEXT.with(|x| {
+        x.handle()
+            .expect("submit_and_dispatch outside a tokio-uring runtime")
+            .submit_and_dispatch()
+    })
+}
+
 /// ringd patch: bounds the kernel worker threads (io-wq) that this thread's ring may use for
 /// operations that cannot complete inline (`[bounded, unbounded]`, as
 /// `IORING_REGISTER_IOWQ_MAX_WORKERS`; 0 leaves a limit as it is, and the previous limits are

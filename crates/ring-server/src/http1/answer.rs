@@ -15,8 +15,8 @@ use super::redirect::to_https;
 use super::send::send_rest;
 use crate::app::handler::{Body, Params, Response};
 use crate::app::router::Routed;
-use crate::boxed::boxed;
 use crate::dispatch;
+use crate::heap::boxed;
 use crate::ops::access_log::Entry;
 use crate::worker::Worker;
 

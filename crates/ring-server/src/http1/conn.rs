@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio_uring::net::TcpStream;
 
-use crate::boxed::boxed;
+use crate::heap::{boxed, recycled};
 use crate::http2;
 use crate::io::buf::{OutBuf, ReadBuf, READ_BUF_KEEP};
 use crate::io::conns::Phase;
@@ -160,9 +160,10 @@ impl Conn {
                         Some(false) => {}
                     }
                 }
-                // Answering runs boxed: its states are a connection's largest. One allocation per
-                // batch of requests pays for it.
-                if let Some(close) = boxed(|| self.answer_and_send()).await {
+                // Answering runs on the heap: its states are a connection's largest, and an idle
+                // connection holds none of them. The memory is the worker's, reused batch after
+                // batch (`recycled`).
+                if let Some(close) = recycled(|| self.answer_and_send()).await {
                     break close;
                 }
                 self.compact();

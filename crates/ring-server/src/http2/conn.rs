@@ -16,6 +16,7 @@ use h2::Reason;
 use super::io::H2Io;
 use super::state::ConnState;
 use super::stream::answer;
+use crate::heap::boxed;
 use crate::io::stream::Transport;
 use crate::worker::ConnSlot;
 
@@ -101,7 +102,10 @@ pub(crate) async fn serve(handoff: Handoff) {
         match next {
             Some(Ok((request, respond))) => {
                 state.stream_opened();
-                tokio_uring::spawn(answer(request, respond, state.clone(), peer));
+                let state = state.clone();
+                worker
+                    .tasks
+                    .spawn_boxed(boxed(|| answer(request, respond, state, peer)));
             }
             Some(Err(e)) => {
                 if !e.is_io() {

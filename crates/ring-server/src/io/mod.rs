@@ -20,5 +20,5 @@ pub(crate) mod proxy;
 pub(crate) mod ring;
 /// A connection's byte stream: plain TCP, or TLS over it.
 pub(crate) mod stream;
-/// The system calls without a safe wrapper: every `unsafe` block but [`buf::PageBuf`]'s.
+/// The system calls without a safe wrapper: every `unsafe` block but `crate::heap`'s.
 mod sys;

@@ -24,7 +24,7 @@ use super::conn_io::{ConnIo, WorkerIo};
 use super::conns::Phase;
 use super::file::{read_pieces, send_file};
 use crate::app::handler::FileBody;
-use crate::boxed::boxed;
+use crate::heap::boxed;
 use crate::ops::stats::{Op, Sent};
 use crate::tls::session::{Failure, TlsSession};
 

@@ -1,8 +1,6 @@
 //! Every system call ring-server makes without a safe wrapper (none in `libc`'s safe
-//! surface, `rustix` or socket2): the crate's only `unsafe` outside [`PageBuf`], each block with
+//! surface, `rustix` or socket2): the crate's only `unsafe` outside `crate::heap`, each block with
 //! the reason it holds.
-//!
-//! [`PageBuf`]: crate::io::buf::PageBuf
 #![allow(unsafe_code)]
 
 use std::io;

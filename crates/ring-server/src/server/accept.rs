@@ -15,12 +15,11 @@ use crate::ops::stats::{Op, ProxyRefusal};
 use crate::traffic::Admit;
 use crate::worker::{ConnSlot, Worker};
 
-/// Starts serving an accepted connection on its own task. The connection's future is boxed:
-/// tokio moves a task's future by value as it spawns and finishes it, several copies of the
-/// whole future per connection, where a box moves a pointer (`benches/results/HISTORY.md`).
+/// Starts serving an accepted connection on its own task of the worker's executor
+/// (`worker::Tasks`), which keeps the connection's future in the box it was built in.
 fn spawn_conn(stream: TcpStream, peer: SocketAddr, worker: &Rc<Worker>, kind: ListenerKind, proxy: bool) {
     if proxy {
-        tokio_uring::spawn(Box::pin(proxied(stream, peer, worker.clone(), kind)));
+        worker.tasks.spawn(proxied(stream, peer, worker.clone(), kind));
     } else {
         serve_admitted(stream, peer, worker, kind, &[]);
     }
@@ -34,11 +33,11 @@ fn serve_admitted(stream: TcpStream, client: SocketAddr, worker: &Rc<Worker>, ki
         Admit::Serve(permit) => {
             if let Some(conn) = http1::serve(stream, client, worker.clone(), kind, read) {
                 match permit {
-                    None => tokio_uring::spawn(Box::pin(conn)),
-                    Some(permit) => tokio_uring::spawn(Box::pin(async move {
+                    None => worker.tasks.spawn_boxed(Box::pin(conn)),
+                    Some(permit) => worker.tasks.spawn(async move {
                         conn.await;
                         drop(permit);
-                    })),
+                    }),
                 };
             }
         }

@@ -135,6 +135,8 @@ pub(crate) fn run(setup: WorkerSetup) {
             https_port,
             WorkerTraffic::new(id, limits, &config.compression),
         ));
+        // A submission that fails leaves its operations queued, for the park's to submit.
+        tokio_uring::spawn(worker.tasks.run(|| tokio_uring::submit_and_dispatch().unwrap_or(0)));
         for (listener, kind, proxy) in listeners {
             let listener = TcpListener::from_std(listener);
             tokio_uring::spawn(accept_loop(id, listener, kind, proxy, worker.clone()));

@@ -4,6 +4,7 @@
 
 mod date;
 mod slot;
+mod tasks;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -13,6 +14,7 @@ use std::time::Instant;
 use ringd_core::CommonLines;
 
 pub(crate) use slot::ConnSlot;
+pub(crate) use tasks::Tasks;
 
 use crate::app::router::Router;
 use crate::app::type_lines::TypeLines;
@@ -47,6 +49,8 @@ pub(crate) struct Worker {
     pub(crate) https_port: u16,
     /// Rate and connection limits, compression contexts.
     pub(crate) traffic: WorkerTraffic,
+    /// The executor of the worker's connections and HTTP/2 streams.
+    pub(crate) tasks: Tasks,
 }
 
 impl Worker {
@@ -71,6 +75,7 @@ impl Worker {
             access_log,
             https_port,
             traffic,
+            tasks: Tasks::new(),
         }
     }
 

@@ -11,7 +11,6 @@
 //!   tick, malloc's per-thread cache would overflow into its slow path.
 
 mod out;
-mod page;
 mod read;
 
 use std::cell::RefCell;
@@ -21,8 +20,8 @@ use std::sync::Arc;
 use tokio_uring::buf::fixed::FixedBufPool;
 use tokio_uring::buf::BufRing;
 
+pub(crate) use crate::heap::{PageBuf, PAGE};
 pub(crate) use out::OutBuf;
-pub(crate) use page::{PageBuf, PAGE};
 pub(crate) use read::{ReadBuf, KEEP as READ_BUF_KEEP};
 
 use crate::config::{BufferConfig, RECEIVE_BUFFER_SIZE};

@@ -45,8 +45,22 @@ impl Handle {
         self.inner.borrow_mut().dispatch_completions()
     }
 
+    /// ringd patch: see `crate::submit_and_dispatch`.
+    pub(crate) fn submit_and_dispatch(&self) -> io::Result<usize> {
+        self.inner.borrow_mut().submit_and_dispatch()
+    }
+
     pub(crate) fn flush(&self) -> io::Result<usize> {
-        self.inner.borrow_mut().uring.submit()
+        let mut driver = self.inner.borrow_mut();
+        // ringd patch: nothing queued and no overflowed completions to flush: no system call
+        // (an executor may have submitted everything already, see `crate::submit_and_dispatch`).
+        {
+            let sq = driver.uring.submission();
+            if sq.is_empty() && !sq.cq_overflow() {
+                return Ok(0);
+            }
+        }
+        driver.uring.submit()
     }
 
     /// ringd patch: see `crate::limit_io_workers`.

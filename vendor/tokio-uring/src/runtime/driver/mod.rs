@@ -81,10 +81,17 @@ impl Driver {
     }
 
     pub(crate) fn dispatch_completions(&mut self) {
+        self.dispatch_counted();
+    }
+
+    /// ringd patch: `dispatch_completions`, returning how many completions there were.
+    pub(crate) fn dispatch_counted(&mut self) -> usize {
         let mut cq = self.uring.completion();
         cq.sync();
+        let mut count = 0;
 
         for cqe in cq {
+            count += 1;
             if cqe.user_data() == u64::MAX {
                 // Result of the cancellation action. There isn't anything we
                 // need to do here. We must wait for the CQE for the operation
@@ -96,6 +103,15 @@ impl Driver {
 
             self.ops.complete(index, cqe);
         }
+        count
+    }
+
+    /// ringd patch: see `crate::submit_and_dispatch`.
+    pub(crate) fn submit_and_dispatch(&mut self) -> io::Result<usize> {
+        if !self.uring.submission().is_empty() {
+            self.submit()?;
+        }
+        Ok(self.dispatch_counted())
     }
 
     pub(crate) fn register_buffers(
