@@ -50,8 +50,8 @@ fn main() {
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "may_minihttp {VERSION}'s {EXAMPLE} not found in {tried:?}: run `cargo fetch` on this \
-                 manifest, or set MAY_MINIHTTP_SRC to the crate's source directory"
+                "may_minihttp {VERSION}'s {EXAMPLE} not found in {tried:?}: set MAY_MINIHTTP_SRC to the \
+                 crate's unpacked source directory (vendored sources, another CARGO_HOME)"
             )
         });
     println!("cargo:rerun-if-changed={}", example.display());
