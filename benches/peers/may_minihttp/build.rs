@@ -17,7 +17,10 @@ const VERSION: &str = "0.1.11";
 const EXAMPLE: &str = "examples/techempower_no_db.rs";
 const PATCHES: [(&str, &str); 2] = [
     ("fn main() {", "fn example_main() {"),
-    ("http_server.start(\"0.0.0.0:8081\")", "http_server.start(listen_addr())"),
+    (
+        "http_server.start(\"0.0.0.0:8081\")",
+        "http_server.start(listen_addr())",
+    ),
 ];
 
 fn candidates() -> Vec<PathBuf> {

@@ -35,7 +35,10 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     let (status, content_type, body) = match req.uri().path() {
         "/plaintext" => (StatusCode::OK, "text/plain", Bytes::from_static(HELLO)),
         "/json" => {
-            let body = serde_json::to_vec(&Message { message: "Hello, World!" }).expect("a plain struct");
+            let body = serde_json::to_vec(&Message {
+                message: "Hello, World!",
+            })
+            .expect("a plain struct");
             (StatusCode::OK, "application/json", Bytes::from(body))
         }
         _ => (StatusCode::NOT_FOUND, "text/plain", Bytes::new()),
@@ -83,7 +86,11 @@ fn main() -> std::io::Result<()> {
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| std::io::Error::other(usage))?;
     let workers: usize = match args.next() {
-        Some(n) => n.parse().ok().filter(|n| *n > 0).ok_or_else(|| std::io::Error::other(usage))?,
+        Some(n) => n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| std::io::Error::other(usage))?,
         None => 1,
     };
     let listener = std::net::TcpListener::bind(addr)?;

@@ -32,6 +32,9 @@ fn main() {
         None => 1,
     };
     may::config().set_workers(workers);
-    eprintln!("techempower_no_db: {workers} may worker(s), listening on {}", listen_addr());
+    eprintln!(
+        "techempower_no_db: {workers} may worker(s), listening on {}",
+        listen_addr()
+    );
     example_main();
 }
