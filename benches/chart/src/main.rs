@@ -5,9 +5,10 @@
 //! ```
 //!
 //! The JSON is the one the harness writes next to its markdown report. Every entry of its
-//! `bars` array becomes one bar: the median ratio ringd/nginx of one metric in one scenario,
-//! with a whisker from the smallest to the largest per-round ratio. A horizontal line marks
-//! 1.0 (parity). Each bar says in its label whether higher or lower is better for ringd.
+//! `bars` array becomes one bar: the median ratio ringd/nginx (or ringd against a Rust peer:
+//! may_minihttp, hyper) of one metric in one scenario, with a whisker from the smallest to the
+//! largest per-round ratio. A horizontal line marks 1.0 (parity). Each bar says in its label
+//! whether higher or lower is better for ringd; bars against a peer are a lighter shade.
 //!
 //! Text is drawn with a TrueType font read from a file (plotters' `ab_glyph` backend), so no
 //! fontconfig or GUI library is needed: `--font`, else `$RINGD_CHART_FONT`, else DejaVu Sans
@@ -54,6 +55,10 @@ struct Bar {
     metric: String,
     /// "higher" or "lower": which direction is better for ringd.
     better: String,
+    /// The server ringd is compared with: "nginx" (also when absent, as in older files) or a
+    /// Rust peer's name.
+    #[serde(default = "nginx")]
+    against: String,
     /// Median of the per-round ratios ringd/nginx, or null when it could not be measured.
     median: Option<f64>,
     /// Smallest per-round ratio.
@@ -103,7 +108,12 @@ fn load_font(explicit: Option<&Path>) -> Result<()> {
         .map_err(|_| anyhow::anyhow!("{} is not a usable TrueType/OpenType font", path.display()))
 }
 
-fn bar_colour(bar: &Bar) -> RGBColor {
+fn nginx() -> String {
+    "nginx".to_owned()
+}
+
+/// The colour of the metric, for the bar's label.
+fn metric_colour(bar: &Bar) -> RGBColor {
     if bar.better == "lower" {
         RGBColor(46, 139, 87)
     } else if bar.metric.starts_with("req/s") {
@@ -111,6 +121,16 @@ fn bar_colour(bar: &Bar) -> RGBColor {
     } else {
         RGBColor(222, 125, 44)
     }
+}
+
+/// The bar's fill: the metric's colour against nginx, halfway to white against a peer.
+fn bar_colour(bar: &Bar) -> RGBColor {
+    let RGBColor(r, g, b) = metric_colour(bar);
+    if bar.against == "nginx" {
+        return RGBColor(r, g, b);
+    }
+    let light = |c: u8| c + (255 - c) / 2;
+    RGBColor(light(r), light(g), light(b))
 }
 
 fn draw(data: &Input, output: &Path) -> Result<()> {
@@ -197,7 +217,7 @@ fn draw(data: &Input, output: &Path) -> Result<()> {
         let x0 = i as f64 + 0.18;
         let x1 = i as f64 + 0.82;
         let mid = i as f64 + 0.5;
-        let colour = bar_colour(bar);
+        let (colour, label_colour) = (bar_colour(bar), metric_colour(bar));
         match bar.median.filter(|v| v.is_finite() && *v > 0.0) {
             Some(m) => {
                 chart.draw_series(std::iter::once(Rectangle::new(
@@ -252,12 +272,12 @@ fn draw(data: &Input, output: &Path) -> Result<()> {
         root.draw(&Text::new(
             bar.metric.clone(),
             (px, py + 25),
-            ("sans-serif", 12).into_font().color(&colour).pos(centred),
+            ("sans-serif", 12).into_font().color(&label_colour).pos(centred),
         ))?;
         root.draw(&Text::new(
             format!("{} is better", bar.better),
             (px, py + 41),
-            ("sans-serif", 12).into_font().color(&colour).pos(centred),
+            ("sans-serif", 12).into_font().color(&label_colour).pos(centred),
         ))?;
     }
     // Parity, drawn over the bars: ringd and nginx equal.
@@ -278,15 +298,19 @@ mod tests {
         {"scenario": "plaintext", "metric": "req/s ringd÷nginx", "better": "higher", "median": 1.1, "min": 1.0, "max": 1.2},
         {"scenario": "close", "metric": "CPU/req nginx÷ringd", "better": "higher", "median": 0.9, "min": 0.8, "max": 0.95},
         {"scenario": "idle10k", "metric": "RSS/conn ringd÷nginx", "better": "lower", "median": 27.0, "min": 26.0, "max": 28.0},
-        {"scenario": "json", "metric": "req/s ringd÷nginx", "better": "higher", "median": null, "min": null, "max": null}
+        {"scenario": "json", "metric": "req/s ringd÷nginx", "better": "higher", "median": null, "min": null, "max": null},
+        {"scenario": "plaintext", "metric": "CPU/req hyper÷ringd", "better": "higher", "against": "hyper", "median": 0.8, "min": 0.7, "max": 0.9}
     ]}"#;
 
     #[test]
     fn parses_the_harness_json() {
         let data: Input = serde_json::from_str(SAMPLE).unwrap();
-        assert_eq!(data.bars.len(), 4);
+        assert_eq!(data.bars.len(), 5);
         assert_eq!(data.bars[2].better, "lower");
         assert_eq!(data.bars[3].median, None);
+        assert_eq!(data.bars[0].against, "nginx");
+        assert_eq!(data.bars[4].against, "hyper");
+        assert_ne!(bar_colour(&data.bars[1]), bar_colour(&data.bars[4]));
     }
 
     #[test]
