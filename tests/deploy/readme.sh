@@ -95,11 +95,12 @@ git clone -q --bare "$repo" "$work/ringd.git" || fail "git clone --bare $repo"
 echo "  readme: testing $(git -C "$work/ringd.git" log -1 --format='%h %s' HEAD | cut -c1-100)"
 # Owned by the newcomer (uid 59901 below), or git in the container refuses it ("dubious ownership").
 chown -R 59901:59901 "$work/ringd.git"
-# Crates for the lockfile, from the invoker's cache (online only for what it lacks).
+# Crates for the lockfile and the benchmark's hyper peer (its test builds it), from the invoker's
+# cache (online only for what it lacks).
 chown "$invoker" "$work/vendor"
 vendor() {
   runuser -u "$invoker" -- env HOME="$invoker_home" PATH="$sysroot/bin:$PATH" \
-    cargo vendor --locked --versioned-dirs "$@" "$work/vendor" >/dev/null
+    cargo vendor --locked --versioned-dirs --sync benches/peers/hyper/Cargo.toml "$@" "$work/vendor" >/dev/null
 }
 out=$(vendor --offline 2>&1) || out=$(vendor 2>&1) || fail "cargo vendor" "$(tail -20 <<<"$out")"
 # Crates keep their archives' modes, some 0640: the newcomer must read them all.

@@ -3,7 +3,8 @@
 //! is that the harness runs both servers, that every request of every run was answered (over
 //! HTTP/2 too: h2c, every request done and 2xx), that answers asked for compressed came
 //! compressed, and that it writes the report it promises (the tables the README quotes, and the
-//! settings both servers ran with).
+//! settings both servers ran with), with a Rust peer (hyper) run beside them where it serves the
+//! scenario.
 
 mod common;
 
@@ -20,6 +21,11 @@ const SCENARIOS: [&str; 5] = ["plaintext", "static4k", "close", "h2c", "gzip1-js
 
 /// The scenarios only ringd runs (nginx has no Brotli): a static file compressed once and kept.
 const RINGD_ONLY: [&str; 1] = ["br-js"];
+
+/// The Rust peer that also runs (built by the harness from `benches/peers/hyper`), and the
+/// scenarios among [`SCENARIOS`] it serves.
+const PEER: &str = "hyper";
+const PEER_SCENARIOS: [&str; 1] = ["plaintext"];
 
 /// The HTTP/2 scenarios among them.
 const H2_SCENARIOS: [&str; 1] = ["h2c"];
@@ -207,12 +213,15 @@ fn the_harness_runs_both_servers_and_writes_its_report() {
             "0",
             "--scenarios",
             &[&SCENARIOS[..], &RINGD_ONLY[..]].concat().join(","),
+            "--peers",
+            PEER,
             "--no-chart",
             "--no-perf",
             "--out",
             out.path.to_str().unwrap(),
         ]),
-        Duration::from_secs(300),
+        // The first run builds the peer (about a minute on a fresh machine).
+        Duration::from_secs(600),
     );
     result.assert_success("the harness");
     let reports: Vec<_> = std::fs::read_dir(&out.path)
@@ -230,11 +239,13 @@ fn the_harness_runs_both_servers_and_writes_its_report() {
         assert!(result.stdout_str().contains(&row), "{scenario} missing from stdout");
     }
     // Every run of every server that ran a scenario answered every request it counted; nginx
-    // ran none of the scenarios only ringd runs.
+    // ran none of the scenarios only ringd runs, the peer only those it serves.
     let runs = all_runs(&report);
     let servers_of = |scenario: &str| -> &[&str] {
         if RINGD_ONLY.contains(&scenario) {
             &["ringd"]
+        } else if PEER_SCENARIOS.contains(&scenario) {
+            &["ringd", "nginx", PEER]
         } else {
             &["ringd", "nginx"]
         }
@@ -254,6 +265,15 @@ fn the_harness_runs_both_servers_and_writes_its_report() {
         }
         let ran = runs.iter().filter(|r| r.scenario == scenario).count();
         assert_eq!(ran, servers_of(scenario).len(), "runs of {scenario}:\n{report}");
+    }
+    // The peer has its section, with a row against ringd in each scenario it served.
+    let peers = report
+        .split("## Against the fastest Rust servers")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no section on the Rust peers:\n{report}"));
+    for scenario in PEER_SCENARIOS {
+        let row = format!("| {scenario} | {PEER} |");
+        assert!(peers.contains(&row), "no {PEER} row in {scenario}:\n{peers}");
     }
     // Compression: each server that ran a scenario sent fewer bytes a response than the body
     // has uncompressed (the harness checked Content-Encoding before the runs), and no run was
