@@ -53,7 +53,13 @@ struct Inner {
     /// The tasks; an entry's future is `None` while it is being polled.
     slab: RefCell<Slab<Entry>>,
     shared: Arc<Shared>,
+    /// Wakers of ended tasks that nothing else holds, for the next tasks (a connection or a
+    /// stream would otherwise allocate one and free it).
+    spare: RefCell<Vec<Arc<TaskWaker>>>,
 }
+
+/// Spare wakers kept at most.
+const SPARE: usize = 1024;
 
 struct Entry {
     future: Option<Task>,
@@ -100,6 +106,7 @@ impl Tasks {
             inner: Rc::new(Inner {
                 slab: RefCell::new(Slab::new()),
                 shared,
+                spare: RefCell::new(Vec::new()),
             }),
         }
     }
@@ -113,11 +120,21 @@ impl Tasks {
     pub(crate) fn spawn_boxed(&self, future: Task) {
         let mut slab = self.inner.slab.borrow_mut();
         let entry = slab.vacant_entry();
-        let waker = Arc::new(TaskWaker {
-            id: entry.key(),
-            queued: AtomicBool::new(false),
-            shared: self.inner.shared.clone(),
-        });
+        let id = entry.key();
+        let waker = match self.inner.spare.borrow_mut().pop() {
+            Some(mut waker) => {
+                // Spare wakers have no other holder (checked when they were kept).
+                let w = Arc::get_mut(&mut waker).expect("a spare waker is unshared");
+                w.id = id;
+                *w.queued.get_mut() = false;
+                waker
+            }
+            None => Arc::new(TaskWaker {
+                id,
+                queued: AtomicBool::new(false),
+                shared: self.inner.shared.clone(),
+            }),
+        };
         let queue = waker.clone();
         entry.insert(Entry {
             future: Some(future),
@@ -192,8 +209,11 @@ impl Inner {
             (future, entry.waker.clone())
         };
         let waker = Waker::from(waker);
-        let mut cx = Context::from_waker(&waker);
-        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            future.as_mut().poll(&mut Context::from_waker(&waker))
+        }));
+        drop(waker);
+        match polled {
             Ok(Poll::Pending) => {
                 if let Some(entry) = self.slab.borrow_mut().get_mut(id) {
                     entry.future = Some(future);
@@ -202,9 +222,14 @@ impl Inner {
             // Done, or panicked (the panic hook has reported it): the task ends. Its future is
             // dropped after the slab is let go (dropping it may wake or spawn tasks).
             Ok(Poll::Ready(())) | Err(_) => {
-                let entry = self.slab.borrow_mut().remove(id);
-                drop(entry);
+                let Entry { future: _, mut waker } = self.slab.borrow_mut().remove(id);
                 drop(future);
+                // Kept for another task only if no clone of it is left anywhere (an operation
+                // or a timer may still hold one: it would wake the next task spuriously).
+                let mut spare = self.spare.borrow_mut();
+                if Arc::get_mut(&mut waker).is_some() && spare.len() < SPARE {
+                    spare.push(waker);
+                }
             }
         }
     }
@@ -325,6 +350,32 @@ mod tests {
             while !done.get() {
                 tokio::task::yield_now().await;
             }
+            tokio::task::yield_now().await;
+            assert_eq!(tasks.len(), 0);
+        });
+    }
+
+    #[test]
+    fn an_ended_tasks_waker_serves_the_next_task_unless_someone_holds_it() {
+        with_tasks(|tasks| async move {
+            let kept: Rc<RefCell<Option<Waker>>> = Rc::default();
+            let spares = || tasks.inner.spare.borrow().len();
+            tasks.spawn(async {});
+            tokio::task::yield_now().await;
+            assert_eq!(spares(), 1, "an ended task's waker nobody holds is kept");
+            tasks.spawn(async {});
+            assert_eq!(spares(), 0, "and taken by the next task");
+            tokio::task::yield_now().await;
+            assert_eq!(spares(), 1);
+            let hold = kept.clone();
+            tasks.spawn(std::future::poll_fn(move |cx| {
+                *hold.borrow_mut() = Some(cx.waker().clone());
+                Poll::Ready(())
+            }));
+            tokio::task::yield_now().await;
+            assert_eq!(spares(), 0, "a waker someone still holds is not reused");
+            // Waking it now queues an index with no task: skipped.
+            kept.borrow_mut().take().unwrap().wake();
             tokio::task::yield_now().await;
             assert_eq!(tasks.len(), 0);
         });
