@@ -139,7 +139,9 @@ pub(crate) fn run(setup: WorkerSetup) {
         tokio_uring::spawn(worker.tasks.run(|| tokio_uring::submit_and_dispatch().unwrap_or(0)));
         for (listener, kind, proxy) in listeners {
             let listener = TcpListener::from_std(listener);
-            tokio_uring::spawn(accept_loop(id, listener, kind, proxy, worker.clone()));
+            worker
+                .tasks
+                .spawn(accept_loop(id, listener, kind, proxy, worker.clone()));
         }
         tokio_uring::spawn(sweeper(id, worker.clone(), heartbeats));
         tokio_uring::spawn(controller(id, worker.clone(), control, dups));

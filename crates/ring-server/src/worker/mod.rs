@@ -49,7 +49,7 @@ pub(crate) struct Worker {
     pub(crate) https_port: u16,
     /// Rate and connection limits, compression contexts.
     pub(crate) traffic: WorkerTraffic,
-    /// The executor of the worker's connections and HTTP/2 streams.
+    /// The executor of the worker's accept loops, connections and HTTP/2 streams.
     pub(crate) tasks: Tasks,
 }
 

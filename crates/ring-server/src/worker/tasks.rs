@@ -1,4 +1,4 @@
-//! [`Tasks`]: the worker's own executor for its connections (and HTTP/2 streams).
+//! [`Tasks`]: the worker's own executor for its accept loops, connections and HTTP/2 streams.
 //!
 //! A tokio task costs each wake a reference-counted state machine of atomics, the `LocalSet`'s
 //! queue and the task harness around every poll, and tokio-uring wakes a connection's task at
