@@ -42,7 +42,7 @@ impl Handle {
     }
 
     pub(crate) fn dispatch_completions(&self) {
-        self.inner.borrow_mut().dispatch_completions()
+        self.inner.borrow_mut().dispatch_completions();
     }
 
     /// ringd patch: see `crate::submit_and_dispatch`.

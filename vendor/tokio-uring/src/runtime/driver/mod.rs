@@ -80,12 +80,8 @@ impl Driver {
         }
     }
 
-    pub(crate) fn dispatch_completions(&mut self) {
-        self.dispatch_counted();
-    }
-
-    /// ringd patch: `dispatch_completions`, returning how many completions there were.
-    pub(crate) fn dispatch_counted(&mut self) -> usize {
+    /// ringd patch: returns how many completions there were.
+    pub(crate) fn dispatch_completions(&mut self) -> usize {
         let mut cq = self.uring.completion();
         cq.sync();
         let mut count = 0;
@@ -111,7 +107,7 @@ impl Driver {
         if !self.uring.submission().is_empty() {
             self.submit()?;
         }
-        Ok(self.dispatch_counted())
+        Ok(self.dispatch_completions())
     }
 
     pub(crate) fn register_buffers(
