@@ -46,43 +46,51 @@ struct Run {
     socket_errors: u64,
 }
 
-/// The rows of the "All runs" table (columns named in its header line).
+/// The rows of the "All runs" table.
 fn all_runs(report: &str) -> Vec<Run> {
+    table(
+        report,
+        "All runs",
+        ["scenario", "server", "requests", "non-2xx", "socket err"],
+    )
+    .into_iter()
+    .map(|[scenario, server, requests, non_2xx, errors]| Run {
+        scenario,
+        server,
+        requests: count(&requests),
+        non_2xx: count(&non_2xx),
+        socket_errors: count(&errors),
+    })
+    .collect()
+}
+
+/// The rows of the first table under the report's `## heading`, each as the cells of the named
+/// columns (found in the table's header line), in that order.
+fn table<const N: usize>(report: &str, heading: &str, columns: [&str; N]) -> Vec<[String; N]> {
     let section = report
-        .split("## All runs")
+        .split(&format!("## {heading}"))
         .nth(1)
-        .unwrap_or_else(|| panic!("no \"All runs\" section in the report:\n{report}"));
+        .unwrap_or_else(|| panic!("no \"{heading}\" section in the report:\n{report}"));
     let mut lines = first_table(section);
     let header: Vec<&str> = cells(lines.next().expect("the table's header"));
-    let col = |name: &str| {
+    let at = columns.map(|name| {
         header
             .iter()
             .position(|h| *h == name)
             .unwrap_or_else(|| panic!("no column {name:?} in {header:?}"))
-    };
-    let (scenario, server, requests, non_2xx, errors) = (
-        col("scenario"),
-        col("server"),
-        col("requests"),
-        col("non-2xx"),
-        col("socket err"),
-    );
-    let number = |s: &str| -> u64 {
-        s.replace(',', "")
-            .parse()
-            .unwrap_or_else(|_| panic!("not a count: {s:?}"))
-    };
+    });
     lines
         .skip(1) // the |---| line
         .map(cells)
-        .map(|c| Run {
-            scenario: c[scenario].to_owned(),
-            server: c[server].to_owned(),
-            requests: number(c[requests]),
-            non_2xx: number(c[non_2xx]),
-            socket_errors: number(c[errors]),
-        })
+        .map(|c| at.map(|i| c[i].to_owned()))
         .collect()
+}
+
+/// A count as the report prints it (thousands separated by commas).
+fn count(s: &str) -> u64 {
+    s.replace(',', "")
+        .parse()
+        .unwrap_or_else(|_| panic!("not a count: {s:?}"))
 }
 
 /// The lines of the first markdown table in `section` (the sections after it have tables too).
@@ -107,27 +115,14 @@ struct CompressionRow {
 
 /// The rows of the "Compression" table.
 fn compression_rows(report: &str) -> Vec<CompressionRow> {
-    let section = report
-        .split("## Compression")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no \"Compression\" section in the report:\n{report}"));
-    let mut lines = first_table(section);
-    let header: Vec<&str> = cells(lines.next().expect("the table's header"));
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("no column {name:?} in {header:?}"))
-    };
-    let columns = ["scenario", "ringd bytes/response", "nginx bytes/response", "flags"].map(col);
-    lines
-        .skip(1) // the |---| line
-        .map(cells)
-        .map(|c| CompressionRow {
-            scenario: c[columns[0]].to_owned(),
-            ringd_bytes: c[columns[1]].to_owned(),
-            nginx_bytes: c[columns[2]].to_owned(),
-            flags: c[columns[3]].to_owned(),
+    let columns = ["scenario", "ringd bytes/response", "nginx bytes/response", "flags"];
+    table(report, "Compression", columns)
+        .into_iter()
+        .map(|[scenario, ringd_bytes, nginx_bytes, flags]| CompressionRow {
+            scenario,
+            ringd_bytes,
+            nginx_bytes,
+            flags,
         })
         .collect()
 }
@@ -147,19 +142,6 @@ struct H2Run {
 
 /// The rows of the "HTTP/2 runs" table.
 fn h2_runs(report: &str) -> Vec<H2Run> {
-    let section = report
-        .split("## HTTP/2 runs")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no \"HTTP/2 runs\" section in the report:\n{report}"));
-    let mut lines = first_table(section);
-    let header: Vec<&str> = cells(lines.next().expect("the table's header"));
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("no column {name:?} in {header:?}"))
-    };
-    let number = |s: &str| -> u64 { s.parse().unwrap_or_else(|_| panic!("not a count: {s:?}")) };
     let columns = [
         "scenario",
         "server",
@@ -170,22 +152,22 @@ fn h2_runs(report: &str) -> Vec<H2Run> {
         "failed",
         "errored",
         "timeout",
-    ]
-    .map(col);
-    lines
-        .skip(1) // the |---| line
-        .map(cells)
-        .map(|c| H2Run {
-            scenario: c[columns[0]].to_owned(),
-            server: c[columns[1]].to_owned(),
-            protocol: c[columns[2]].to_owned(),
-            started: number(c[columns[3]]),
-            done: number(c[columns[4]]),
-            succeeded: number(c[columns[5]]),
-            failed: number(c[columns[6]]),
-            errored: number(c[columns[7]]),
-            timeout: number(c[columns[8]]),
-        })
+    ];
+    table(report, "HTTP/2 runs", columns)
+        .into_iter()
+        .map(
+            |[scenario, server, protocol, started, done, succeeded, failed, errored, timeout]| H2Run {
+                scenario,
+                server,
+                protocol,
+                started: count(&started),
+                done: count(&done),
+                succeeded: count(&succeeded),
+                failed: count(&failed),
+                errored: count(&errored),
+                timeout: count(&timeout),
+            },
+        )
         .collect()
 }
 

@@ -32,7 +32,25 @@ fn still_serves_path(server: &Server, path: &str, want: &[u8]) {
 }
 
 fn start() -> Server {
-    Server::start(&["--h2c", "true", "--admin", "127.0.0.1:0", "--send-timeout", "2"])
+    start_with(&[])
+}
+
+/// [`start`], with more arguments after its own.
+fn start_with(extra: &[&str]) -> Server {
+    let mut args = vec!["--h2c", "true", "--admin", "127.0.0.1:0", "--send-timeout", "2"];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// A server on a site of a large file (`/big.bin`, `len` bytes of `fill`) and a small one
+/// (`/small.txt`, "small"); the directory lives as long as the server must.
+fn start_on_big_file(name: &str, fill: u8, len: usize) -> (TempDir, Server) {
+    let dir = TempDir::new(name);
+    dir.write("site/big.bin", &vec![fill; len]);
+    dir.write("site/small.txt", b"small");
+    let root = dir.join("site");
+    let server = start_with(&["--root", root.to_str().unwrap()]);
+    (dir, server)
 }
 
 /// Memory the attack may cost the server, at most.
@@ -223,20 +241,7 @@ fn stream_ids_the_client_may_not_use_are_protocol_errors() {
 /// send: the send timeout (2 s here) cuts it, as it cuts an HTTP/1.1 client that stops reading.
 #[test]
 fn a_zero_window_stall_is_cut_by_the_send_timeout() {
-    let dir = TempDir::new("h2stall");
-    dir.write("site/big.bin", &vec![7u8; 1 << 20]);
-    dir.write("site/small.txt", b"small");
-    let root = dir.join("site");
-    let server = Server::start(&[
-        "--h2c",
-        "true",
-        "--admin",
-        "127.0.0.1:0",
-        "--send-timeout",
-        "2",
-        "--root",
-        root.to_str().unwrap(),
-    ]);
+    let (_dir, server) = start_on_big_file("h2stall", 7, 1 << 20);
     let mut c = Raw::open(server.addr);
     // SETTINGS_INITIAL_WINDOW_SIZE = 0.
     c.frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]);
@@ -258,20 +263,7 @@ fn a_zero_window_stall_is_cut_by_the_send_timeout() {
 /// and the send timeout ends the connection; everyone else is served meanwhile.
 #[test]
 fn a_slow_reader_with_many_streams_is_bounded_and_cut() {
-    let dir = TempDir::new("h2slow");
-    dir.write("site/big.bin", &vec![9u8; 4 << 20]);
-    dir.write("site/small.txt", b"small");
-    let root = dir.join("site");
-    let server = Server::start(&[
-        "--h2c",
-        "true",
-        "--admin",
-        "127.0.0.1:0",
-        "--send-timeout",
-        "2",
-        "--root",
-        root.to_str().unwrap(),
-    ]);
+    let (_dir, server) = start_on_big_file("h2slow", 9, 4 << 20);
     let before = server.rss_kib();
     let mut c = Raw::open(server.addr);
     // The client opens the connection window wide, then never reads.
