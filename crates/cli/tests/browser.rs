@@ -63,7 +63,22 @@ fn browser_renders_the_builtin_page_compressed() {
     let server = Server::start(&["--config", conf.to_str().unwrap()]);
     let dom = dump_dom(&server.url("/"));
     assert!(dom.contains("<h1>ringd is running</h1>"), "{dom}");
-    assert!(dom.contains(r#"<code id="encoding">compressed: "#), "{dom}");
+    if !dom.contains(r#"<code id="encoding">compressed: "#) {
+        // Say which side is wrong: what ringd answers a client that offers what Chromium offers.
+        let head = run_bounded(
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-D", "-"])
+                .args(["-H", "Accept-Encoding: gzip, deflate, br, zstd"])
+                .arg(server.url("/")),
+            Duration::from_secs(30),
+        );
+        let version = run_bounded(Command::new("chromium").arg("--version"), Duration::from_secs(30));
+        panic!(
+            "the page did not report a compressed navigation\n{}\nringd answers:\n{}\n{dom}",
+            version.stdout_str().trim(),
+            head.stdout_str()
+        );
+    }
     server.assert_no_panic();
 }
 
