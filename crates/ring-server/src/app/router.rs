@@ -166,6 +166,12 @@ pub(crate) enum Routed<'r> {
 #[derive(Default)]
 pub struct Router {
     routes: Vec<Route>,
+    /// The exact routes' paths and indices, most specific first. An exact route that matches a
+    /// path is more specific than every other route that matches it (its segments are all
+    /// literal, and no pattern of another length can match the same path), so only exact
+    /// routes of the same path can come before it: the first exact route that matches the path
+    /// and the method is what the walk over every route would find.
+    exact: Vec<(Box<str>, usize)>,
 }
 
 impl Router {
@@ -269,6 +275,9 @@ impl Router {
             .position(|r| route.specificity(r) == Ordering::Greater)
             .unwrap_or(self.routes.len());
         self.routes.insert(at, route);
+        self.exact = (self.routes.iter().enumerate())
+            .filter_map(|(i, r)| Some((r.exact.clone()?, i)))
+            .collect();
         Ok(self)
     }
 
@@ -292,6 +301,15 @@ impl Router {
         'r: 'p,
     {
         let method = method.as_str();
+        // Exact routes first (most differ from the path in length alone); a path they match
+        // only with other methods is walked as any other, for a wildcard route or the 405.
+        for (exact, i) in &self.exact {
+            let route = &self.routes[*i];
+            if **exact == *path && route.method_matches(method) {
+                params.clear();
+                return Routed::Found(route.handler.as_ref());
+            }
+        }
         let mut any_path_match = false;
         for route in &self.routes {
             if route.matches(path, params) {
@@ -449,6 +467,53 @@ mod tests {
         assert_eq!(which(&r, "GET", "/x/7/z"), "/x/{id}/z id=7");
         assert_eq!(which(&r, "GET", "/a/b"), "/a/b");
         assert_eq!(which(&r, "POST", "/a/b/c"), "405 GET, HEAD");
+    }
+
+    /// The search over exact routes finds what the walk over every route in order finds, for
+    /// each method, including paths that several exact routes share by method.
+    #[test]
+    fn the_exact_search_finds_what_the_walk_finds() {
+        let r = router(&[
+            "/{$}",
+            "GET /{$}",
+            "/a",
+            "GET /a",
+            "POST /a",
+            "/{id}",
+            "GET /{id}/b",
+            "/a/b",
+            "PUT /a/b",
+            "/a/",
+            "/bb",
+            "GET /c",
+            "/c/{rest...}",
+            "DELETE /c",
+        ]);
+        let walk = |method: &str, path: &str| -> String {
+            let mut params = Params::default();
+            let mut allowed = false;
+            for route in &r.routes {
+                if route.path_matches(path, &mut params) {
+                    if route.method_matches(method) {
+                        return route.pattern.clone();
+                    }
+                    allowed = true;
+                }
+            }
+            if allowed {
+                format!("405 {}", r.allowed(path).join(", "))
+            } else {
+                "404".to_owned()
+            }
+        };
+        let paths = ["/", "/a", "/a/", "/a/b", "/b", "/bb", "/c", "/c/", "/c/d", "/x/b", "/zz"];
+        for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"] {
+            for path in paths {
+                let found = which(&r, method, path);
+                let found = found.split(' ').take_while(|w| !w.contains('=')).collect::<Vec<_>>().join(" ");
+                assert_eq!(found, walk(method, path), "{method} {path}");
+            }
+        }
     }
 
     #[test]
