@@ -253,6 +253,12 @@ where
 /// the Op has been dropped.
 impl<T, CqeType> Drop for Op<T, CqeType> {
     fn drop(&mut self) {
+        // ringd patch: an operation whose completion was taken (its data went with it) has
+        // left the driver already, so there is nothing to remove: its slot may even be another
+        // operation's by now.
+        if self.data.is_none() {
+            return;
+        }
         self.driver
             .upgrade()
             .expect("Not in runtime context")
