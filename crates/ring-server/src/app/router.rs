@@ -506,11 +506,17 @@ mod tests {
                 "404".to_owned()
             }
         };
-        let paths = ["/", "/a", "/a/", "/a/b", "/b", "/bb", "/c", "/c/", "/c/d", "/x/b", "/zz"];
+        let paths = [
+            "/", "/a", "/a/", "/a/b", "/b", "/bb", "/c", "/c/", "/c/d", "/x/b", "/zz",
+        ];
         for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"] {
             for path in paths {
                 let found = which(&r, method, path);
-                let found = found.split(' ').take_while(|w| !w.contains('=')).collect::<Vec<_>>().join(" ");
+                let found = found
+                    .split(' ')
+                    .take_while(|w| !w.contains('='))
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 assert_eq!(found, walk(method, path), "{method} {path}");
             }
         }
