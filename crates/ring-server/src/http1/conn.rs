@@ -21,7 +21,7 @@ use crate::io::conns::Phase;
 use crate::io::listener::ListenerKind;
 use crate::io::stream::Transport;
 use crate::tls::session::TlsSession;
-use crate::worker::{ConnSlot, Worker};
+use crate::worker::{turn_started, ConnSlot, Worker};
 
 /// How long a closing connection may keep sending before it is cut (nginx `lingering_timeout`).
 const LINGER: Duration = Duration::from_secs(5);
@@ -295,8 +295,15 @@ impl Conn {
     /// connection must close.
     async fn answer_and_send(&mut self) -> Option<Close> {
         let close = self.answer_all().await;
-        if !out_is_empty(&self.out) && self.flush().await.is_err() {
-            return Some(Close::Now);
+        if !out_is_empty(&self.out) {
+            let sent = self.send_queued().await;
+            // What follows is a wait for the next request (or the close), whose deadline is
+            // counted in seconds: the executor's turn clock is enough (the send may have waited,
+            // so the clock moves on; the next request's handler is timed from its own read).
+            self.now = self.now.max(turn_started());
+            if sent.is_err() {
+                return Some(Close::Now);
+            }
         }
         close
     }
@@ -304,10 +311,15 @@ impl Conn {
     /// Sends what is queued; the connection's clock is read again afterwards, since a send may
     /// wait (up to the send timeout) and what follows times itself from the clock.
     pub(super) async fn flush(&mut self) -> io::Result<()> {
-        let out = out_buf(&mut self.out, &self.slot);
-        let res = self.io.flush(out, self.slot.io(), self.now).await;
+        let res = self.send_queued().await;
         self.now = Instant::now();
         res
+    }
+
+    /// Sends what is queued, leaving the connection's clock as it was.
+    async fn send_queued(&mut self) -> io::Result<()> {
+        let out = out_buf(&mut self.out, &self.slot);
+        self.io.flush(out, self.slot.io(), self.now).await
     }
 
     /// Moves an incomplete request to the front of the buffer and returns memory after a large

@@ -14,7 +14,7 @@ use std::time::Instant;
 use ringd_core::CommonLines;
 
 pub(crate) use slot::ConnSlot;
-pub(crate) use tasks::Tasks;
+pub(crate) use tasks::{turn_started, Tasks};
 
 use crate::app::router::Router;
 use crate::app::type_lines::TypeLines;

@@ -33,6 +33,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
 
 use slab::Slab;
 
@@ -94,6 +95,15 @@ thread_local! {
     static RUNNING: Cell<bool> = const { Cell::new(false) };
     /// Whether the executor task was woken and has not run since.
     static NOTIFIED: Cell<bool> = const { Cell::new(false) };
+    /// When the executor's current (or last) turn started.
+    static TURN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// When this thread's executor began its current turn (the present, off the executor): a
+/// clock for deadlines counted in seconds, behind the present by at most the tasks polled so
+/// far in the turn ([`BUDGET`] at most), read once a turn instead of once an event.
+pub(crate) fn turn_started() -> Instant {
+    TURN_STARTED.get().unwrap_or_else(Instant::now)
 }
 
 impl Tasks {
@@ -176,6 +186,7 @@ impl Inner {
         }
         NOTIFIED.set(false);
         RUNNING.set(true);
+        TURN_STARTED.set(Some(Instant::now()));
         if self.shared.has_remote.swap(false, Ordering::Acquire) {
             let woken = std::mem::take(&mut *self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()));
             READY.with_borrow_mut(|ready| ready.extend(woken));
