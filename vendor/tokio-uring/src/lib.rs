@@ -164,6 +164,20 @@ pub fn submit_and_dispatch() -> std::io::Result<usize> {
     })
 }
 
+/// ringd patch: registers a sparse file table of `slots` entries on this thread's ring
+/// (`IORING_REGISTER_FILES2` with `IORING_RSRC_REGISTER_SPARSE`, Linux 5.19), for
+/// `net::TcpStream::register_fixed`. The kernel refuses more slots than `RLIMIT_NOFILE`.
+///
+/// # Panics
+/// Outside a tokio-uring runtime.
+pub fn register_files_sparse(slots: u32) -> std::io::Result<()> {
+    runtime::CONTEXT.with(|x| {
+        x.handle()
+            .expect("register_files_sparse outside a tokio-uring runtime")
+            .register_files_sparse(slots)
+    })
+}
+
 /// ringd patch: bounds the kernel worker threads (io-wq) that this thread's ring may use for
 /// operations that cannot complete inline (`[bounded, unbounded]`, as
 /// `IORING_REGISTER_IOWQ_MAX_WORKERS`; 0 leaves a limit as it is, and the previous limits are

@@ -120,8 +120,8 @@ pub(super) struct Conn {
     /// When the first byte of the current, incomplete head arrived (header timeout).
     pub(super) head_started: Option<Instant>,
     /// This connection's clock, for its deadlines, its handlers' latency and the `Date` value:
-    /// read when a read completes, when a handler has answered and when a send has finished,
-    /// not for every use.
+    /// read when a read completes and when a handler has answered, moved to the executor's turn
+    /// clock when a batch's send has finished; not read for every use.
     pub(super) now: Instant,
     /// A de-chunked request body (boxed: most connections never see one, and every idle
     /// connection would hold the empty vector).
@@ -160,6 +160,7 @@ impl Conn {
                         Some(false) => {}
                     }
                 }
+                let first = self.served == 0;
                 // Answering runs on the heap: its states are a connection's largest, and an idle
                 // connection holds none of them. The memory is the worker's, reused batch after
                 // batch (`recycled`).
@@ -167,6 +168,11 @@ impl Conn {
                     break close;
                 }
                 self.compact();
+                // Kept open after its first answers: likely to serve more, so worth a slot in the
+                // ring's file table (boxed: an idle connection holds none of this state).
+                if first && self.served > 0 {
+                    boxed(|| self.io.register_fixed(self.slot.io())).await;
+                }
                 // Everything is sent: a plain connection gives its output buffer back while it waits.
                 if !self.io.is_tls() {
                     if let Some(out) = self.out.take_if(|o| o.is_empty() && o.fixed_index().is_none()) {

@@ -59,6 +59,21 @@ impl Transport {
         &self.stream
     }
 
+    /// Places a plain socket in the ring's file table, so that its receives and fixed-buffer
+    /// sends skip the kernel's lookup of the file (and its reference count) each time; the
+    /// slot is emptied when the socket closes. For a connection expected to serve more than
+    /// one request: placing and emptying cost an operation each. TLS streams are left as they
+    /// are (their operations are others).
+    pub(crate) async fn register_fixed(&self, conn: ConnIo<'_>) {
+        if self.tls.is_none() {
+            match self.stream.register_fixed().await {
+                Ok(true) => conn.stats().fixed_files.add(1),
+                Ok(false) => {}
+                Err(e) => tracing::debug!("socket not placed in the file table: {e}"),
+            }
+        }
+    }
+
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Write)
     }

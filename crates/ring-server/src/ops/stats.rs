@@ -121,6 +121,8 @@ pub(crate) struct WorkerStats {
     pub(crate) bytes_out: Counter,
     pub(crate) fixed_in_use: Counter,
     pub(crate) fixed_fallbacks: Counter,
+    /// Keep-alive sockets placed in the ring's file table.
+    pub(crate) fixed_files: Counter,
     pub(crate) fixed_total: Counter,
     /// Fixed buffers configured (`buffers.count`): more than `fixed_total` when the locked
     /// memory limit did not allow them all.
@@ -166,6 +168,7 @@ impl Default for WorkerStats {
             bytes_out: Counter::default(),
             fixed_in_use: Counter::default(),
             fixed_fallbacks: Counter::default(),
+            fixed_files: Counter::default(),
             fixed_total: Counter::default(),
             fixed_configured: Counter::default(),
             receive_total: Counter::default(),
@@ -384,7 +387,7 @@ impl Metrics {
         }
 
         type PerWorker = (&'static str, &'static str, &'static str, fn(&WorkerStats) -> u64);
-        let per_worker: [PerWorker; 17] = [
+        let per_worker: [PerWorker; 18] = [
             ("ringd_connections_open", "gauge", "Connections open now.", |w| {
                 w.open.get()
             }),
@@ -429,6 +432,12 @@ impl Metrics {
                 "counter",
                 "Sends that found the pool empty and used the heap.",
                 |w| w.fixed_fallbacks.get(),
+            ),
+            (
+                "ringd_fixed_files_total",
+                "counter",
+                "Keep-alive sockets placed in the ring's file table (their operations skip the kernel's file lookup).",
+                |w| w.fixed_files.get(),
             ),
             (
                 "ringd_receive_buffers",

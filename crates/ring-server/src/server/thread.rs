@@ -115,6 +115,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         if let Err(e) = tokio_uring::limit_io_workers(&mut io_workers, None) {
             tracing::debug!(worker = id, "cannot cap io_uring worker threads: {e}");
         }
+        register_file_table(id, config.max_connections);
         // Duplicates of the listening sockets, to shut them down when draining (a pending accept
         // cannot be cancelled; `shutdown` makes it fail, and with `net.ipv4.tcp_migrate_req=1`
         // the kernel hands queued connections to another listener of the port).
@@ -150,4 +151,24 @@ pub(crate) fn run(setup: WorkerSetup) {
         // write into freed buffers), so the worker runs until the process exits.
         std::future::pending::<()>().await;
     });
+}
+
+/// A file table on the worker's ring, for the sockets of its keep-alive connections (see
+/// `Transport::register_fixed`): as many slots as connections, halved while the kernel refuses
+/// (it allows no more than `RLIMIT_NOFILE`; kernels before 5.19 have no sparse tables). Without
+/// one, operations name the socket by its descriptor, as they always did.
+fn register_file_table(id: usize, max_connections: usize) {
+    let mut slots = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    while slots >= 64 {
+        match tokio_uring::register_files_sparse(slots) {
+            Ok(()) => {
+                tracing::debug!(worker = id, slots, "registered a file table");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(worker = id, slots, "no file table of this size: {e}");
+                slots /= 2;
+            }
+        }
+    }
 }

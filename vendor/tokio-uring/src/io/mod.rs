@@ -6,6 +6,8 @@ mod connect;
 
 mod fallocate;
 
+mod files_update;
+
 mod fsync;
 
 mod mkdir_at;

@@ -35,8 +35,12 @@ impl Op<RecvProvided> {
                 },
                 |_| {
                     // Length 0: as much as the selected buffer holds.
-                    opcode::Recv::new(types::Fd(fd.raw_fd()), std::ptr::null_mut(), 0)
-                        .buf_group(bgid)
+                    let recv = match fd.fixed_slot() {
+                        // ringd patch: the file by its slot of the ring's file table.
+                        Some(slot) => opcode::Recv::new(types::Fixed(slot), std::ptr::null_mut(), 0),
+                        None => opcode::Recv::new(types::Fd(fd.raw_fd()), std::ptr::null_mut(), 0),
+                    };
+                    recv.buf_group(bgid)
                         .build()
                         .flags(squeue::Flags::BUFFER_SELECT)
                 },

@@ -1,7 +1,7 @@
 use std::future::poll_fn;
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     io,
     os::unix::io::{FromRawFd, RawFd},
     rc::Rc,
@@ -30,6 +30,10 @@ struct Inner {
     // Track the sharing state of the file descriptor:
     // normal, being waited on to allow a close by the parent's owner, or already closed.
     state: RefCell<State>,
+
+    /// ringd patch: the slot of the ring's file table that also holds this file, if any
+    /// (`TcpStream::register_fixed`); given back when the descriptor closes.
+    slot: Cell<Option<u32>>,
 }
 
 enum State {
@@ -49,6 +53,7 @@ impl SharedFd {
             inner: Rc::new(Inner {
                 fd,
                 state: RefCell::new(State::Init),
+                slot: Cell::new(None),
             }),
         }
     }
@@ -56,6 +61,16 @@ impl SharedFd {
     /// Returns the RawFd
     pub(crate) fn raw_fd(&self) -> RawFd {
         self.inner.fd
+    }
+
+    /// ringd patch: the file-table slot that holds this file, if it was registered.
+    pub(crate) fn fixed_slot(&self) -> Option<u32> {
+        self.inner.slot.get()
+    }
+
+    /// ringd patch: records the file-table slot that now holds this file.
+    pub(crate) fn set_fixed_slot(&self, slot: u32) {
+        self.inner.slot.set(Some(slot));
     }
 
     /// An FD cannot be closed until all in-flight operation have completed.
@@ -121,6 +136,10 @@ impl Inner {
 
             *state = State::Closed;
         }
+        // ringd patch: the table's hold on the file goes before the descriptor does.
+        if let Some(slot) = self.slot.take() {
+            crate::runtime::driver::release_fixed_slot(slot);
+        }
         Op::close(self.fd)?.await
     }
 }
@@ -147,6 +166,12 @@ impl Drop for SharedFd {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // ringd patch: no operation holds this file any more (each holds a `SharedFd`): its
+        // table slot is emptied before the ring's next submission, which is when the file,
+        // and so the socket, is really closed.
+        if let Some(slot) = self.slot.take() {
+            crate::runtime::driver::release_fixed_slot(slot);
+        }
         // If the inner state isn't `Closed`, the user hasn't called close().await
         // so do it synchronously.
 

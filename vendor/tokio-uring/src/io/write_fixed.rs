@@ -38,9 +38,12 @@ where
                     let ptr = write_fixed.buf.stable_ptr();
                     let len = write_fixed.buf.bytes_init();
                     let buf_index = write_fixed.buf.get_buf().buf_index();
-                    opcode::WriteFixed::new(types::Fd(fd.raw_fd()), ptr, len as _, buf_index)
-                        .offset(offset as _)
-                        .build()
+                    let write = match fd.fixed_slot() {
+                        // ringd patch: the file by its slot of the ring's file table.
+                        Some(slot) => opcode::WriteFixed::new(types::Fixed(slot), ptr, len as _, buf_index),
+                        None => opcode::WriteFixed::new(types::Fd(fd.raw_fd()), ptr, len as _, buf_index),
+                    };
+                    write.offset(offset as _).build()
                 },
             )
         })

@@ -246,6 +246,52 @@ impl TcpStream {
         crate::buf::ProvidedRecv::new(&self.inner.fd, ring)
     }
 
+    /// ringd patch: places the socket's file in a free slot of this thread's file table
+    /// (`crate::register_files_sparse`), so that its receives into provided buffers and its
+    /// fixed-buffer writes name the slot and the kernel does not look the file up for each.
+    /// `Ok(false)` when there is no table or no free slot. The slot is emptied when the
+    /// descriptor closes (the last handle and operation gone), with the ring's next
+    /// submission: the socket is really closed then.
+    pub async fn register_fixed(&self) -> std::io::Result<bool> {
+        let fd = &self.inner.fd;
+        if fd.fixed_slot().is_some() {
+            return Ok(true);
+        }
+        let Some(handle) = crate::runtime::CONTEXT.with(|x| x.handle()) else {
+            return Ok(false);
+        };
+        let Some(slot) = handle.take_fixed_slot() else {
+            return Ok(false);
+        };
+        // Dropped before the update's answer (this future dropped), the slot may hold the file
+        // or not: it is emptied like a closed file's, after the update.
+        struct Pending(Option<u32>);
+        impl Drop for Pending {
+            fn drop(&mut self) {
+                if let Some(slot) = self.0 {
+                    crate::runtime::driver::release_fixed_slot(slot);
+                }
+            }
+        }
+        let mut pending = Pending(Some(slot));
+        let res = match crate::runtime::driver::op::Op::register_fixed(fd, slot) {
+            Ok(op) => op.await,
+            Err(e) => Err(e),
+        };
+        pending.0 = None;
+        match res {
+            Ok(()) => {
+                fd.set_fixed_slot(slot);
+                Ok(true)
+            }
+            Err(e) => {
+                // Refused: the slot stayed empty.
+                handle.return_fixed_slot(slot);
+                Err(e)
+            }
+        }
+    }
+
     /// ringd patch: waits until the socket is ready for `events` (`POLLOUT`, `POLLIN`…) and
     /// returns the events that are ready (`IORING_OP_POLL_ADD`, one-shot).
     pub async fn ready(&self, events: u32) -> io::Result<u32> {

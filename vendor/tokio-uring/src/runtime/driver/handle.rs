@@ -56,11 +56,27 @@ impl Handle {
         // (an executor may have submitted everything already, see `crate::submit_and_dispatch`).
         {
             let sq = driver.uring.submission();
-            if sq.is_empty() && !sq.cq_overflow() {
+            if sq.is_empty() && !sq.cq_overflow() && !Driver::has_released_slots() {
                 return Ok(0);
             }
         }
+        driver.queue_released_slots();
         driver.uring.submit()
+    }
+
+    /// ringd patch: see `crate::register_files_sparse`.
+    pub(crate) fn register_files_sparse(&self, slots: u32) -> io::Result<()> {
+        self.inner.borrow_mut().register_files_sparse(slots)
+    }
+
+    /// ringd patch: a free slot of the ring's file table, if it has one.
+    pub(crate) fn take_fixed_slot(&self) -> Option<u32> {
+        self.inner.borrow_mut().take_fixed_slot()
+    }
+
+    /// ringd patch: a slot taken and not used.
+    pub(crate) fn return_fixed_slot(&self, slot: u32) {
+        self.inner.borrow_mut().return_fixed_slot(slot)
     }
 
     /// ringd patch: see `crate::limit_io_workers`.

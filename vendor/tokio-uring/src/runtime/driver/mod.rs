@@ -29,7 +29,28 @@ pub(crate) struct Driver {
     /// ringd patch: registered provided-buffer rings, kept until the ring has stopped (declared
     /// after `uring`, so dropped after it).
     buf_rings: Vec<Rc<crate::buf::provided::RingInner>>,
+
+    /// ringd patch: the free slots of the ring's sparse file table, once registered
+    /// (`crate::register_files_sparse`).
+    free_slots: Option<Vec<u32>>,
 }
+
+thread_local! {
+    /// ringd patch: file-table slots whose files closed, to be emptied with the ring's next
+    /// submission. A file closes when its last `SharedFd` drops, which may be inside a borrow of
+    /// the driver (an ignored operation's data dropped as its completion is dispatched), so the
+    /// slot waits here rather than taking the driver.
+    static RELEASED_SLOTS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// ringd patch: empties `slot` of the file table with the next submission and frees it then.
+pub(crate) fn release_fixed_slot(slot: u32) {
+    RELEASED_SLOTS.with_borrow_mut(|released| released.push(slot));
+}
+
+/// ringd patch: what a released slot is updated with (-1: empty), read by the kernel as the
+/// operation is issued; static, so it outlives every such operation.
+static EMPTY_SLOT: [RawFd; 1] = [-1];
 
 struct Ops {
     // When dropping the driver, all in-flight operations must have completed. This
@@ -49,7 +70,56 @@ impl Driver {
             uring,
             fixed_buffers: None,
             buf_rings: Vec::new(),
+            free_slots: None,
         })
+    }
+
+    /// ringd patch: registers a sparse file table of `slots` entries on the ring.
+    pub(crate) fn register_files_sparse(&mut self, slots: u32) -> io::Result<()> {
+        self.uring.submitter().register_files_sparse(slots)?;
+        self.free_slots = Some((0..slots).rev().collect());
+        Ok(())
+    }
+
+    /// ringd patch: a free slot of the file table, if it has one.
+    pub(crate) fn take_fixed_slot(&mut self) -> Option<u32> {
+        self.free_slots.as_mut()?.pop()
+    }
+
+    /// ringd patch: a slot taken and not used (its registration failed).
+    pub(crate) fn return_fixed_slot(&mut self, slot: u32) {
+        if let Some(free) = &mut self.free_slots {
+            free.push(slot);
+        }
+    }
+
+    /// ringd patch: queues the emptying of every released slot, ahead of anything queued
+    /// after it (submission entries are issued in order, and an update is issued inline), and
+    /// frees the slots for new files: a registration queued later lands after the emptying.
+    pub(crate) fn queue_released_slots(&mut self) {
+        let mut released = RELEASED_SLOTS.with_borrow_mut(std::mem::take);
+        while let Some(slot) = released.pop() {
+            let sqe = io_uring::opcode::FilesUpdate::new(EMPTY_SLOT.as_ptr(), 1)
+                .offset(slot as i32)
+                .build()
+                .user_data(u64::MAX);
+            // SAFETY: the update reads one descriptor from `EMPTY_SLOT`, a static.
+            while unsafe { self.uring.submission().push(&sqe).is_err() } {
+                if self.submit_queued().is_err() {
+                    // The queue is full and cannot be submitted now: these slots wait for the
+                    // next submission (a slot is freed only once its emptying is queued).
+                    released.push(slot);
+                    RELEASED_SLOTS.with_borrow_mut(|later| later.append(&mut released));
+                    return;
+                }
+            }
+            self.return_fixed_slot(slot);
+        }
+    }
+
+    /// ringd patch: whether slots wait to be emptied (a reason to enter the kernel).
+    pub(crate) fn has_released_slots() -> bool {
+        RELEASED_SLOTS.with_borrow(|released| !released.is_empty())
     }
 
     fn wait(&self) -> io::Result<usize> {
@@ -63,6 +133,12 @@ impl Driver {
     }
 
     pub(crate) fn submit(&mut self) -> io::Result<()> {
+        self.queue_released_slots();
+        self.submit_queued()
+    }
+
+    /// `submit` without queuing the released slots first.
+    fn submit_queued(&mut self) -> io::Result<()> {
         loop {
             match self.uring.submit() {
                 Ok(_) => {
@@ -104,7 +180,7 @@ impl Driver {
 
     /// ringd patch: see `crate::submit_and_dispatch`.
     pub(crate) fn submit_and_dispatch(&mut self) -> io::Result<usize> {
-        if !self.uring.submission().is_empty() {
+        if !self.uring.submission().is_empty() || Self::has_released_slots() {
             self.submit()?;
         }
         Ok(self.dispatch_completions())
