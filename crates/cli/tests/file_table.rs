@@ -148,3 +148,43 @@ fn under_a_low_descriptor_limit_the_table_is_smaller_and_used() {
     assert!(tables_hold(&server, 0));
     server.assert_no_panic();
 }
+
+/// An h2c connection takes a slot as it starts (it is made to last), serves streams through it,
+/// and gives it back when the client goes, or when the server ends it (a GOAWAY for a protocol
+/// error, then the close).
+#[test]
+fn http2_connections_take_a_slot_and_give_it_back() {
+    use common::h2raw::{get, Raw, DATA, END_HEADERS, END_STREAM, HEADERS};
+    let server = Server::start(&["--h2c", "true"]);
+    for server_ends_it in [false, true] {
+        let mut c = Raw::open(server.addr);
+        assert!(
+            tables_hold(&server, 1),
+            "the h2c connection's socket is not in the file table"
+        );
+        for id in [1u32, 3] {
+            c.frame(HEADERS, END_HEADERS | END_STREAM, id, &get("/plaintext"));
+            let body = loop {
+                match c.read_frame(Duration::from_secs(10)) {
+                    Some((DATA, _, stream, body)) if stream == id => break body,
+                    Some(_) => {}
+                    None => panic!("no answer on stream {id}"),
+                }
+            };
+            assert_eq!(body, b"Hello, World!");
+        }
+        if server_ends_it {
+            // DATA on stream 0 is a connection error (RFC 9113 §6.1).
+            c.frame(DATA, 0, 0, b"x");
+            assert!(c.goaway(Duration::from_secs(10)).is_some(), "no GOAWAY");
+            assert!(c.closed(), "the server did not close after its GOAWAY");
+        }
+        drop(c);
+        assert!(
+            tables_hold(&server, 0),
+            "{} sockets left in the file table",
+            sockets_in_file_tables(server.pid())
+        );
+    }
+    server.assert_no_panic();
+}

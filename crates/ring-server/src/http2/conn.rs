@@ -48,6 +48,9 @@ pub(crate) async fn serve(handoff: Handoff) {
     let stats = worker.stats();
     stats.h2_connections.add(1);
     stats.h2_open.add(1);
+    // An HTTP/2 connection is made to last: its socket takes a slot of the ring's file table
+    // (boxed: the registration's state is not kept for the connection's life).
+    boxed(|| transport.register_fixed(slot.io())).await;
     let (stream, tls) = transport.into_parts();
     let state = Rc::new(ConnState::new(slot));
     state.arm();

@@ -59,11 +59,10 @@ impl Transport {
         &self.stream
     }
 
-    /// Places a plain socket in the ring's file table, so that its receives and fixed-buffer
-    /// sends skip the kernel's lookup of the file (and its reference count) each time; the
-    /// slot is emptied when the socket closes. For a connection expected to serve more than
-    /// one request: placing and emptying cost an operation each. TLS streams are left as they
-    /// are (their operations are others).
+    /// Places a plain socket in the ring's file table, so that its receives and sends skip the
+    /// kernel's lookup of the file (and its reference count) each time; the slot is emptied
+    /// when the socket closes. For a connection expected to serve more than one request:
+    /// placing and emptying cost an operation each. TLS streams are left as they are.
     pub(crate) async fn register_fixed(&self, conn: ConnIo<'_>) {
         if self.tls.is_none() {
             match self.stream.register_fixed().await {

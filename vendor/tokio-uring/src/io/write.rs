@@ -51,9 +51,13 @@ impl<T: BoundedBuf> UnsubmittedWrite<T> {
             WriteTransform {
                 _phantom: PhantomData,
             },
-            opcode::Write::new(types::Fd(fd.raw_fd()), ptr, len as _)
-                .offset(offset as _)
-                .build(),
+            match fd.fixed_slot() {
+                // ringd patch: the file by its slot of the ring's file table.
+                Some(slot) => opcode::Write::new(types::Fixed(slot), ptr, len as _),
+                None => opcode::Write::new(types::Fd(fd.raw_fd()), ptr, len as _),
+            }
+            .offset(offset as _)
+            .build(),
         )
     }
 }
