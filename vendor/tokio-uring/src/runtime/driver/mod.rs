@@ -41,11 +41,15 @@ thread_local! {
     /// the driver (an ignored operation's data dropped as its completion is dispatched), so the
     /// slot waits here rather than taking the driver.
     static RELEASED_SLOTS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Whether `RELEASED_SLOTS` may hold slots: every submission and park asks, and a flag is
+    /// cheaper to read than the list.
+    static ANY_RELEASED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// ringd patch: empties `slot` of the file table with the next submission and frees it then.
 pub(crate) fn release_fixed_slot(slot: u32) {
     RELEASED_SLOTS.with_borrow_mut(|released| released.push(slot));
+    ANY_RELEASED.set(true);
 }
 
 /// ringd patch: what a released slot is updated with (-1: empty), read by the kernel as the
@@ -96,7 +100,15 @@ impl Driver {
     /// ringd patch: queues the emptying of every released slot, ahead of anything queued
     /// after it (submission entries are issued in order, and an update is issued inline), and
     /// frees the slots for new files: a registration queued later lands after the emptying.
+    #[inline]
     pub(crate) fn queue_released_slots(&mut self) {
+        if ANY_RELEASED.replace(false) {
+            self.queue_released_slots_now();
+        }
+    }
+
+    #[cold]
+    fn queue_released_slots_now(&mut self) {
         let mut released = RELEASED_SLOTS.with_borrow_mut(std::mem::take);
         while let Some(slot) = released.pop() {
             let sqe = io_uring::opcode::FilesUpdate::new(EMPTY_SLOT.as_ptr(), 1)
@@ -110,6 +122,7 @@ impl Driver {
                     // next submission (a slot is freed only once its emptying is queued).
                     released.push(slot);
                     RELEASED_SLOTS.with_borrow_mut(|later| later.append(&mut released));
+                    ANY_RELEASED.set(true);
                     return;
                 }
             }
@@ -119,7 +132,7 @@ impl Driver {
 
     /// ringd patch: whether slots wait to be emptied (a reason to enter the kernel).
     pub(crate) fn has_released_slots() -> bool {
-        RELEASED_SLOTS.with_borrow(|released| !released.is_empty())
+        ANY_RELEASED.get()
     }
 
     fn wait(&self) -> io::Result<usize> {
