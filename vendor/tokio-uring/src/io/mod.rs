@@ -42,7 +42,7 @@ mod sendmsg;
 mod sendmsg_zc;
 
 mod shared_fd;
-pub(crate) use shared_fd::SharedFd;
+pub(crate) use shared_fd::{on_file, SharedFd};
 
 mod socket;
 pub(crate) use socket::Socket;

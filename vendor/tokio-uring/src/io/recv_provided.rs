@@ -7,11 +7,11 @@ use std::task::{Context, Poll};
 use std::io;
 use std::rc::Rc;
 
-use io_uring::{cqueue, opcode, squeue, types};
+use io_uring::{cqueue, opcode, squeue};
 
 use crate::buf::provided::{ProvidedBuf, RingInner};
 use crate::buf::BufRing;
-use crate::io::SharedFd;
+use crate::io::{on_file, SharedFd};
 use crate::runtime::driver::op::{Completable, CqeResult, Op};
 use crate::runtime::CONTEXT;
 
@@ -35,14 +35,11 @@ impl Op<RecvProvided> {
                 },
                 |_| {
                     // Length 0: as much as the selected buffer holds.
-                    let recv = match fd.fixed_slot() {
-                        // ringd patch: the file by its slot of the ring's file table.
-                        Some(slot) => opcode::Recv::new(types::Fixed(slot), std::ptr::null_mut(), 0),
-                        None => opcode::Recv::new(types::Fd(fd.raw_fd()), std::ptr::null_mut(), 0),
-                    };
-                    recv.buf_group(bgid)
-                        .build()
-                        .flags(squeue::Flags::BUFFER_SELECT)
+                    // ringd patch: the file by its table slot, if it has one.
+                    on_file!(fd, |file| opcode::Recv::new(file, std::ptr::null_mut(), 0)
+                        .buf_group(bgid)
+                        .build())
+                    .flags(squeue::Flags::BUFFER_SELECT)
                 },
             )
         })

@@ -10,6 +10,26 @@ use std::{
 
 use crate::runtime::driver::op::Op;
 
+/// ringd patch: `$build`, an operation's entry, made with `$target` naming the file of `$fd`
+/// (a `SharedFd`): its slot of the ring's file table when it has one (`types::Fixed`), else its
+/// descriptor (`types::Fd`). io-uring's constructors take either type but name no type that
+/// is both, so `$build` is expanded for each.
+macro_rules! on_file {
+    ($fd:expr, |$target:ident| $build:expr) => {
+        match $fd.fixed_slot() {
+            Some(slot) => {
+                let $target = io_uring::types::Fixed(slot);
+                $build
+            }
+            None => {
+                let $target = io_uring::types::Fd($fd.raw_fd());
+                $build
+            }
+        }
+    };
+}
+pub(crate) use on_file;
+
 // Tracks in-flight operations on a file descriptor. Ensures all in-flight
 // operations complete before submitting the close.
 //
@@ -137,10 +157,16 @@ impl Inner {
             *state = State::Closed;
         }
         // ringd patch: the table's hold on the file goes before the descriptor does.
+        self.release_slot();
+        Op::close(self.fd)?.await
+    }
+
+    /// ringd patch: empties this file's table slot, if it has one, with the ring's next
+    /// submission (`crate::runtime::driver::release_fixed_slot`).
+    fn release_slot(&self) {
         if let Some(slot) = self.slot.take() {
             crate::runtime::driver::release_fixed_slot(slot);
         }
-        Op::close(self.fd)?.await
     }
 }
 
@@ -169,9 +195,7 @@ impl Drop for Inner {
         // ringd patch: no operation holds this file any more (each holds a `SharedFd`): its
         // table slot is emptied before the ring's next submission, which is when the file,
         // and so the socket, is really closed.
-        if let Some(slot) = self.slot.take() {
-            crate::runtime::driver::release_fixed_slot(slot);
-        }
+        self.release_slot();
         // If the inner state isn't `Closed`, the user hasn't called close().await
         // so do it synchronously.
 

@@ -1,4 +1,4 @@
-use crate::{buf::BoundedBuf, io::SharedFd, BufResult, OneshotOutputTransform, UnsubmittedOneshot};
+use crate::{buf::BoundedBuf, io::on_file, io::SharedFd, BufResult, OneshotOutputTransform, UnsubmittedOneshot};
 use io_uring::cqueue::Entry;
 use std::io;
 use std::marker::PhantomData;
@@ -37,7 +37,7 @@ impl<T> OneshotOutputTransform for WriteTransform<T> {
 
 impl<T: BoundedBuf> UnsubmittedWrite<T> {
     pub(crate) fn write_at(fd: &SharedFd, buf: T, offset: u64) -> Self {
-        use io_uring::{opcode, types};
+        use io_uring::opcode;
 
         // Get raw buffer info
         let ptr = buf.stable_ptr();
@@ -51,13 +51,10 @@ impl<T: BoundedBuf> UnsubmittedWrite<T> {
             WriteTransform {
                 _phantom: PhantomData,
             },
-            match fd.fixed_slot() {
-                // ringd patch: the file by its slot of the ring's file table.
-                Some(slot) => opcode::Write::new(types::Fixed(slot), ptr, len as _),
-                None => opcode::Write::new(types::Fd(fd.raw_fd()), ptr, len as _),
-            }
-            .offset(offset as _)
-            .build(),
+            // ringd patch: the file by its table slot, if it has one.
+            on_file!(fd, |file| opcode::Write::new(file, ptr, len as _)
+                .offset(offset as _)
+                .build()),
         )
     }
 }

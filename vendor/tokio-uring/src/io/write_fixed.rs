@@ -1,6 +1,6 @@
 use crate::buf::fixed::FixedBuf;
 use crate::buf::BoundedBuf;
-use crate::io::SharedFd;
+use crate::io::{on_file, SharedFd};
 use crate::runtime::driver::op::{self, Completable, Op};
 use crate::BufResult;
 
@@ -25,7 +25,7 @@ where
         buf: T,
         offset: u64,
     ) -> io::Result<Op<WriteFixed<T>>> {
-        use io_uring::{opcode, types};
+        use io_uring::opcode;
 
         CONTEXT.with(|x| {
             x.handle().expect("Not in a runtime context").submit_op(
@@ -38,12 +38,10 @@ where
                     let ptr = write_fixed.buf.stable_ptr();
                     let len = write_fixed.buf.bytes_init();
                     let buf_index = write_fixed.buf.get_buf().buf_index();
-                    let write = match fd.fixed_slot() {
-                        // ringd patch: the file by its slot of the ring's file table.
-                        Some(slot) => opcode::WriteFixed::new(types::Fixed(slot), ptr, len as _, buf_index),
-                        None => opcode::WriteFixed::new(types::Fd(fd.raw_fd()), ptr, len as _, buf_index),
-                    };
-                    write.offset(offset as _).build()
+                    // ringd patch: the file by its table slot, if it has one.
+                    on_file!(fd, |file| opcode::WriteFixed::new(file, ptr, len as _, buf_index)
+                        .offset(offset as _)
+                        .build())
                 },
             )
         })

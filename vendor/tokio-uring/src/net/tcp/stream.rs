@@ -248,7 +248,8 @@ impl TcpStream {
 
     /// ringd patch: places the socket's file in a free slot of this thread's file table
     /// (`crate::register_files_sparse`), so that its receives into provided buffers and its
-    /// fixed-buffer writes name the slot and the kernel does not look the file up for each.
+    /// writes (fixed-buffer or not) name the slot and the kernel does not look the file up for
+    /// each.
     /// `Ok(false)` when there is no table or no free slot. The slot is emptied when the
     /// descriptor closes (the last handle and operation gone), with the ring's next
     /// submission: the socket is really closed then.
