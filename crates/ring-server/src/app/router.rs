@@ -166,8 +166,9 @@ pub(crate) enum Routed<'r> {
 #[derive(Default)]
 pub struct Router {
     routes: Vec<Route>,
-    /// The exact routes' paths and indices, most specific first. An exact route that matches a
-    /// path is more specific than every other route that matches it (its segments are all
+    /// The exact routes' paths and indices, most specific first; each path is copied beside its
+    /// index, so that the search reads no route until one matches. An exact route that matches
+    /// a path is more specific than every other route that matches it (its segments are all
     /// literal, and no pattern of another length can match the same path), so only exact
     /// routes of the same path can come before it: the first exact route that matches the path
     /// and the method is what the walk over every route would find.
