@@ -184,6 +184,10 @@ pub fn parse_request<'h, 'b>(
 /// Where the request line starts: after any `CRLF` / `LF` empty lines (RFC 9112 §2.2).
 /// A lone trailing `CR` is left for httparse to judge.
 fn leading_empty_lines(buf: &[u8]) -> usize {
+    // Nearly every request line starts at once: one look at the first byte.
+    if !matches!(buf.first(), Some(b'\r' | b'\n')) {
+        return 0;
+    }
     let mut i = 0;
     loop {
         match buf.get(i..) {
@@ -318,7 +322,7 @@ impl<'b> Fields<'b> {
         for h in headers {
             // The length first: most names are none of these, and differ from them in length.
             match h.name.len() {
-                4 if h.name.eq_ignore_ascii_case("host") => {
+                4 if is_host_name(h.name.as_bytes()) => {
                     f.host = f.host.or(Some(h.value));
                     f.hosts += 1;
                 }
@@ -330,6 +334,17 @@ impl<'b> Fields<'b> {
             }
         }
         f
+    }
+}
+
+/// `name.eq_ignore_ascii_case("host")`, as one comparison of four bytes (every request has a
+/// `Host`). Exact: each of `h`, `o`, `s`, `t` is a letter, so a byte with bit 0x20 set equals
+/// it only if the byte is that letter in either case.
+#[inline]
+fn is_host_name(name: &[u8]) -> bool {
+    match <[u8; 4]>::try_from(name) {
+        Ok(four) => u32::from_le_bytes(four) | 0x2020_2020 == u32::from_le_bytes(*b"host"),
+        Err(_) => false,
     }
 }
 

@@ -67,6 +67,10 @@ pub(crate) fn is_host(v: &[u8]) -> bool {
 /// CONNECT; `*` only with OPTIONS; origin-form starts with `/`; absolute-form is `http` or
 /// `https` with a non-empty authority without userinfo. A fragment (`#`) is never part of a
 /// request-target, so it is refused rather than silently cut.
+///
+/// Always inlined into its callers for the origin-form (nearly every request), so that its
+/// result is built in place; the other forms are [`split_other_target`].
+#[inline(always)]
 pub(crate) fn split_target<'b>(raw: &'b str, method: Method<'_>) -> Result<SplitTarget<'b>, ParseError> {
     // origin-form, nearly every request: one pass over the bytes finds a fragment (refused),
     // the query and whether the path needs rewriting, where three searches each read them.
@@ -83,6 +87,11 @@ pub(crate) fn split_target<'b>(raw: &'b str, method: Method<'_>) -> Result<Split
             query,
         });
     }
+    split_other_target(raw, method)
+}
+
+/// [`split_target`] for a target that is not origin-form, or any target of CONNECT.
+fn split_other_target<'b>(raw: &'b str, method: Method<'_>) -> Result<SplitTarget<'b>, ParseError> {
     if raw.as_bytes().contains(&b'#') {
         return Err(ParseError::InvalidTarget);
     }

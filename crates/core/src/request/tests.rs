@@ -485,3 +485,60 @@ fn no_allocation_for_normal_path() {
         assert!(matches!(h.path, Cow::Borrowed("/a/b.css")));
     });
 }
+
+/// The one comparison of [`is_host_name`] agrees with `eq_ignore_ascii_case("host")` on every
+/// name of any length up to 5 whose bytes are each a letter of `host` in either case or any one
+/// other byte in one position.
+#[test]
+fn is_host_name_is_eq_ignore_ascii_case() {
+    let check = |name: &[u8]| {
+        assert_eq!(
+            is_host_name(name),
+            name.eq_ignore_ascii_case(b"host"),
+            "{:?}",
+            String::from_utf8_lossy(name)
+        );
+    };
+    for len in 0..=5usize {
+        for cases in 0..1u32 << len {
+            let base: Vec<u8> = b"hostx"[..len]
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| if cases >> i & 1 == 1 { b.to_ascii_uppercase() } else { b })
+                .collect();
+            check(&base);
+            for at in 0..len {
+                for other in 0..=u8::MAX {
+                    let mut name = base.clone();
+                    name[at] = other;
+                    check(&name);
+                }
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    /// [`is_host_name`] agrees with `eq_ignore_ascii_case("host")` on any bytes.
+    #[test]
+    fn is_host_name_on_any_bytes(name in proptest::collection::vec(proptest::num::u8::ANY, 0..6)) {
+        proptest::prop_assert_eq!(is_host_name(&name), name.eq_ignore_ascii_case(b"host"));
+    }
+
+    /// The first-byte check of [`leading_empty_lines`] gives what the loop gives.
+    #[test]
+    fn leading_empty_lines_fast_check(buf in proptest::collection::vec(
+        proptest::prop_oneof![proptest::strategy::Just(b'\r'), proptest::strategy::Just(b'\n'), proptest::num::u8::ANY],
+        0..8,
+    )) {
+        let mut i = 0;
+        loop {
+            match buf.get(i..) {
+                Some([b'\n', ..]) => i += 1,
+                Some([b'\r', b'\n', ..]) => i += 2,
+                _ => break,
+            }
+        }
+        proptest::prop_assert_eq!(leading_empty_lines(&buf), i);
+    }
+}
