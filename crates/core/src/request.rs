@@ -11,6 +11,7 @@ use std::mem::MaybeUninit;
 
 use httparse::Header;
 
+use crate::chunked::is_tchar;
 use crate::error::ParseError;
 use crate::framing::{list_elements, request_framing, BodyFraming};
 use crate::limits::Limits;
@@ -103,50 +104,37 @@ pub fn parse_request<'h, 'b>(
     limits: &Limits,
     slots: &'h mut [MaybeUninit<Header<'b>>],
 ) -> Result<Parsed<RequestHead<'h, 'b>>, ParseError> {
-    // RFC 9112 §2.2: empty lines before the request line are skipped (httparse does so too).
-    let start = leading_empty_lines(buf);
-    let line = &buf[start..];
-    // Decidable as soon as `max_request_line + 1` bytes of the line are present. The line is
-    // only searched for its end when the buffer is long enough to hold a line that long (the
-    // limit is 8 KiB by default; a read of one request or a short pipeline is shorter).
-    let uri_too_long = line.len() > limits.max_request_line
-        && line
-            .iter()
-            .position(|&b| b == b'\r' || b == b'\n')
-            .unwrap_or(line.len())
-            > limits.max_request_line;
-    let uri_cut = start.saturating_add(limits.max_request_line);
+    parse_head(buf, limits, slots, true)
+}
 
-    // httparse only ever sees the bytes before the first limit, so what it reports is what
-    // happened before that limit was crossed, and a limit is reported only if httparse found
-    // nothing wrong before it. This keeps the outcome independent of how much was read.
-    let mut scan = buf.len().min(limits.max_header_bytes);
-    if uri_too_long {
-        scan = scan.min(uri_cut);
-    }
-    let scanned = &buf[..scan];
-
+/// [`parse_request`], and with `simple` false the same without [`simple_head`] (for the tests
+/// that check the two agree).
+#[inline(always)]
+fn parse_head<'h, 'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    slots: &'h mut [MaybeUninit<Header<'b>>],
+    simple: bool,
+) -> Result<Parsed<RequestHead<'h, 'b>>, ParseError> {
     let n_slots = limits.max_headers.min(MAX_HEADERS).min(slots.len());
-    let mut req = httparse::Request::new(&mut []);
-    let status = req.parse_with_uninit_headers(scanned, &mut slots[..n_slots]);
-    let head_len = match status {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return partial_or_limit(buf, limits, uri_too_long, uri_cut);
+    let simple = if simple {
+        simple_head(buf, limits, n_slots)
+    } else {
+        None
+    };
+    let (method, raw_target, version, headers, head_len) = if let Some(simple) = simple {
+        let headers: &'h [Header<'b>] = match simple.field {
+            // `simple_head` returns a field only when there is a slot for it.
+            Some(field) => std::slice::from_ref(slots[0].write(field)),
+            None => &[],
+        };
+        (simple.method, simple.target, simple.version, headers, simple.head_len)
+    } else {
+        match httparse_head(buf, limits, &mut slots[..n_slots])? {
+            Parsed::Complete(head) => head,
+            Parsed::Partial => return Ok(Parsed::Partial),
         }
-        Err(e) => match map_httparse_error(e, scanned, start)? {
-            Parsed::Partial => return partial_or_limit(buf, limits, uri_too_long, uri_cut),
-            Parsed::Complete(never) => match never {},
-        },
     };
-
-    // httparse only returns Complete with all three request-line parts set.
-    let (Some(method), Some(raw_target), Some(minor)) = (req.method, req.path, req.version) else {
-        return Err(ParseError::BadRequestLine);
-    };
-    let headers: &'h [Header<'b>] = req.headers;
-    let method = Method::parse(method);
-    let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
 
     let split = split_target(raw_target, method)?;
     // One pass over the names finds the fields acted on below; each rule then reads the
@@ -179,6 +167,209 @@ pub fn parse_request<'h, 'b>(
         expect_continue,
         head_len,
     }))
+}
+
+/// The request line's parts and the fields, as [`parse_request`] takes them from
+/// [`httparse_head`] or [`simple_head`]: method, target, version, fields, head length.
+type Head<'h, 'b> = (Method<'b>, &'b str, Version, &'h [Header<'b>], usize);
+
+/// The head as httparse reads it, with the limits applied (see [`parse_request`]).
+fn httparse_head<'h, 'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    slots: &'h mut [MaybeUninit<Header<'b>>],
+) -> Result<Parsed<Head<'h, 'b>>, ParseError> {
+    // RFC 9112 §2.2: empty lines before the request line are skipped (httparse does so too).
+    let start = leading_empty_lines(buf);
+    let line = &buf[start..];
+    // Decidable as soon as `max_request_line + 1` bytes of the line are present. The line is
+    // only searched for its end when the buffer is long enough to hold a line that long (the
+    // limit is 8 KiB by default; a read of one request or a short pipeline is shorter).
+    let uri_too_long = line.len() > limits.max_request_line
+        && line
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .unwrap_or(line.len())
+            > limits.max_request_line;
+    let uri_cut = start.saturating_add(limits.max_request_line);
+
+    // httparse only ever sees the bytes before the first limit, so what it reports is what
+    // happened before that limit was crossed, and a limit is reported only if httparse found
+    // nothing wrong before it. This keeps the outcome independent of how much was read.
+    let mut scan = buf.len().min(limits.max_header_bytes);
+    if uri_too_long {
+        scan = scan.min(uri_cut);
+    }
+    let scanned = &buf[..scan];
+
+    let mut req = httparse::Request::new(&mut []);
+    let status = req.parse_with_uninit_headers(scanned, slots);
+    let head_len = match status {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return partial_or_limit(buf, limits, uri_too_long, uri_cut);
+        }
+        Err(e) => match map_httparse_error(e, scanned, start)? {
+            Parsed::Partial => return partial_or_limit(buf, limits, uri_too_long, uri_cut),
+            Parsed::Complete(never) => match never {},
+        },
+    };
+
+    // httparse only returns Complete with all three request-line parts set.
+    let (Some(method), Some(raw_target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(ParseError::BadRequestLine);
+    };
+    let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
+    Ok(Parsed::Complete((
+        Method::parse(method),
+        raw_target,
+        version,
+        req.headers,
+        head_len,
+    )))
+}
+
+/// A head of the shape [`simple_head`] reads.
+#[derive(Debug, PartialEq, Eq)]
+struct SimpleHead<'b> {
+    method: Method<'b>,
+    target: &'b str,
+    version: Version,
+    field: Option<Header<'b>>,
+    head_len: usize,
+}
+
+/// The head nearly every request sends, read without httparse, or `None` for anything else
+/// (which httparse then reads): a known method, one SP, a target of visible ASCII bytes
+/// starting with `/`, one SP, `HTTP/1.1` or `HTTP/1.0`, CRLF; then at most one field, a token,
+/// `:`, any SPs, and a value of visible ASCII bytes and SPs ending in a visible byte, CRLF; then
+/// CRLF. It starts at the buffer's start, its request line is within `max_request_line`, the
+/// whole head within `max_header_bytes`, and a field has a slot (`n_slots > 0`).
+///
+/// Hand-written because httparse's general machinery (its state for every field and every
+/// run of bytes, the run-time choice of its SIMD code for each run) costs more than the rest
+/// of the parse on such a short head. It accepts only bytes httparse accepts and reads them as
+/// httparse does, so on every head it returns, httparse's parse within the limits is `Complete` with the
+/// same method, target, version, field (httparse trims the value's SPs, and there are none to
+/// trim here) and length, and [`parse_request`] goes on from there the same way; the unit tests
+/// check this against httparse on generated heads.
+fn simple_head<'b>(buf: &'b [u8], limits: &Limits, n_slots: usize) -> Option<SimpleHead<'b>> {
+    let (method, sp) = if buf.starts_with(b"GET ") {
+        (Method::Get, 3)
+    } else {
+        let sp = buf.iter().take(8).position(|&b| b == b' ')?;
+        let method = match &buf[..sp] {
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"OPTIONS" => Method::Options,
+            b"PATCH" => Method::Patch,
+            b"CONNECT" => Method::Connect,
+            b"TRACE" => Method::Trace,
+            _ => return None,
+        };
+        (method, sp)
+    };
+    let target_at = sp + 1;
+    if buf.get(target_at) != Some(&b'/') {
+        return None;
+    }
+    let version_at = target_at + visible_run(&buf[target_at..], 0x21);
+    let version = match buf.get(version_at..version_at + 11)? {
+        b" HTTP/1.1\r\n" => Version::Http11,
+        b" HTTP/1.0\r\n" => Version::Http10,
+        _ => return None,
+    };
+    // The request line without its CRLF.
+    if version_at + 9 > limits.max_request_line {
+        return None;
+    }
+    let target = std::str::from_utf8(&buf[target_at..version_at]).ok()?;
+    let fields_at = version_at + 11;
+    let (field, head_len) = if buf.get(fields_at..fields_at + 2)? == b"\r\n" {
+        (None, fields_at + 2)
+    } else {
+        let name_len = buf[fields_at..].iter().position(|&b| !TCHAR[usize::from(b)])?;
+        let colon = fields_at + name_len;
+        if name_len == 0 || buf[colon] != b':' || n_slots == 0 {
+            return None;
+        }
+        let mut value_at = colon + 1;
+        while buf.get(value_at) == Some(&b' ') {
+            value_at += 1;
+        }
+        let value_len = visible_run(&buf[value_at..], 0x20);
+        let value_end = value_at + value_len;
+        if value_len == 0 || buf[value_end - 1] == b' ' || buf.get(value_end..value_end + 4)? != b"\r\n\r\n" {
+            return None;
+        }
+        // `Host` as nearly every client spells it; the same bytes as the buffer's, so what
+        // reads the head cannot tell them apart.
+        let name = match &buf[fields_at..colon] {
+            b"Host" => "Host",
+            name => std::str::from_utf8(name).ok()?,
+        };
+        let value = &buf[value_at..value_end];
+        (Some(Header { name, value }), value_end + 4)
+    };
+    if head_len > limits.max_header_bytes {
+        return None;
+    }
+    Some(SimpleHead {
+        method,
+        target,
+        version,
+        field,
+        head_len,
+    })
+}
+
+/// [`is_tchar`] as a table.
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_tchar(b as u8);
+        b += 1;
+    }
+    table
+};
+
+/// How many bytes at the start of `bytes` are in `lo..=0x7e`, for `lo` 0x21 (visible ASCII,
+/// `VCHAR`) or 0x20 (that or SP): a word of eight bytes at a time, then byte by byte in the
+/// last piece shorter than a word. Hand-written because a byte loop costs several times more
+/// on every request's target and field value.
+fn visible_run(bytes: &[u8], lo: u8) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut run = 0;
+    for word in &mut words {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(word);
+        let x = u64::from_le_bytes(eight);
+        // Some byte is below `lo` (at most 0x80) iff a high bit survives: the lowest such byte
+        // borrows into its own high bit, which it does not have; bytes at or above `lo` do not
+        // borrow, and a high bit of theirs is cleared by `!x`.
+        let below = x.wrapping_sub(ONES * u64::from(lo)) & !x & HIGH;
+        // Some byte is above 0x7e iff a high bit is set: adding one sets it in 0x7f, and bytes
+        // from 0x80 have it; a byte up to 0x7e stays below 0x80, and a carry only leaves a
+        // byte 0xff, itself above.
+        let above = (x.wrapping_add(ONES) | x) & HIGH;
+        // The lowest flagged byte is the first outside: nothing borrows or carries into it
+        // from below, where every byte is inside.
+        let outside = below | above;
+        if outside != 0 {
+            return run + (outside.trailing_zeros() / 8) as usize;
+        }
+        run += 8;
+    }
+    run + words
+        .remainder()
+        .iter()
+        .take_while(|&&b| (lo..=0x7e).contains(&b))
+        .count()
 }
 
 /// Where the request line starts: after any `CRLF` / `LF` empty lines (RFC 9112 §2.2).

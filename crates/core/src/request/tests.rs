@@ -542,3 +542,249 @@ proptest::proptest! {
         proptest::prop_assert_eq!(leading_empty_lines(&buf), i);
     }
 }
+
+/// Bytes a generated head is made of: each part's usual bytes and the ones next to them that
+/// httparse refuses or reads differently.
+const TARGET_BYTES: &[u8] = b"/a.%?#*:F \t\x7f\x80\xc3\xa9";
+const VALUE_BYTES: &[u8] = b"a1.: \t\x7f\x80\x1f";
+
+fn pick(from: &'static [&'static str]) -> impl proptest::strategy::Strategy<Value = &'static str> {
+    proptest::sample::select(from)
+}
+
+fn bytes_of(from: &'static [u8], len: std::ops::Range<usize>) -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(proptest::sample::select(from), len)
+}
+
+/// A request head near the shape `simple_head` reads, or slightly off it in one of the ways
+/// httparse tells apart, possibly cut short, with what follows it.
+fn near_simple_head() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::strategy::Strategy;
+    let method = pick(&[
+        "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE", "get", "GETS", "FOO", "",
+    ]);
+    let sp = || pick(&[" ", " ", " ", "  ", "\t"]);
+    let target = (pick(&["/", "/", "", "*", "http://h/"]), bytes_of(TARGET_BYTES, 0..12));
+    let version = pick(&[
+        "HTTP/1.1",
+        "HTTP/1.1",
+        "HTTP/1.0",
+        "HTTP/2.0",
+        "HTTP/1.1 ",
+        "HTTP/1.",
+        "http/1.1",
+    ]);
+    let eol = || pick(&["\r\n", "\r\n", "\r\n", "\n", "\r"]);
+    let field = (
+        pick(&[
+            "Host",
+            "Host",
+            "host",
+            "HOST",
+            "X-Y",
+            "Content-Length",
+            "Connection",
+            "Expect",
+            "Bad Name",
+            "",
+        ]),
+        pick(&[":", ": ", ": ", ":  ", ":\t", " :"]),
+        bytes_of(VALUE_BYTES, 0..10),
+        eol(),
+    );
+    let fields = proptest::collection::vec(field, 0..3);
+    let end = pick(&["\r\n", "\r\n", "\n", ""]);
+    let tail = pick(&["", "GET / HTTP/1.1\r\n", "xyz", "\r\n"]);
+    let prefix = pick(&["", "", "", "\r\n", "\n"]);
+    let cut = proptest::option::weighted(0.2, proptest::num::usize::ANY);
+    (
+        prefix,
+        method,
+        sp(),
+        target,
+        sp(),
+        version,
+        eol(),
+        fields,
+        end,
+        tail,
+        cut,
+    )
+        .prop_map(
+            |(prefix, method, sp, (start, rest), sp2, version, eol, fields, end, tail, cut)| {
+                let mut buf = Vec::new();
+                buf.extend_from_slice(prefix.as_bytes());
+                buf.extend_from_slice(method.as_bytes());
+                buf.extend_from_slice(sp.as_bytes());
+                buf.extend_from_slice(start.as_bytes());
+                buf.extend_from_slice(&rest);
+                buf.extend_from_slice(sp2.as_bytes());
+                buf.extend_from_slice(version.as_bytes());
+                buf.extend_from_slice(eol.as_bytes());
+                for (name, colon, value, eol) in fields {
+                    buf.extend_from_slice(name.as_bytes());
+                    buf.extend_from_slice(colon.as_bytes());
+                    buf.extend_from_slice(&value);
+                    buf.extend_from_slice(eol.as_bytes());
+                }
+                buf.extend_from_slice(end.as_bytes());
+                buf.extend_from_slice(tail.as_bytes());
+                if let Some(cut) = cut {
+                    buf.truncate(cut % (buf.len() + 1));
+                }
+                buf
+            },
+        )
+}
+
+/// A head of the shape `simple_head` reads, with one byte possibly replaced by one that
+/// httparse refuses or reads differently, possibly cut short.
+fn simple_shape() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::strategy::Strategy;
+    let method = pick(&[
+        "GET", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ]);
+    let target = bytes_of(b"/abz09.%?#~!", 0..20);
+    let version = pick(&["HTTP/1.1", "HTTP/1.0"]);
+    let field = proptest::option::weighted(
+        0.8,
+        (
+            pick(&[
+                "Host",
+                "host",
+                "X-Y",
+                "Content-Length",
+                "Connection",
+                "Expect",
+                "Transfer-Encoding",
+            ]),
+            pick(&[":", ": ", ":  "]),
+            bytes_of(b"a1.:- ,/", 1..20),
+        ),
+    );
+    let tail = pick(&["", "GET / HTTP/1.1\r\n", "\r\n", "a"]);
+    let swap = proptest::option::weighted(
+        0.5,
+        (
+            proptest::num::usize::ANY,
+            proptest::sample::select(&b" \t\r\n\x00\x7f\x80\xff:/?#%.Aa"[..]),
+        ),
+    );
+    let cut = proptest::option::weighted(0.1, proptest::num::usize::ANY);
+    (method, target, version, field, tail, swap, cut).prop_map(|(method, target, version, field, tail, swap, cut)| {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(method.as_bytes());
+        buf.extend_from_slice(b" /");
+        buf.extend_from_slice(&target);
+        buf.push(b' ');
+        buf.extend_from_slice(version.as_bytes());
+        buf.extend_from_slice(b"\r\n");
+        if let Some((name, colon, value)) = field {
+            buf.extend_from_slice(name.as_bytes());
+            buf.extend_from_slice(colon.as_bytes());
+            buf.extend_from_slice(&value);
+            buf.extend_from_slice(b"\r\n");
+        }
+        buf.extend_from_slice(b"\r\n");
+        buf.extend_from_slice(tail.as_bytes());
+        if let Some((at, byte)) = swap {
+            let at = at % buf.len();
+            buf[at] = byte;
+        }
+        if let Some(cut) = cut {
+            buf.truncate(cut % (buf.len() + 1));
+        }
+        buf
+    })
+}
+
+fn small_limits() -> impl proptest::strategy::Strategy<Value = (Limits, usize)> {
+    use proptest::strategy::Strategy;
+    let limits = proptest::prop_oneof![
+        3 => proptest::strategy::Just(Limits::default()),
+        1 => (10usize..40, 10usize..80, 0usize..3).prop_map(|(line, head, fields)| Limits {
+            max_request_line: line,
+            max_header_bytes: head,
+            max_headers: fields,
+            ..Limits::default()
+        }),
+    ];
+    (limits, 0usize..4)
+}
+
+/// `parse_request` with and without `simple_head`, the head rendered with `Debug`.
+fn both_ways(buf: &[u8], limits: &Limits, n_slots: usize) -> (String, String) {
+    let (mut a, mut b) = (header_slots(), header_slots());
+    let fast = format!("{:?}", parse_head(buf, limits, &mut a[..n_slots], true));
+    let slow = format!("{:?}", parse_head(buf, limits, &mut b[..n_slots], false));
+    (fast, slow)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+    /// Whether or not `simple_head` reads the head, `parse_request`'s answer is the same: every
+    /// field of the head, or the error, or `Partial`.
+    #[test]
+    fn simple_head_changes_no_answer(
+        buf in proptest::prop_oneof![near_simple_head(), simple_shape()],
+        (limits, n_slots) in small_limits(),
+    ) {
+        let (fast, slow) = both_ways(&buf, &limits, n_slots);
+        proptest::prop_assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&buf));
+    }
+
+    /// `visible_run`'s words give what a byte loop gives.
+    #[test]
+    fn visible_run_is_the_byte_loop(
+        bytes in bytes_of(b"a /~\x20\x21\x7e\x7f\x80\xff\x1f\x00\r\n", 0..40),
+        lo in proptest::sample::select(&[0x20u8, 0x21][..]),
+    ) {
+        let expected = bytes.iter().take_while(|&&b| (lo..=0x7e).contains(&b)).count();
+        proptest::prop_assert_eq!(visible_run(&bytes, lo), expected);
+    }
+}
+
+/// The shapes `simple_head` is for are read by it (so the test above compares both ways on
+/// them), and give the same answer as httparse's way.
+#[test]
+fn simple_head_reads_the_common_shapes() {
+    for buf in [
+        &b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"[..],
+        b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /plaintext HTTP/1.1\r\n",
+        b"HEAD /a/b.css?x=1 HTTP/1.0\r\n\r\n",
+        b"POST /x HTTP/1.1\r\nhost:a b\r\n\r\n",
+        b"GET /%2e%2e/x HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /x#y HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: bad/host\r\n\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+    ] {
+        let limits = Limits::default();
+        assert!(
+            simple_head(buf, &limits, 1).is_some(),
+            "{:?}",
+            String::from_utf8_lossy(buf)
+        );
+        let (fast, slow) = both_ways(buf, &limits, 100);
+        assert_eq!(fast, slow);
+    }
+    // Shapes it leaves to httparse.
+    for buf in [
+        &b"GET /x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"[..],
+        b"GET /x HTTP/1.1\r\nHost: h \r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost:\th\r\n\r\n",
+        b"GET /x HTTP/1.1\nHost: h\n\n",
+        b"\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"get /x HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: h\r\n",
+    ] {
+        assert_eq!(
+            simple_head(buf, &Limits::default(), 1),
+            None,
+            "{:?}",
+            String::from_utf8_lossy(buf)
+        );
+    }
+}
