@@ -276,9 +276,14 @@ fn simple_head<'b>(buf: &'b [u8], limits: &Limits, n_slots: usize) -> Option<Sim
         return None;
     }
     let version_at = target_at + visible_run(&buf[target_at..], 0x21);
-    let version = match buf.get(version_at..version_at + 11)? {
-        b" HTTP/1.1\r\n" => Version::Http11,
-        b" HTTP/1.0\r\n" => Version::Http10,
+    let mut eight = [0; 8];
+    eight.copy_from_slice(buf.get(version_at..version_at + 8)?);
+    if u64::from_le_bytes(eight) != u64::from_le_bytes(*b" HTTP/1.") {
+        return None;
+    }
+    let version = match buf.get(version_at + 8..version_at + 11)? {
+        b"1\r\n" => Version::Http11,
+        b"0\r\n" => Version::Http10,
         _ => return None,
     };
     // The request line without its CRLF.
