@@ -22,13 +22,14 @@ use crate::version::Version;
 /// The most header slots [`parse_request`] will use, whatever `Limits::max_headers` says.
 pub const MAX_HEADERS: usize = 256;
 
-/// Stack storage for parsed header fields; make one with [`header_slots`].
-pub type HeaderSlots<'b> = [MaybeUninit<Header<'b>>; MAX_HEADERS];
+/// Storage for parsed header fields; make one with [`header_slots`], or pass any vector (see
+/// [`parse_request`]).
+pub type HeaderSlots<'b> = Vec<Header<'b>>;
 
-/// Uninitialised header slots for [`parse_request`] (nothing to initialise: httparse writes
-/// each slot before handing it back).
+/// An empty vector with room for [`MAX_HEADERS`] fields, for [`parse_request`] (one
+/// allocation; keep it and pass it again to parse the next request without another).
 pub fn header_slots<'b>() -> HeaderSlots<'b> {
-    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+    Vec::with_capacity(MAX_HEADERS)
 }
 
 /// The outcome of a parse that may need more bytes.
@@ -96,13 +97,16 @@ impl<'h, 'b> RequestHead<'h, 'b> {
 /// within `limits.max_header_bytes` bytes is [`ParseError::HeadersTooLarge`]. Checks that need
 /// the whole head (target form, Host, Expect, framing) run once it is complete.
 ///
-/// Header fields are stored in `slots` (at most `limits.max_headers`, clamped to
-/// [`MAX_HEADERS`] and `slots.len()`). Nothing is allocated unless the path needs
-/// normalizing.
+/// Header fields are stored in `slots`, which is cleared first: at most `limits.max_headers`
+/// of them, clamped to [`MAX_HEADERS`] and to `slots.capacity()`; a head with more fields is
+/// [`ParseError::TooManyHeaders`]. The vector never grows (so pass one with the capacity you
+/// want, such as [`header_slots`]'s), and nothing is allocated unless the path needs
+/// normalizing. The fields are in `RequestHead::headers`; the vector's length afterwards is
+/// unspecified.
 pub fn parse_request<'h, 'b>(
     buf: &'b [u8],
     limits: &Limits,
-    slots: &'h mut [MaybeUninit<Header<'b>>],
+    slots: &'h mut Vec<Header<'b>>,
 ) -> Result<Parsed<RequestHead<'h, 'b>>, ParseError> {
     parse_head(buf, limits, slots, true)
 }
@@ -113,24 +117,26 @@ pub fn parse_request<'h, 'b>(
 fn parse_head<'h, 'b>(
     buf: &'b [u8],
     limits: &Limits,
-    slots: &'h mut [MaybeUninit<Header<'b>>],
+    slots: &'h mut Vec<Header<'b>>,
     simple: bool,
 ) -> Result<Parsed<RequestHead<'h, 'b>>, ParseError> {
-    let n_slots = limits.max_headers.min(MAX_HEADERS).min(slots.len());
+    let n_slots = limits.max_headers.min(MAX_HEADERS).min(slots.capacity());
+    slots.clear();
+    // `simple_head` pushes its fields into `slots` and returns no borrow of it, so either
+    // branch below can then lend `slots` for `'h`.
     let simple = if simple {
-        simple_head(buf, limits, n_slots)
+        simple_head(buf, limits, slots, n_slots)
     } else {
         None
     };
     let (method, raw_target, version, headers, head_len) = if let Some(simple) = simple {
-        let headers: &'h [Header<'b>] = match simple.field {
-            // `simple_head` returns a field only when there is a slot for it.
-            Some(field) => std::slice::from_ref(slots[0].write(field)),
-            None => &[],
-        };
+        let headers: &'h [Header<'b>] = slots;
         (simple.method, simple.target, simple.version, headers, simple.head_len)
     } else {
-        match httparse_head(buf, limits, &mut slots[..n_slots])? {
+        // Fields `simple_head` pushed before it gave up are dropped (a length reset: `Header`
+        // has no destructor); httparse writes into the spare capacity.
+        slots.clear();
+        match httparse_head(buf, limits, &mut slots.spare_capacity_mut()[..n_slots])? {
             Parsed::Complete(head) => head,
             Parsed::Partial => return Ok(Parsed::Partial),
         }
@@ -229,31 +235,44 @@ fn httparse_head<'h, 'b>(
     )))
 }
 
-/// A head of the shape [`simple_head`] reads.
+/// The request line of a head [`simple_head`] read; its fields are in the slots.
 #[derive(Debug, PartialEq, Eq)]
 struct SimpleHead<'b> {
     method: Method<'b>,
     target: &'b str,
     version: Version,
-    field: Option<Header<'b>>,
     head_len: usize,
 }
 
 /// The head nearly every request sends, read without httparse, or `None` for anything else
 /// (which httparse then reads): a known method, one SP, a target of visible ASCII bytes
-/// starting with `/`, one SP, `HTTP/1.1` or `HTTP/1.0`, CRLF; then at most one field, a token,
-/// `:`, any SPs, and a value of visible ASCII bytes and SPs ending in a visible byte, CRLF; then
-/// CRLF. It starts at the buffer's start, its request line is within `max_request_line`, the
-/// whole head within `max_header_bytes`, and a field has a slot (`n_slots > 0`).
+/// starting with `/`, one SP, `HTTP/1.1` or `HTTP/1.0`, CRLF; then any number of fields, each
+/// a token, `:`, any SPs, and a value of visible ASCII bytes and SPs ending in a visible byte,
+/// CRLF; then CRLF. It starts at the buffer's start, its request line is within
+/// `max_request_line`, the whole head within `max_header_bytes`, and it has at most `n_slots`
+/// fields (`n_slots` at most `slots.capacity()`). The fields are pushed onto `slots` (empty
+/// when called) in order; on `None`, `slots` holds whatever was pushed before it gave up.
 ///
-/// Hand-written because httparse's general machinery (its state for every field and every
-/// run of bytes, the run-time choice of its SIMD code for each run) costs more than the rest
-/// of the parse on such a short head. It accepts only bytes httparse accepts and reads them as
-/// httparse does, so on every head it returns, httparse's parse within the limits is `Complete` with the
-/// same method, target, version, field (httparse trims the value's SPs, and there are none to
-/// trim here) and length, and [`parse_request`] goes on from there the same way; the unit tests
-/// check this against httparse on generated heads.
-fn simple_head<'b>(buf: &'b [u8], limits: &Limits, n_slots: usize) -> Option<SimpleHead<'b>> {
+/// Hand-written because this is the hot path of every request and must be ours: httparse's
+/// general machinery (its state for every field and every run of bytes, the run-time choice
+/// of its SIMD code for each run) costs more than the rest of the parse on such a short head.
+/// httparse stays the parser of record for everything else (every error, a partial head,
+/// obs-fold, HTAB, bare LF, trailing whitespace, empty values, bytes outside ASCII, a head
+/// with more fields than slots) and the judge in the tests. This reader accepts only bytes
+/// httparse accepts and reads them as httparse does, so on every head it returns, httparse's
+/// parse within the limits is `Complete` with the same method, target, version, fields
+/// (httparse trims the values' SPs, and there are none to trim here) and length, and
+/// [`parse_request`] goes on from there the same way; the unit tests check this against
+/// httparse on generated heads.
+fn simple_head<'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    slots: &mut Vec<Header<'b>>,
+    n_slots: usize,
+) -> Option<SimpleHead<'b>> {
+    // A head that ends within the limit ends within these bytes; one that does not is not
+    // found in them, and goes to httparse.
+    let buf = &buf[..buf.len().min(limits.max_header_bytes)];
     let (method, sp) = if buf.starts_with(b"GET ") {
         (Method::Get, 3)
     } else {
@@ -291,13 +310,15 @@ fn simple_head<'b>(buf: &'b [u8], limits: &Limits, n_slots: usize) -> Option<Sim
         return None;
     }
     let target = std::str::from_utf8(&buf[target_at..version_at]).ok()?;
-    let fields_at = version_at + 11;
-    let (field, head_len) = if buf.get(fields_at..fields_at + 2)? == b"\r\n" {
-        (None, fields_at + 2)
-    } else {
-        let name_len = buf[fields_at..].iter().position(|&b| !TCHAR[usize::from(b)])?;
-        let colon = fields_at + name_len;
-        if name_len == 0 || buf[colon] != b':' || n_slots == 0 {
+    let mut line_at = version_at + 11;
+    let head_len = loop {
+        if buf.get(line_at..line_at + 2)? == b"\r\n" {
+            break line_at + 2;
+        }
+        let name_len = buf[line_at..].iter().position(|&b| !TCHAR[usize::from(b)])?;
+        let colon = line_at + name_len;
+        // No slot left: httparse says `TooManyHeaders` (the vector must not grow).
+        if name_len == 0 || buf[colon] != b':' || slots.len() >= n_slots {
             return None;
         }
         let mut value_at = colon + 1;
@@ -306,26 +327,25 @@ fn simple_head<'b>(buf: &'b [u8], limits: &Limits, n_slots: usize) -> Option<Sim
         }
         let value_len = visible_run(&buf[value_at..], 0x20);
         let value_end = value_at + value_len;
-        if value_len == 0 || buf[value_end - 1] == b' ' || buf.get(value_end..value_end + 4)? != b"\r\n\r\n" {
+        if value_len == 0 || buf[value_end - 1] == b' ' || buf.get(value_end..value_end + 2)? != b"\r\n" {
             return None;
         }
         // `Host` as nearly every client spells it; the same bytes as the buffer's, so what
         // reads the head cannot tell them apart.
-        let name = match &buf[fields_at..colon] {
+        let name = match &buf[line_at..colon] {
             b"Host" => "Host",
             name => std::str::from_utf8(name).ok()?,
         };
-        let value = &buf[value_at..value_end];
-        (Some(Header { name, value }), value_end + 4)
+        slots.push(Header {
+            name,
+            value: &buf[value_at..value_end],
+        });
+        line_at = value_end + 2;
     };
-    if head_len > limits.max_header_bytes {
-        return None;
-    }
     Some(SimpleHead {
         method,
         target,
         version,
-        field,
         head_len,
     })
 }

@@ -253,7 +253,7 @@ fn too_many_headers() {
     buf.extend_from_slice(b"\r\n");
     assert_eq!(parse_with(&buf, limits), Err(ParseError::TooManyHeaders));
     // Clamped to the slots given.
-    let mut few = [const { MaybeUninit::uninit() }; 1];
+    let mut few = Vec::with_capacity(1);
     assert_eq!(
         parse_request(ok, &Limits::default(), &mut few).unwrap_err(),
         ParseError::TooManyHeaders
@@ -585,6 +585,9 @@ fn near_simple_head() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
             "Content-Length",
             "Connection",
             "Expect",
+            "Transfer-Encoding",
+            "User-Agent",
+            "Accept",
             "Bad Name",
             "",
         ]),
@@ -592,7 +595,7 @@ fn near_simple_head() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         bytes_of(VALUE_BYTES, 0..10),
         eol(),
     );
-    let fields = proptest::collection::vec(field, 0..3);
+    let fields = proptest::collection::vec(field, 0..6);
     let end = pick(&["\r\n", "\r\n", "\n", ""]);
     let tail = pick(&["", "GET / HTTP/1.1\r\n", "xyz", "\r\n"]);
     let prefix = pick(&["", "", "", "\r\n", "\n"]);
@@ -644,34 +647,64 @@ fn simple_shape() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
     let method = pick(&[
         "GET", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
     ]);
-    let target = bytes_of(b"/abz09.%?#~!", 0..20);
+    let target = proptest::prop_oneof![
+        3 => bytes_of(b"/abz09.-~!", 0..20),
+        1 => bytes_of(b"/abz09.%?#~!", 0..20),
+    ];
     let version = pick(&["HTTP/1.1", "HTTP/1.0"]);
-    let field = proptest::option::weighted(
-        0.8,
+    // Values the parser reads (mostly good ones) or any of the value bytes.
+    let value = || {
+        proptest::prop_oneof![
+            pick(&[
+                "0",
+                "5",
+                "chunked",
+                "close",
+                "keep-alive",
+                "100-continue",
+                "curl/8.5.0",
+                "*/*",
+                "gzip, deflate"
+            ])
+            .prop_map(|v| v.as_bytes().to_vec()),
+            bytes_of(b"a1.:- ,/", 1..20),
+        ]
+    };
+    let host = proptest::option::weighted(0.8, (pick(&["Host: ", "Host:", "host: "]), bytes_of(b"a1.:-", 1..12)));
+    let field = || {
         (
             pick(&[
-                "Host",
                 "host",
                 "X-Y",
                 "Content-Length",
                 "Connection",
                 "Expect",
                 "Transfer-Encoding",
+                "User-Agent",
+                "Accept",
+                "Accept-Encoding",
             ]),
             pick(&[":", ": ", ":  "]),
-            bytes_of(b"a1.:- ,/", 1..20),
-        ),
-    );
+            value(),
+        )
+    };
+    // Mostly one to four fields, as clients send; up to seven, beyond the slots and limits
+    // `small_limits` gives.
+    let fields = proptest::prop_oneof![
+        1 => proptest::collection::vec(field(), 0..2),
+        3 => proptest::collection::vec(field(), 0..8),
+    ];
     let tail = pick(&["", "GET / HTTP/1.1\r\n", "\r\n", "a"]);
     let swap = proptest::option::weighted(
-        0.5,
+        0.4,
         (
             proptest::num::usize::ANY,
             proptest::sample::select(&b" \t\r\n\x00\x7f\x80\xff:/?#%.Aa"[..]),
         ),
     );
     let cut = proptest::option::weighted(0.1, proptest::num::usize::ANY);
-    (method, target, version, field, tail, swap, cut).prop_map(|(method, target, version, field, tail, swap, cut)| {
+    let head = (method, target, version, host, fields);
+    (head, tail, swap, cut).prop_map(|((method, target, version, host, fields), tail, swap, cut)| {
         let mut buf = Vec::new();
         buf.extend_from_slice(method.as_bytes());
         buf.extend_from_slice(b" /");
@@ -679,7 +712,12 @@ fn simple_shape() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         buf.push(b' ');
         buf.extend_from_slice(version.as_bytes());
         buf.extend_from_slice(b"\r\n");
-        if let Some((name, colon, value)) = field {
+        if let Some((name, value)) = host {
+            buf.extend_from_slice(name.as_bytes());
+            buf.extend_from_slice(&value);
+            buf.extend_from_slice(b"\r\n");
+        }
+        for (name, colon, value) in fields {
             buf.extend_from_slice(name.as_bytes());
             buf.extend_from_slice(colon.as_bytes());
             buf.extend_from_slice(&value);
@@ -702,22 +740,44 @@ fn small_limits() -> impl proptest::strategy::Strategy<Value = (Limits, usize)> 
     use proptest::strategy::Strategy;
     let limits = proptest::prop_oneof![
         3 => proptest::strategy::Just(Limits::default()),
-        1 => (10usize..40, 10usize..80, 0usize..3).prop_map(|(line, head, fields)| Limits {
+        1 => (10usize..40, 10usize..120, 0usize..6).prop_map(|(line, head, fields)| Limits {
             max_request_line: line,
             max_header_bytes: head,
             max_headers: fields,
             ..Limits::default()
         }),
     ];
-    (limits, 0usize..4)
+    // Mostly room for every field generated; else small capacities, a head with more fields
+    // than slots included.
+    let slots = proptest::prop_oneof![1 => proptest::strategy::Just(16usize), 1 => 0usize..9];
+    (limits, slots)
 }
 
-/// `parse_request` with and without `simple_head`, the head rendered with `Debug`.
+/// `parse_request` with and without `simple_head`, with room for `n_slots` fields, the head
+/// rendered with `Debug`. The vectors are handed over dirty, as a reused one would be.
 fn both_ways(buf: &[u8], limits: &Limits, n_slots: usize) -> (String, String) {
-    let (mut a, mut b) = (header_slots(), header_slots());
-    let fast = format!("{:?}", parse_head(buf, limits, &mut a[..n_slots], true));
-    let slow = format!("{:?}", parse_head(buf, limits, &mut b[..n_slots], false));
+    let stale = Header {
+        name: "Stale",
+        value: b"x",
+    };
+    let (mut a, mut b) = (Vec::with_capacity(n_slots), Vec::with_capacity(n_slots));
+    let (cap_a, cap_b) = (a.capacity(), b.capacity());
+    if n_slots > 0 {
+        a.push(stale);
+        b.push(stale);
+    }
+    let fast = format!("{:?}", parse_head(buf, limits, &mut a, true));
+    let slow = format!("{:?}", parse_head(buf, limits, &mut b, false));
+    // Never grown.
+    assert_eq!((a.capacity(), b.capacity()), (cap_a, cap_b));
     (fast, slow)
+}
+
+/// `simple_head` with room for `n_slots` fields: the request line and the fields it read.
+fn simple<'b>(buf: &'b [u8], limits: &Limits, n_slots: usize) -> Option<(SimpleHead<'b>, Vec<Header<'b>>)> {
+    let mut slots = Vec::with_capacity(n_slots);
+    let head = simple_head(buf, limits, &mut slots, n_slots)?;
+    Some((head, slots))
 }
 
 proptest::proptest! {
@@ -749,42 +809,109 @@ proptest::proptest! {
 /// them), and give the same answer as httparse's way.
 #[test]
 fn simple_head_reads_the_common_shapes() {
-    for buf in [
-        &b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"[..],
-        b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /plaintext HTTP/1.1\r\n",
-        b"HEAD /a/b.css?x=1 HTTP/1.0\r\n\r\n",
-        b"POST /x HTTP/1.1\r\nhost:a b\r\n\r\n",
-        b"GET /%2e%2e/x HTTP/1.1\r\nHost: h\r\n\r\n",
-        b"GET /x#y HTTP/1.1\r\nHost: h\r\n\r\n",
-        b"CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: bad/host\r\n\r\n",
-        b"GET / HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+    for (buf, fields) in [
+        (&b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"[..], 1),
+        (
+            b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /plaintext HTTP/1.1\r\n",
+            1,
+        ),
+        (b"HEAD /a/b.css?x=1 HTTP/1.0\r\n\r\n", 0),
+        (b"POST /x HTTP/1.1\r\nhost:a b\r\n\r\n", 1),
+        (b"GET /%2e%2e/x HTTP/1.1\r\nHost: h\r\n\r\n", 1),
+        (b"GET /x#y HTTP/1.1\r\nHost: h\r\n\r\n", 1),
+        (b"CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n", 1),
+        (b"GET / HTTP/1.1\r\nHost: bad/host\r\n\r\n", 1),
+        (b"GET / HTTP/1.1\r\nContent-Length: 1\r\n\r\n", 1),
+        // curl.
+        (
+            b"GET /x HTTP/1.1\r\nHost: h\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n",
+            3,
+        ),
+        // A browser.
+        (
+            b"GET /index.html HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: Mozilla/5.0 (X11; \
+              Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\nAccept: text/html,application/\
+              xhtml+xml,*/*;q=0.8\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, \
+              deflate, br\r\nConnection: keep-alive\r\nUpgrade-Insecure-Requests: 1\r\n\
+              If-Modified-Since: Mon, 01 Jan 2024 00:00:00 GMT\r\n\r\n",
+            8,
+        ),
+        // Fields the parser acts on, and ones it refuses later (the same way as httparse's).
+        (
+            b"POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+            3,
+        ),
+        (
+            b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+            3,
+        ),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 2),
+        (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nX:y\r\n\r\n", 2),
     ] {
         let limits = Limits::default();
-        assert!(
-            simple_head(buf, &limits, 1).is_some(),
-            "{:?}",
-            String::from_utf8_lossy(buf)
-        );
+        let (_, read) =
+            simple(buf, &limits, MAX_HEADERS).unwrap_or_else(|| panic!("{:?}", String::from_utf8_lossy(buf)));
+        assert_eq!(read.len(), fields, "{:?}", String::from_utf8_lossy(buf));
+        // Exactly as many slots as fields is enough.
+        assert!(simple(buf, &limits, fields).is_some());
         let (fast, slow) = both_ways(buf, &limits, 100);
         assert_eq!(fast, slow);
     }
     // Shapes it leaves to httparse.
     for buf in [
-        &b"GET /x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"[..],
-        b"GET /x HTTP/1.1\r\nHost: h \r\n\r\n",
+        &b"GET /x HTTP/1.1\r\nHost: h \r\n\r\n"[..],
         b"GET /x HTTP/1.1\r\nHost:\th\r\n\r\n",
         b"GET /x HTTP/1.1\nHost: h\n\n",
+        b"GET /x HTTP/1.1\r\nHost: h\r\nAccept: */*\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\n",
+        b"GET /x HTTP/1.1\r\nHost: h\r\nAccept: a\r\n b\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: h\r\nAccept:\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: h\r\nAccept : a\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: h\r\nAccept: \xc3\xa9\r\n\r\n",
         b"\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n",
         b"get /x HTTP/1.1\r\nHost: h\r\n\r\n",
         b"GET /\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n",
         b"GET /x HTTP/1.1\r\nHost: h\r\n",
+        b"GET /x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n",
     ] {
         assert_eq!(
-            simple_head(buf, &Limits::default(), 1),
+            simple(buf, &Limits::default(), MAX_HEADERS),
             None,
             "{:?}",
             String::from_utf8_lossy(buf)
         );
+    }
+    // More fields than slots, or than `max_headers`: httparse's `TooManyHeaders`.
+    let curl = b"GET /x HTTP/1.1\r\nHost: h\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n";
+    assert_eq!(simple(curl, &Limits::default(), 2), None);
+    let mut two = Vec::with_capacity(2);
+    assert_eq!(
+        parse_request(curl, &Limits::default(), &mut two).unwrap_err(),
+        ParseError::TooManyHeaders
+    );
+    assert_eq!(two.capacity(), 2);
+    let limits = Limits {
+        max_headers: 2,
+        ..Limits::default()
+    };
+    assert_eq!(
+        parse_request(curl, &limits, &mut header_slots()).unwrap_err(),
+        ParseError::TooManyHeaders
+    );
+}
+
+/// A vector passed again is cleared first, and is not grown.
+#[test]
+fn slots_are_reused() {
+    let one = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    let three = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n";
+    let odd = b"GET / HTTP/1.1\r\nHost: h\r\nA:\t1\r\n\r\n";
+    let mut slots = header_slots();
+    for (buf, n) in [(&three[..], 3), (one, 1), (three, 3), (odd, 2), (one, 1)] {
+        match parse_request(buf, &Limits::default(), &mut slots) {
+            Ok(Parsed::Complete(h)) => assert_eq!(h.headers.len(), n),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(slots.capacity(), MAX_HEADERS);
     }
 }

@@ -5,7 +5,6 @@
 //! larger; lent from this pool they cost a connection nothing between requests.
 
 use std::cell::RefCell;
-use std::mem::MaybeUninit;
 
 use ringd_core::{Header, MAX_HEADERS};
 
@@ -31,9 +30,9 @@ impl<'b> HeaderSlots<'b> {
         HeaderSlots { slots: relabel(slots) }
     }
 
-    /// The slots, uninitialised, for `parse_request`.
-    pub(crate) fn as_mut(&mut self) -> &mut [MaybeUninit<Header<'b>>] {
-        self.slots.spare_capacity_mut()
+    /// The slots, an empty vector of `MAX_HEADERS` capacity, for `parse_request`.
+    pub(crate) fn as_mut(&mut self) -> &mut Vec<Header<'b>> {
+        &mut self.slots
     }
 }
 
@@ -64,7 +63,7 @@ mod tests {
     fn slots_are_reused_not_reallocated() {
         let first = {
             let mut s = HeaderSlots::take();
-            assert_eq!(s.as_mut().len(), MAX_HEADERS);
+            assert_eq!(s.as_mut().capacity(), MAX_HEADERS);
             s.slots.as_ptr() as usize
         };
         let again = HeaderSlots::take();
