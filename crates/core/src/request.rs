@@ -251,7 +251,9 @@ struct SimpleHead<'b> {
 /// CRLF; then CRLF. It starts at the buffer's start, its request line is within
 /// `max_request_line`, the whole head within `max_header_bytes`, and it has at most `n_slots`
 /// fields (`n_slots` at most `slots.capacity()`). The fields are pushed onto `slots` (empty
-/// when called) in order; on `None`, `slots` holds whatever was pushed before it gave up.
+/// when called) in order, so the vector never grows; on `None`, `slots` holds whatever was
+/// pushed before it gave up. A name clients commonly send is a static string of the same
+/// bytes ([`field_name`]).
 ///
 /// Hand-written because this is the hot path of every request and must be ours: httparse's
 /// general machinery (its state for every field and every run of bytes, the run-time choice
@@ -270,9 +272,6 @@ fn simple_head<'b>(
     slots: &mut Vec<Header<'b>>,
     n_slots: usize,
 ) -> Option<SimpleHead<'b>> {
-    // A head that ends within the limit ends within these bytes; one that does not is not
-    // found in them, and goes to httparse.
-    let buf = &buf[..buf.len().min(limits.max_header_bytes)];
     let (method, sp) = if buf.starts_with(b"GET ") {
         (Method::Get, 3)
     } else {
@@ -311,10 +310,10 @@ fn simple_head<'b>(
     }
     let target = std::str::from_utf8(&buf[target_at..version_at]).ok()?;
     let mut line_at = version_at + 11;
-    let head_len = loop {
-        if buf.get(line_at..line_at + 2)? == b"\r\n" {
-            break line_at + 2;
-        }
+    if buf.get(line_at..line_at + 2)? == b"\r\n" {
+        return simple_end(method, target, version, line_at + 2, limits);
+    }
+    loop {
         let name_len = buf[line_at..].iter().position(|&b| !TCHAR[usize::from(b)])?;
         let colon = line_at + name_len;
         // No slot left: httparse says `TooManyHeaders` (the vector must not grow).
@@ -327,26 +326,76 @@ fn simple_head<'b>(
         }
         let value_len = visible_run(&buf[value_at..], 0x20);
         let value_end = value_at + value_len;
-        if value_len == 0 || buf[value_end - 1] == b' ' || buf.get(value_end..value_end + 2)? != b"\r\n" {
+        if value_len == 0 || buf[value_end - 1] == b' ' {
             return None;
         }
-        // `Host` as nearly every client spells it; the same bytes as the buffer's, so what
-        // reads the head cannot tell them apart.
-        let name = match &buf[line_at..colon] {
-            b"Host" => "Host",
-            name => std::str::from_utf8(name).ok()?,
-        };
+        let name = field_name(&buf[line_at..colon])?;
         slots.push(Header {
             name,
             value: &buf[value_at..value_end],
         });
+        // The field's CRLF and the empty line's in one look: the last field is the usual case.
+        let rest = &buf[value_end..];
+        if rest.starts_with(b"\r\n\r\n") {
+            return simple_end(method, target, version, value_end + 4, limits);
+        }
+        if !rest.starts_with(b"\r\n") {
+            return None;
+        }
         line_at = value_end + 2;
-    };
+    }
+}
+
+/// The [`SimpleHead`] of a head `head_len` bytes long, if within `max_header_bytes`.
+#[inline(always)]
+fn simple_end<'b>(
+    method: Method<'b>,
+    target: &'b str,
+    version: Version,
+    head_len: usize,
+    limits: &Limits,
+) -> Option<SimpleHead<'b>> {
+    if head_len > limits.max_header_bytes {
+        return None;
+    }
     Some(SimpleHead {
         method,
         target,
         version,
         head_len,
+    })
+}
+
+/// `name` (a token, so ASCII) as a `str`: the names clients send, spelled as they spell them,
+/// are static strings of the same bytes (so what reads the head cannot tell them apart), which
+/// costs a comparison or two rather than a UTF-8 check (a call and a loop over the bytes).
+#[inline(always)]
+fn field_name(name: &[u8]) -> Option<&str> {
+    if name == b"Host" {
+        return Some("Host");
+    }
+    other_field_name(name)
+}
+
+/// [`field_name`] for a name other than `Host`.
+#[inline(never)]
+fn other_field_name(name: &[u8]) -> Option<&str> {
+    Some(match name {
+        b"Accept" => "Accept",
+        b"Cookie" => "Cookie",
+        b"Origin" => "Origin",
+        b"Referer" => "Referer",
+        b"Connection" => "Connection",
+        b"User-Agent" => "User-Agent",
+        b"Content-Type" => "Content-Type",
+        b"Authorization" => "Authorization",
+        b"Cache-Control" => "Cache-Control",
+        b"If-None-Match" => "If-None-Match",
+        b"Content-Length" => "Content-Length",
+        b"Accept-Encoding" => "Accept-Encoding",
+        b"Accept-Language" => "Accept-Language",
+        b"If-Modified-Since" => "If-Modified-Since",
+        _ => return std::str::from_utf8(name).ok(),
     })
 }
 

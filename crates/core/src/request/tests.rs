@@ -915,3 +915,40 @@ fn slots_are_reused() {
         assert_eq!(slots.capacity(), MAX_HEADERS);
     }
 }
+
+/// `field_name` gives the name's own bytes as a `str` (a static one for the names it knows),
+/// for those names and ones near them.
+#[test]
+fn field_name_is_from_utf8() {
+    for name in [
+        "Host",
+        "host",
+        "HOST",
+        "Hos",
+        "Hostt",
+        "Accept",
+        "accept",
+        "Cookie",
+        "Origin",
+        "Referer",
+        "Connection",
+        "connection",
+        "User-Agent",
+        "user-agent",
+        "Content-Type",
+        "Authorization",
+        "Cache-Control",
+        "If-None-Match",
+        "Content-Length",
+        "content-length",
+        "Accept-Encoding",
+        "Accept-Language",
+        "If-Modified-Since",
+        "Transfer-Encoding",
+        "X-Y",
+        "!",
+        "Accept-Encodinh",
+    ] {
+        assert_eq!(field_name(name.as_bytes()), Some(name));
+    }
+}
