@@ -115,6 +115,7 @@ impl Conn {
             response,
             &head,
             keep_alive,
+            !config.headers.is_empty(),
             &common,
             worker,
         );
