@@ -76,13 +76,15 @@ impl Conn {
         let buf = self.rbuf.pending();
         let mut slots = HeaderSlots::take();
         // 1. Parse the head.
-        let head = match parse_request(buf, &config.limits, slots.as_mut()) {
+        // The head is used where the parser left it: moving it out of the result is a copy.
+        let parsed = parse_request(buf, &config.limits, slots.as_mut());
+        let head = match &parsed {
             Ok(Parsed::Complete(head)) => head,
             Ok(Parsed::Partial) => return Step::NeedHead,
-            Err(e) => return Step::Malformed(e),
+            Err(e) => return Step::Malformed(*e),
         };
         // 2. Find its body, or say what reading it needs.
-        let (body, consumed) = match body_of(&head, buf, self.body_state, self.body.as_deref(), worker) {
+        let (body, consumed) = match body_of(head, buf, self.body_state, self.body.as_deref(), worker) {
             Ok(found) => found,
             Err(pending) => return Step::NeedBody(pending),
         };
@@ -92,9 +94,9 @@ impl Conn {
             head.keep_alive && !skipped && self.served + 1 < config.max_requests_per_conn && !worker.is_draining();
         // 4. Dispatch: the handler's answer (or the redirect of a redirecting listener).
         let response = match (self.redirect, config.timeouts.handler) {
-            (Some(port), _) => to_https(&head, port),
-            (None, None) => dispatch::respond(worker, &head, body, &self.peer, self.now).await,
-            (None, Some(limit)) => dispatch::respond_within(limit, worker, &head, body, &self.peer, self.now).await,
+            (Some(port), _) => to_https(head, port),
+            (None, None) => dispatch::respond(worker, head, body, &self.peer, self.now).await,
+            (None, Some(limit)) => dispatch::respond_within(limit, worker, head, body, &self.peer, self.now).await,
         };
         // The handler is timed from the last reading of this connection's clock (the read that
         // completed its request, or the end of the previous answer of the batch): one clock
@@ -113,7 +115,7 @@ impl Conn {
         let (encoded, status) = encode(
             out_buf(&mut self.out, &self.slot),
             response,
-            &head,
+            head,
             keep_alive,
             !config.headers.is_empty(),
             &common,
