@@ -65,9 +65,9 @@ pub(crate) async fn respond(
 }
 
 /// The handler for a request, its wildcards captured into `params`; or, when no handler is
-/// for it, the answer: `OPTIONS *`, a tunnel (`CONNECT`, not served: what a client sends after
-/// it is not HTTP, so the connection closes), 405 (204 to `OPTIONS`) and 404.
-#[inline]
+/// for it, the answer ([`unrouted`]). Inlined: the found handler is the common case, and the
+/// answers are made out of line.
+#[inline(always)]
 pub(crate) fn route<'r, 'p>(
     router: &'r Router,
     head: &'p RequestHead<'_, '_>,
@@ -76,22 +76,34 @@ pub(crate) fn route<'r, 'p>(
 where
     'r: 'p,
 {
-    match head.target {
-        Target::Asterisk => {
+    let routed = match head.target {
+        Target::Origin | Target::Absolute { .. } => router.find_with(head.method, &head.path, params),
+        Target::Asterisk | Target::Authority(_) => Routed::NotFound,
+    };
+    match routed {
+        Routed::Found(handler) => Ok(handler),
+        unrouted => Err(self::unrouted(router, head, unrouted)),
+    }
+}
+
+/// The answer to a request no handler is for: `OPTIONS *`, a tunnel (`CONNECT`, not served:
+/// what a client sends after it is not HTTP, so the connection closes), 405 (204 to
+/// `OPTIONS`) and 404.
+#[cold]
+#[inline(never)]
+fn unrouted(router: &Router, head: &RequestHead<'_, '_>, routed: Routed<'_>) -> Response {
+    match (head.target, routed) {
+        (Target::Asterisk, _) => {
             let mut allow = router.all_methods();
             allow.push("OPTIONS");
-            return Err(Response::new(204).header("Allow", allow.join(", ")));
+            Response::new(204).header("Allow", allow.join(", "))
         }
-        Target::Authority(_) => return Err(Response::error(501).header("Connection", "close")),
-        Target::Origin | Target::Absolute { .. } => {}
-    }
-    match router.find_with(head.method, &head.path, params) {
-        Routed::Found(handler) => Ok(handler),
-        Routed::MethodNotAllowed(allow) if head.method == Method::Options => {
-            Err(Response::new(204).header("Allow", format!("{allow}, OPTIONS")))
+        (Target::Authority(_), _) => Response::error(501).header("Connection", "close"),
+        (_, Routed::MethodNotAllowed(allow)) if head.method == Method::Options => {
+            Response::new(204).header("Allow", format!("{allow}, OPTIONS"))
         }
-        Routed::MethodNotAllowed(allow) => Err(Response::error(405).header("Allow", allow)),
-        Routed::NotFound => Err(Response::error(404)),
+        (_, Routed::MethodNotAllowed(allow)) => Response::error(405).header("Allow", allow),
+        (_, Routed::NotFound | Routed::Found(_)) => Response::error(404),
     }
 }
 
@@ -130,7 +142,7 @@ pub(crate) async fn finish(
 }
 
 /// The handler's response, compressed when the worker compresses and the request allows.
-#[inline]
+#[inline(always)]
 pub(crate) fn compressed(worker: &Worker, response: Response, head: &RequestHead<'_, '_>) -> Response {
     if worker.traffic.compressing() {
         return worker.traffic.compress(response, head, &worker.config().compression);
