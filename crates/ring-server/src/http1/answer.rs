@@ -149,7 +149,11 @@ impl Conn {
                 });
                 // 7. Send what the head leaves (a large body, a file, a stream).
                 let keep_alive = match encoded {
-                    Encoded::Done { keep_alive } => keep_alive,
+                    Encoded::Done { keep_alive } => {
+                        // `Done` owns nothing: forgetting it frees nothing, where its drop is a call.
+                        std::mem::forget(encoded);
+                        keep_alive
+                    }
                     // Boxed: these states (a stream, a file being spliced) would otherwise be part of
                     // the answering state of every request.
                     rest => {

@@ -44,10 +44,12 @@ pub(super) fn encode(
 ) -> (Encoded, u16) {
     let is_head = head.method == Method::Head;
     if !config_headers && encode_common(out, &response, head.version, keep_alive, is_head, common, worker) {
-        release_headers(&mut response);
+        discard(response);
         return (Encoded::Done { keep_alive: true }, 200);
     }
-    encode_any(out, &mut response, head, keep_alive, common, worker)
+    let encoded = encode_any(out, &mut response, head, keep_alive, common, worker);
+    discard(response);
+    encoded
 }
 
 /// [`encode`] for every response (by reference: moving a response copies its bytes; the body is
@@ -129,14 +131,24 @@ fn encode_common(
     true
 }
 
-/// Drops a written response's headers; an unallocated list (most responses have none) is
-/// forgotten instead: it owns nothing, so forgetting it frees nothing, and its drop is a call.
-#[inline]
-fn release_headers(response: &mut Response) {
-    let headers = std::mem::take(&mut response.headers);
+/// Drops a written response field by field; an unallocated header list (most responses have
+/// none) is forgotten instead: it owns nothing, so forgetting it frees nothing, and dropping it
+/// (or the whole response) is a call.
+#[inline(always)]
+fn discard(response: Response) {
+    let Response {
+        status: _,
+        content_type,
+        headers,
+        body,
+        block,
+    } = response;
     if headers.capacity() == 0 {
         std::mem::forget(headers);
+    } else {
+        drop(headers);
     }
+    drop((content_type, body, block));
 }
 
 /// Encodes a response the server made itself (errors): head and body, no streaming.
