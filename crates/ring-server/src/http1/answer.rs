@@ -9,7 +9,7 @@ use ringd_core::{parse_request, BodyFraming, Method, ParseError, Parsed, Request
 
 use super::body::PendingBody;
 use super::conn::{out_buf, BodyState, Close, Conn};
-use super::encode::{encode, encode_simple, Encoded};
+use super::encode::{discard, encode, encode_simple, Encoded};
 use super::header_pool::HeaderSlots;
 use super::redirect::to_https;
 use super::send::send_rest;
@@ -78,7 +78,7 @@ impl Conn {
                 let router;
                 let mut params = Params::default();
                 let req;
-                let response = match (self.redirect, config.timeouts.handler) {
+                let mut response = match (self.redirect, config.timeouts.handler) {
                     (Some(port), _) => to_https(head, port),
                     (None, None) => 'answer: {
                         match worker
@@ -130,13 +130,14 @@ impl Conn {
                 };
                 let (encoded, status) = encode(
                     out_buf(&mut self.out, &self.slot),
-                    response,
+                    &mut response,
                     head,
                     keep_alive,
                     !config.headers.is_empty(),
                     &common,
                     worker,
                 );
+                discard(response);
                 // 6. Record what was sent (a 500 replaces a response the handler got wrong).
                 let body_bytes = if status == handler_status { body_bytes } else { None };
                 dispatch::record(worker, head.method, head.version, status, took, || Entry {

@@ -30,12 +30,13 @@ pub(super) enum Encoded {
     },
 }
 
-/// Encodes `response` to the request `head`. An invalid handler header becomes a 500.
-/// `config_headers` says whether the configuration adds `[headers]`.
+/// Encodes `response` to the request `head`, taking its body if it has still to be sent (by
+/// reference: moving a response copies it; the caller [`discard`]s it). An invalid handler
+/// header becomes a 500. `config_headers` says whether the configuration adds `[headers]`.
 #[inline]
 pub(super) fn encode(
     out: &mut OutBuf,
-    mut response: Response,
+    response: &mut Response,
     head: &RequestHead<'_, '_>,
     keep_alive: bool,
     config_headers: bool,
@@ -43,13 +44,10 @@ pub(super) fn encode(
     worker: &Worker,
 ) -> (Encoded, u16) {
     let is_head = head.method == Method::Head;
-    if !config_headers && encode_common(out, &response, head.version, keep_alive, is_head, common, worker) {
-        discard(response);
+    if !config_headers && encode_common(out, response, head.version, keep_alive, is_head, common, worker) {
         return (Encoded::Done { keep_alive: true }, 200);
     }
-    let encoded = encode_any(out, &mut response, head, keep_alive, common, worker);
-    discard(response);
-    encoded
+    encode_any(out, response, head, keep_alive, common, worker)
 }
 
 /// [`encode`] for every response (by reference: moving a response copies its bytes; the body is
@@ -135,7 +133,7 @@ fn encode_common(
 /// none) is forgotten instead: it owns nothing, so forgetting it frees nothing, and dropping it
 /// (or the whole response) is a call.
 #[inline(always)]
-fn discard(response: Response) {
+pub(super) fn discard(response: Response) {
     let Response {
         status: _,
         content_type,
