@@ -52,6 +52,7 @@ pub use request::{header_slots, parse_request, HeaderSlots, Parsed, RequestHead,
 pub use response::{
     is_valid_response_header, reason_phrase, write_chunk_header, write_head, write_head_common, write_last_chunk,
     BodyLength, CommonLines, HeaderBlock, InvalidHeader, ResponseFraming, ResponseHead, WriteBuf, CONTINUE_100,
+    OK_HEADS,
 };
 pub use target::Target;
 pub use version::Version;

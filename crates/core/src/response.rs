@@ -2,6 +2,8 @@
 //! Transfer-Encoding, Connection) and Date/Server, so a handler can never produce a response
 //! whose framing disagrees with what the server actually sends.
 
+use std::cell::RefCell;
+
 use crate::version::Version;
 
 /// The interim response sent before reading a body announced with `Expect: 100-continue`
@@ -191,11 +193,36 @@ impl HeaderBlock {
 /// second (the date changes once a second): [`write_head_common`] writes them as one piece,
 /// where [`write_head`] writes the same bytes in six; a `200` response's status line is kept in
 /// front of them, so that its head starts with one piece.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CommonLines {
     /// `HTTP/1.1 200 OK`, then the lines.
     lines: Vec<u8>,
+    /// Whole heads of `200` responses, one per content-type line a caller numbers (see
+    /// [`CommonLines::write_ok_head`]): each is `with_ok_status()`, that line and the
+    /// `Content-Length` of `len` with the empty line, and is emptied whenever the lines are
+    /// rendered again.
+    ok_heads: RefCell<[OkHead; OK_HEADS]>,
 }
+
+/// How many content-type lines [`CommonLines::write_ok_head`] keeps whole heads for.
+pub const OK_HEADS: usize = 4;
+
+/// One whole `200` head kept by [`CommonLines`]: `bytes` is the head for a body of `len` bytes,
+/// or nothing yet when `bytes` is empty.
+#[derive(Debug, Clone, Default)]
+struct OkHead {
+    len: u64,
+    bytes: Vec<u8>,
+}
+
+impl PartialEq for CommonLines {
+    /// The same lines (the heads kept are made from them).
+    fn eq(&self, other: &CommonLines) -> bool {
+        self.lines == other.lines
+    }
+}
+
+impl Eq for CommonLines {}
 
 /// The status line that [`CommonLines`] keeps in front of its lines.
 const OK_LINE: &[u8] = b"HTTP/1.1 200 OK\r\n";
@@ -204,6 +231,7 @@ impl Default for CommonLines {
     fn default() -> CommonLines {
         CommonLines {
             lines: OK_LINE.to_vec(),
+            ok_heads: RefCell::default(),
         }
     }
 }
@@ -220,6 +248,35 @@ impl CommonLines {
     pub fn set(&mut self, date: &[u8], server: &[u8]) {
         self.lines.truncate(OK_LINE.len());
         put_common(&mut self.lines, date, server);
+        for head in self.ok_heads.get_mut() {
+            head.bytes.clear();
+        }
+    }
+
+    /// Writes the head of a `200` response whose only header is `type_line` (a rendered
+    /// `Content-Type` line, such as a [`HeaderBlock`] of it) with a body of `len` bytes, on a
+    /// connection that stays open and needs no `Connection` line (HTTP/1.1): the bytes
+    /// [`write_head_common`] writes for that head, `type_line` as its block. `slot` names the
+    /// type line (a caller gives each line its own, below [`OK_HEADS`]): the whole head is
+    /// rendered once and copied as one piece for every response of the same slot and length
+    /// until the lines are rendered again. A slot out of range is written without keeping it.
+    pub fn write_ok_head(&self, out: &mut impl WriteBuf, slot: usize, type_line: &[u8], len: u64) {
+        let mut heads = self.ok_heads.borrow_mut();
+        let Some(head) = heads.get_mut(slot) else {
+            drop(heads);
+            out.put(self.with_ok_status());
+            out.put(type_line);
+            put_length_end(out, len);
+            return;
+        };
+        if head.len != len || head.bytes.is_empty() {
+            head.len = len;
+            head.bytes.clear();
+            head.bytes.extend_from_slice(self.with_ok_status());
+            head.bytes.extend_from_slice(type_line);
+            put_length_end(&mut head.bytes, len);
+        }
+        out.put(&head.bytes);
     }
 
     /// The lines, each ending in CRLF.
@@ -471,6 +528,18 @@ fn write_head_with<W: WriteBuf>(
     } else {
         framing
     })
+}
+
+/// `Content-Length: len` and the empty line that ends a head, as one piece.
+fn put_length_end(out: &mut impl WriteBuf, len: u64) {
+    let mut digits = [0u8; 20];
+    let mut line = [0u8; 40];
+    line[..16].copy_from_slice(b"Content-Length: ");
+    let digits = decimal(len, &mut digits);
+    let end = 16 + digits.len();
+    line[16..end].copy_from_slice(digits);
+    line[end..end + 4].copy_from_slice(b"\r\n\r\n");
+    out.put(&line[..end + 4]);
 }
 
 /// The `Connection` line a head ends with, if any: `close` when the connection will not stay

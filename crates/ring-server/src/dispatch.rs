@@ -6,9 +6,11 @@
 //! [`respond_within`]), encodes the [`Response`] its own way, and calls [`record`] with what it
 //! sent.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -16,17 +18,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ringd_core::{Method, RequestHead, Target, Version};
 
-use crate::app::handler::{BodyStream, Params, Reply, Request, Response};
-use crate::app::router::Routed;
+use crate::app::handler::{BodyStream, Handler, Params, Reply, Request, Response};
+use crate::app::router::{Routed, Router};
 use crate::heap::boxed;
 use crate::ops::access_log::Entry;
 use crate::traffic::Verdict;
 use crate::worker::{spawn_log_flush, Worker};
 
 /// Answers one request: the rate limits, the router and the handler (a handler that panics
-/// gets a 500), then compression. One function, the answer computed in a labelled block: an
-/// inner `async fn` for routing would add a future to poll and drop, and the response's moves
-/// out of it, to every request (`benches/callgrind`).
+/// gets a 500), then compression. The HTTP/1.1 side takes the same steps ([`route`], [`call`],
+/// [`finish`], [`compressed`]) in its own answering future, so that a handler that answers at
+/// once costs no future of its own.
 pub(crate) async fn respond(
     worker: &Worker,
     head: &RequestHead<'_, '_>,
@@ -40,50 +42,108 @@ pub(crate) async fn respond(
         Verdict::Delay(wait) => boxed(|| tokio::time::sleep(wait)).await,
         Verdict::Refuse(response) => return response,
     }
-    let response = 'answer: {
-        let router = worker.router();
-        match head.target {
-            Target::Asterisk => {
-                let mut allow = router.all_methods();
-                allow.push("OPTIONS");
-                break 'answer Response::new(204).header("Allow", allow.join(", "));
+    let router = worker.router();
+    let mut params = Params::default();
+    let response = match route(&router, head, &mut params) {
+        Err(response) => response,
+        Ok(handler) => {
+            let req = Request {
+                head,
+                body,
+                params: &params,
+                peer: *peer,
+                now,
+            };
+            let answer = call(worker, handler, &req);
+            match answer {
+                Answer::Ready(response) => response,
+                Answer::Pending(future) => finish(future, worker, head).await,
             }
-            // Tunnels are not served; what a client sends after CONNECT is not HTTP, so close.
-            Target::Authority(_) => break 'answer Response::error(501).header("Connection", "close"),
-            Target::Origin | Target::Absolute { .. } => {}
         }
-        let mut params = Params::default();
-        let handler = match router.find_with(head.method, &head.path, &mut params) {
-            Routed::Found(handler) => handler,
-            Routed::MethodNotAllowed(allow) if head.method == Method::Options => {
-                break 'answer Response::new(204).header("Allow", format!("{allow}, OPTIONS"));
-            }
-            Routed::MethodNotAllowed(allow) => break 'answer Response::error(405).header("Allow", allow),
-            Routed::NotFound => break 'answer Response::error(404),
-        };
-        let req = Request {
-            head,
-            body,
-            params: &params,
-            peer: *peer,
-            now,
-        };
-        // Only the handler's future is kept across the wait (not the reply it came in): this
-        // state is part of the boxed answering state of a connection, whose size decides whether
-        // its allocation is served from malloc's per-thread cache.
-        let mut future = match catch_unwind(AssertUnwindSafe(|| handler.call(&req))) {
-            Ok(Reply::Ready(response)) => break 'answer response,
-            Ok(Reply::Pending(future)) => future,
-            Err(_) => break 'answer handler_panicked(worker, head),
-        };
-        let caught = std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(panic) => Poll::Ready(Err(panic)),
-        })
-        .await;
-        caught.unwrap_or_else(|_| handler_panicked(worker, head))
     };
+    compressed(worker, response, head)
+}
+
+/// The handler for a request, its wildcards captured into `params`; or, when no handler is
+/// for it, the answer ([`unrouted`]). Inlined: the found handler is the common case, and the
+/// answers are made out of line.
+#[inline(always)]
+pub(crate) fn route<'r, 'p>(
+    router: &'r Router,
+    head: &'p RequestHead<'_, '_>,
+    params: &mut Params<'p>,
+) -> Result<&'r dyn Handler, Response>
+where
+    'r: 'p,
+{
+    let routed = match head.target {
+        Target::Origin | Target::Absolute { .. } => router.find_with(head.method, &head.path, params),
+        Target::Asterisk | Target::Authority(_) => Routed::NotFound,
+    };
+    match routed {
+        Routed::Found(handler) => Ok(handler),
+        unrouted => Err(self::unrouted(router, head, unrouted)),
+    }
+}
+
+/// The answer to a request no handler is for: `OPTIONS *`, a tunnel (`CONNECT`, not served:
+/// what a client sends after it is not HTTP, so the connection closes), 405 (204 to
+/// `OPTIONS`) and 404.
+#[cold]
+#[inline(never)]
+fn unrouted(router: &Router, head: &RequestHead<'_, '_>, routed: Routed<'_>) -> Response {
+    match (head.target, routed) {
+        (Target::Asterisk, _) => {
+            let mut allow = router.all_methods();
+            allow.push("OPTIONS");
+            Response::new(204).header("Allow", allow.join(", "))
+        }
+        (Target::Authority(_), _) => Response::error(501).header("Connection", "close"),
+        (_, Routed::MethodNotAllowed(allow)) if head.method == Method::Options => {
+            Response::new(204).header("Allow", format!("{allow}, OPTIONS"))
+        }
+        (_, Routed::MethodNotAllowed(allow)) => Response::error(405).header("Allow", allow),
+        (_, Routed::NotFound | Routed::Found(_)) => Response::error(404),
+    }
+}
+
+/// What a handler returned ([`call`]).
+pub(crate) enum Answer<'a> {
+    /// The response.
+    Ready(Response),
+    /// The handler needs I/O first: its future, for [`finish`]. Only the future is kept across
+    /// the wait (not the reply it came in).
+    Pending(Pin<Box<dyn Future<Output = Response> + 'a>>),
+}
+
+/// Calls `handler` with `req`; a handler that panics gets a 500.
+#[inline]
+pub(crate) fn call<'a>(worker: &Worker, handler: &'a dyn Handler, req: &'a Request<'a>) -> Answer<'a> {
+    match catch_unwind(AssertUnwindSafe(|| handler.call(req))) {
+        Ok(Reply::Ready(response)) => Answer::Ready(response),
+        Ok(Reply::Pending(future)) => Answer::Pending(future),
+        Err(_) => Answer::Ready(handler_panicked(worker, req.head)),
+    }
+}
+
+/// Awaits a handler's future ([`Answer::Pending`]); a handler that panics gets a 500.
+pub(crate) async fn finish(
+    mut future: Pin<Box<dyn Future<Output = Response> + '_>>,
+    worker: &Worker,
+    head: &RequestHead<'_, '_>,
+) -> Response {
+    let caught = std::future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(panic) => Poll::Ready(Err(panic)),
+    })
+    .await;
+    caught.unwrap_or_else(|_| handler_panicked(worker, head))
+}
+
+/// The handler's response, compressed when the worker compresses and the request allows.
+#[inline(always)]
+pub(crate) fn compressed(worker: &Worker, response: Response, head: &RequestHead<'_, '_>) -> Response {
     if worker.traffic.compressing() {
         return worker.traffic.compress(response, head, &worker.config().compression);
     }

@@ -301,3 +301,39 @@ fn header_block_is_written_as_its_headers_would_be() {
     assert_eq!(HeaderBlock::new(&[("X-Split", b"a\r\nb")]).unwrap_err().index, 0);
     assert_eq!(HeaderBlock::new(&[("bad name", b"1")]).unwrap_err().index, 0);
 }
+
+/// A kept whole `200` head is what `write_head_common` writes for the same head, for each slot
+/// and length, after the lines change, and for a slot out of range.
+#[test]
+fn ok_heads_are_what_write_head_common_writes() {
+    let type_line = HeaderBlock::new(&[("Content-Type", b"text/plain; charset=utf-8")]).unwrap();
+    let other_line = HeaderBlock::new(&[("Content-Type", b"application/json")]).unwrap();
+    let mut lines = CommonLines::new(DATE, b"ringd");
+    for round in 0..2 {
+        if round == 1 {
+            lines.set(b"Mon, 07 Nov 1994 08:49:37 GMT", b"");
+        }
+        for (slot, line) in [
+            (0, &type_line),
+            (1, &other_line),
+            (0, &type_line),
+            (OK_HEADS, &type_line),
+        ] {
+            for len in [13, 13, 0, 20_000, u64::MAX, 13] {
+                let h = ResponseHead {
+                    block: Some(line),
+                    ..head(200, BodyLength::Known(len))
+                };
+                let mut expected = Vec::new();
+                write_head_common(&mut expected, &h, &lines).unwrap();
+                let mut kept = Vec::new();
+                lines.write_ok_head(&mut kept, slot, line.as_bytes(), len);
+                assert_eq!(
+                    String::from_utf8(kept).unwrap(),
+                    String::from_utf8(expected).unwrap(),
+                    "slot {slot}, length {len}"
+                );
+            }
+        }
+    }
+}

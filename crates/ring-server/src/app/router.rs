@@ -54,6 +54,8 @@ impl Segment {
 struct Route {
     pattern: String,
     method: Option<Box<str>>,
+    /// The method is `GET` (which also matches `HEAD`): compared as a `Method`, not a string.
+    get: bool,
     segments: Vec<Segment>,
     /// Matches every path below the pattern (it ended in `/`).
     prefix: bool,
@@ -79,7 +81,12 @@ impl Route {
             .then(self.method.is_some().cmp(&other.method.is_some()))
     }
 
-    fn method_matches(&self, method: &str) -> bool {
+    #[inline]
+    fn method_matches(&self, method: Method<'_>) -> bool {
+        if self.get {
+            return matches!(method, Method::Get | Method::Head);
+        }
+        let method = method.as_str();
         match self.method.as_deref() {
             None => true,
             Some("GET") => method == "GET" || method == "HEAD",
@@ -255,6 +262,7 @@ impl Router {
         let route = Route {
             pattern: pattern.to_owned(),
             method: method.map(Into::into),
+            get: method == Some("GET"),
             segments,
             prefix,
             exact,
@@ -301,7 +309,6 @@ impl Router {
     where
         'r: 'p,
     {
-        let method = method.as_str();
         // Exact routes first (most differ from the path in length alone); a path they match
         // only with other methods is walked as any other, for a wildcard route or the 405.
         for (exact, i) in &self.exact {
@@ -495,7 +502,7 @@ mod tests {
             let mut allowed = false;
             for route in &r.routes {
                 if route.path_matches(path, &mut params) {
-                    if route.method_matches(method) {
+                    if route.method_matches(Method::parse(method)) {
                         return route.pattern.clone();
                     }
                     allowed = true;

@@ -13,12 +13,15 @@
 
 use ringd_core::HeaderBlock;
 
+// Statics, not constants: each value is then one piece of memory, so a response that took its
+// type from here is recognised by the value's address before its bytes are compared.
+
 /// `text/plain` in UTF-8: plain bodies and the server's error pages.
-pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+pub(crate) static TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 /// `text/html` in UTF-8.
-pub(crate) const TEXT_HTML: &str = "text/html; charset=utf-8";
+pub(crate) static TEXT_HTML: &str = "text/html; charset=utf-8";
 /// JSON (always UTF-8, RFC 8259 §8.1: no charset parameter).
-pub(crate) const APPLICATION_JSON: &str = "application/json";
+pub(crate) static APPLICATION_JSON: &str = "application/json";
 
 /// The rendered `Content-Type: …` line of each known type.
 pub(crate) struct TypeLines {
@@ -39,10 +42,23 @@ impl TypeLines {
     /// The line for a content type `value`, if it is one of the known types.
     #[inline]
     pub(crate) fn get(&self, value: &[u8]) -> Option<&HeaderBlock> {
-        self.lines
-            .iter()
-            .find(|(known, _)| known.as_bytes() == value)
-            .map(|(_, line)| line)
+        self.find(value).map(|(_, line)| line)
+    }
+
+    /// The line for a content type `value` and its number (below `ringd_core::OK_HEADS`, for
+    /// `CommonLines::write_ok_head`), if it is one of the known types. A value that is one of
+    /// the statics above (what ringd's own responses carry) is found by its address.
+    #[inline]
+    pub(crate) fn find(&self, value: &[u8]) -> Option<(usize, &HeaderBlock)> {
+        let lines = self.lines.iter().enumerate();
+        let (i, (_, line)) = match lines
+            .clone()
+            .find(|(_, (known, _))| std::ptr::eq(known.as_bytes(), value))
+        {
+            Some(found) => found,
+            None => lines.clone().find(|(_, (known, _))| known.as_bytes() == value)?,
+        };
+        Some((i, line))
     }
 }
 
@@ -57,6 +73,10 @@ mod tests {
             let line = lines.get(value.as_bytes()).expect(value);
             assert_eq!(line.as_bytes(), format!("Content-Type: {value}\r\n").as_bytes());
             assert!(line.has("content-type"));
+            let copy = value.as_bytes().to_vec();
+            let (slot, found) = lines.find(&copy).expect(value);
+            assert!(std::ptr::eq(found, line) && slot < ringd_core::OK_HEADS);
+            assert_eq!(lines.find(value.as_bytes()).map(|(s, _)| s), Some(slot));
         }
         for other in [
             "text/plain",

@@ -9,15 +9,16 @@ use ringd_core::{parse_request, BodyFraming, Method, ParseError, Parsed, Request
 
 use super::body::PendingBody;
 use super::conn::{out_buf, BodyState, Close, Conn};
-use super::encode::{encode, encode_simple, Encoded};
+use super::encode::{discard, encode, encode_simple, Encoded};
 use super::header_pool::HeaderSlots;
 use super::redirect::to_https;
 use super::send::send_rest;
-use crate::app::handler::{Body, Params, Response};
+use crate::app::handler::{Body, Params, Request, Response};
 use crate::app::router::Routed;
-use crate::dispatch;
+use crate::dispatch::{self, Answer};
 use crate::heap::boxed;
 use crate::ops::access_log::Entry;
+use crate::traffic::Verdict;
 use crate::worker::Worker;
 
 /// Chunked output is sent once this much is buffered.
@@ -44,7 +45,144 @@ impl Conn {
             if self.rbuf.is_drained() {
                 return None;
             }
-            match self.answer_one().await {
+            // Parse the request at the front of the buffer and, when its body is here, answer
+            // it (a block, not an async fn: a future of its own would be set up, polled and
+            // dropped for every request).
+            let step = 'one: {
+                let worker = self.slot.worker();
+                let config = worker.config();
+                let buf = self.rbuf.pending();
+                let mut slots = HeaderSlots::take();
+                // 1. Parse the head.
+                // The head is used where the parser left it: moving it out of the result is a copy.
+                let parsed = parse_request(buf, &config.limits, slots.as_mut());
+                let head = match &parsed {
+                    Ok(Parsed::Complete(head)) => head,
+                    Ok(Parsed::Partial) => break 'one Step::NeedHead,
+                    Err(e) => break 'one Step::Malformed(*e),
+                };
+                // 2. Find its body, or say what reading it needs.
+                let (body, consumed) = match body_of(head, buf, self.body_state, self.body.as_deref(), worker) {
+                    Ok(found) => found,
+                    Err(pending) => break 'one Step::NeedBody(pending),
+                };
+                // 3. Whether the connection stays open after this answer.
+                let skipped = self.body_state == BodyState::Skipped;
+                let keep_alive = head.keep_alive
+                    && !skipped
+                    && self.served + 1 < config.max_requests_per_conn
+                    && !worker.is_draining();
+                // 4. Dispatch: the handler's answer (or the redirect of a redirecting listener).
+                // Without a handler timeout, `dispatch::respond`'s steps are taken here, in this future:
+                // a handler that answers at once then costs no future of its own.
+                let router;
+                let mut params = Params::default();
+                let req;
+                let mut response = match (self.redirect, config.timeouts.handler) {
+                    (Some(port), _) => to_https(head, port),
+                    (None, None) => 'answer: {
+                        match worker
+                            .traffic
+                            .check(&head.path, &self.peer, self.now, worker.log_budget())
+                        {
+                            Verdict::Pass => {}
+                            // Boxed: the timer's state would otherwise be part of every request's.
+                            Verdict::Delay(wait) => boxed(|| tokio::time::sleep(wait)).await,
+                            Verdict::Refuse(response) => break 'answer response,
+                        }
+                        router = worker.router();
+                        let response = match dispatch::route(&router, head, &mut params) {
+                            Err(response) => response,
+                            Ok(handler) => {
+                                req = Request {
+                                    head,
+                                    body,
+                                    params: &params,
+                                    peer: self.peer,
+                                    now: self.now,
+                                };
+                                let answer = dispatch::call(worker, handler, &req);
+                                match answer {
+                                    Answer::Ready(response) => response,
+                                    Answer::Pending(future) => dispatch::finish(future, worker, head).await,
+                                }
+                            }
+                        };
+                        dispatch::compressed(worker, response, head)
+                    }
+                    (None, Some(limit)) => {
+                        dispatch::respond_within(limit, worker, head, body, &self.peer, self.now).await
+                    }
+                };
+                // The handler is timed from the last reading of this connection's clock (the read that
+                // completed its request, or the end of the previous answer of the batch): one clock
+                // read per request instead of a start and an end.
+                let answered = Instant::now();
+                let took = answered.saturating_duration_since(self.now);
+                self.now = answered;
+                // 5. Encode the head (and a small body) behind the answers before it.
+                let common = worker.common_lines(self.now);
+                let handler_status = response.status;
+                let body_bytes = if head.method == Method::Head {
+                    Some(0)
+                } else {
+                    response.body.len()
+                };
+                let (encoded, status) = encode(
+                    out_buf(&mut self.out, &self.slot),
+                    &mut response,
+                    head,
+                    keep_alive,
+                    !config.headers.is_empty(),
+                    &common,
+                    worker,
+                );
+                discard(response);
+                // 6. Record what was sent (a 500 replaces a response the handler got wrong).
+                let body_bytes = if status == handler_status { body_bytes } else { None };
+                dispatch::record(worker, head.method, head.version, status, took, || Entry {
+                    peer: self.peer,
+                    request: request_line(buf),
+                    status,
+                    body_bytes,
+                    referer: head.header("referer"),
+                    user_agent: head.header("user-agent"),
+                });
+                // 7. Send what the head leaves (a large body, a file, a stream).
+                let keep_alive = match encoded {
+                    Encoded::Done { keep_alive } => {
+                        // `Done` owns nothing: forgetting it frees nothing, where its drop is a call.
+                        std::mem::forget(encoded);
+                        keep_alive
+                    }
+                    // Boxed: these states (a stream, a file being spliced) would otherwise be part of
+                    // the answering state of every request.
+                    rest => {
+                        let out = out_buf(&mut self.out, &self.slot);
+                        match boxed(|| send_rest(rest, out, &mut self.io, worker, self.slot.io(), self.now)).await {
+                            Ok(keep_alive) => {
+                                // A send may wait up to the send timeout; what follows counts from its end.
+                                self.now = Instant::now();
+                                keep_alive
+                            }
+                            Err(_) => break 'one Step::Broken,
+                        }
+                    }
+                };
+                // 8. How the connection goes on.
+                let close = if keep_alive {
+                    None
+                } else if !head.keep_alive && !skipped {
+                    // The client asked to close: it sends nothing more.
+                    Some(Close::Now)
+                } else {
+                    // We chose to close (a limit, a skipped body, a handler's wish): the client may still
+                    // be sending, and unread input at close would reset the connection.
+                    Some(Close::Linger)
+                };
+                Step::Answered { consumed, close }
+            };
+            match step {
                 Step::Answered { consumed, close } => {
                     self.rbuf.consume(consumed);
                     self.served += 1;
@@ -67,96 +205,6 @@ impl Conn {
                 Step::Broken => return Some(Close::Now),
             }
         }
-    }
-
-    /// Parses the request at the front of the buffer and, when its body is here, answers it.
-    async fn answer_one(&mut self) -> Step {
-        let worker = self.slot.worker();
-        let config = worker.config();
-        let buf = self.rbuf.pending();
-        let mut slots = HeaderSlots::take();
-        // 1. Parse the head.
-        let head = match parse_request(buf, &config.limits, slots.as_mut()) {
-            Ok(Parsed::Complete(head)) => head,
-            Ok(Parsed::Partial) => return Step::NeedHead,
-            Err(e) => return Step::Malformed(e),
-        };
-        // 2. Find its body, or say what reading it needs.
-        let (body, consumed) = match body_of(&head, buf, self.body_state, self.body.as_deref(), worker) {
-            Ok(found) => found,
-            Err(pending) => return Step::NeedBody(pending),
-        };
-        // 3. Whether the connection stays open after this answer.
-        let skipped = self.body_state == BodyState::Skipped;
-        let keep_alive =
-            head.keep_alive && !skipped && self.served + 1 < config.max_requests_per_conn && !worker.is_draining();
-        // 4. Dispatch: the handler's answer (or the redirect of a redirecting listener).
-        let response = match (self.redirect, config.timeouts.handler) {
-            (Some(port), _) => to_https(&head, port),
-            (None, None) => dispatch::respond(worker, &head, body, &self.peer, self.now).await,
-            (None, Some(limit)) => dispatch::respond_within(limit, worker, &head, body, &self.peer, self.now).await,
-        };
-        // The handler is timed from the last reading of this connection's clock (the read that
-        // completed its request, or the end of the previous answer of the batch): one clock
-        // read per request instead of a start and an end.
-        let answered = Instant::now();
-        let took = answered.saturating_duration_since(self.now);
-        self.now = answered;
-        // 5. Encode the head (and a small body) behind the answers before it.
-        let common = worker.common_lines(self.now);
-        let handler_status = response.status;
-        let body_bytes = if head.method == Method::Head {
-            Some(0)
-        } else {
-            response.body.len()
-        };
-        let (encoded, status) = encode(
-            out_buf(&mut self.out, &self.slot),
-            response,
-            &head,
-            keep_alive,
-            &common,
-            worker,
-        );
-        // 6. Record what was sent (a 500 replaces a response the handler got wrong).
-        let body_bytes = if status == handler_status { body_bytes } else { None };
-        dispatch::record(worker, head.method, head.version, status, took, || Entry {
-            peer: self.peer,
-            request: request_line(buf),
-            status,
-            body_bytes,
-            referer: head.header("referer"),
-            user_agent: head.header("user-agent"),
-        });
-        // 7. Send what the head leaves (a large body, a file, a stream).
-        let keep_alive = match encoded {
-            Encoded::Done { keep_alive } => keep_alive,
-            // Boxed: these states (a stream, a file being spliced) would otherwise be part of
-            // the answering state of every request.
-            rest => {
-                let out = out_buf(&mut self.out, &self.slot);
-                match boxed(|| send_rest(rest, out, &mut self.io, worker, self.slot.io(), self.now)).await {
-                    Ok(keep_alive) => {
-                        // A send may wait up to the send timeout; what follows counts from its end.
-                        self.now = Instant::now();
-                        keep_alive
-                    }
-                    Err(_) => return Step::Broken,
-                }
-            }
-        };
-        // 8. How the connection goes on.
-        let close = if keep_alive {
-            None
-        } else if !head.keep_alive && !skipped {
-            // The client asked to close: it sends nothing more.
-            Some(Close::Now)
-        } else {
-            // We chose to close (a limit, a skipped body, a handler's wish): the client may still
-            // be sending, and unread input at close would reset the connection.
-            Some(Close::Linger)
-        };
-        Step::Answered { consumed, close }
     }
 
     /// Queues the error response for a malformed request; the connection then closes.

@@ -30,10 +30,32 @@ pub(super) enum Encoded {
     },
 }
 
-/// Encodes `response` to the request `head`. An invalid handler header becomes a 500.
+/// Encodes `response` to the request `head`, taking its body if it has still to be sent (by
+/// reference: moving a response copies it; the caller [`discard`]s it). An invalid handler
+/// header becomes a 500. `config_headers` says whether the configuration adds `[headers]`.
+#[inline]
 pub(super) fn encode(
     out: &mut OutBuf,
-    response: Response,
+    response: &mut Response,
+    head: &RequestHead<'_, '_>,
+    keep_alive: bool,
+    config_headers: bool,
+    common: &CommonLines,
+    worker: &Worker,
+) -> (Encoded, u16) {
+    let is_head = head.method == Method::Head;
+    if !config_headers && encode_common(out, response, head.version, keep_alive, is_head, common, worker) {
+        return (Encoded::Done { keep_alive: true }, 200);
+    }
+    encode_any(out, response, head, keep_alive, common, worker)
+}
+
+/// [`encode`] for every response (by reference: moving a response copies its bytes; the body is
+/// taken out of it).
+#[inline(never)]
+fn encode_any(
+    out: &mut OutBuf,
+    response: &mut Response,
     head: &RequestHead<'_, '_>,
     keep_alive: bool,
     common: &CommonLines,
@@ -47,7 +69,7 @@ pub(super) fn encode(
             .headers
             .iter()
             .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case(b"close"));
-    let framing = match encode_head(out, &response, head.version, keep_alive, is_head, common, worker) {
+    let framing = match encode_head(out, response, head.version, keep_alive, is_head, common, worker) {
         Some(f) => f,
         None => {
             encode_simple(out, &Response::error(500), head.version, false, is_head, common, worker);
@@ -55,7 +77,7 @@ pub(super) fn encode(
         }
     };
     let keep_alive = keep_alive && framing != ResponseFraming::CloseDelimited;
-    let encoded = match (framing, response.body) {
+    let encoded = match (framing, std::mem::replace(&mut response.body, Body::Empty)) {
         (ResponseFraming::NoBody, _) | (_, Body::Empty) => Encoded::Done { keep_alive },
         (_, Body::Full(bytes)) if bytes.len() <= INLINE_BODY => {
             out.put(&bytes);
@@ -70,6 +92,61 @@ pub(super) fn encode(
         (_, Body::File(file)) => Encoded::File { file, keep_alive },
     };
     (encoded, status)
+}
+
+/// The common answer, written from the worker's whole heads (`CommonLines::write_ok_head`): a
+/// `200` with one of ringd's own content types and no other header, a body in memory that goes
+/// next to its head, to an HTTP/1.1 request on a connection that stays open. The caller has
+/// checked that the configuration adds no header. `false`, with nothing written, for any other
+/// response; then the rest of [`encode`] writes the same bytes this would have.
+#[inline]
+fn encode_common(
+    out: &mut OutBuf,
+    response: &Response,
+    version: Version,
+    keep_alive: bool,
+    is_head: bool,
+    common: &CommonLines,
+    worker: &Worker,
+) -> bool {
+    if response.status != 200 || !keep_alive || version != Version::Http11 || !response.headers.is_empty() {
+        return false;
+    }
+    let (Body::Full(bytes), Some(content_type), None) = (&response.body, &response.content_type, &response.block)
+    else {
+        return false;
+    };
+    if bytes.len() > INLINE_BODY {
+        return false;
+    }
+    let Some((slot, line)) = worker.type_lines.find(content_type) else {
+        return false;
+    };
+    common.write_ok_head(out, slot, line.as_bytes(), bytes.len() as u64);
+    if !is_head {
+        out.put(bytes);
+    }
+    true
+}
+
+/// Drops a written response field by field; an unallocated header list (most responses have
+/// none) is forgotten instead: it owns nothing, so forgetting it frees nothing, and dropping it
+/// (or the whole response) is a call.
+#[inline(always)]
+pub(super) fn discard(response: Response) {
+    let Response {
+        status: _,
+        content_type,
+        headers,
+        body,
+        block,
+    } = response;
+    if headers.capacity() == 0 {
+        std::mem::forget(headers);
+    } else {
+        drop(headers);
+    }
+    drop((content_type, body, block));
 }
 
 /// Encodes a response the server made itself (errors): head and body, no streaming.

@@ -4,14 +4,18 @@
 //! connection's future, those slots would make every connection, idle ones included, 8 KiB
 //! larger; lent from this pool they cost a connection nothing between requests.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use ringd_core::{Header, MAX_HEADERS};
 
-/// Idle slot arrays kept per worker; more are freed when returned.
+/// Idle slot arrays kept per worker besides the spare; more are freed when returned.
 const KEEP: usize = 64;
 
 thread_local! {
+    /// The array most recently returned (none yet: an unallocated vector). Requests are
+    /// answered one at a time on a worker, so nearly every request takes it and gives it back
+    /// without reaching the pool.
+    static SPARE: Cell<Vec<Header<'static>>> = const { Cell::new(Vec::new()) };
     static POOL: RefCell<Vec<Vec<Header<'static>>>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -23,10 +27,12 @@ pub(crate) struct HeaderSlots<'b> {
 
 impl<'b> HeaderSlots<'b> {
     /// Slots from the pool, or new ones.
+    #[inline]
     pub(crate) fn take() -> HeaderSlots<'b> {
-        let slots = POOL
-            .with_borrow_mut(Vec::pop)
-            .unwrap_or_else(|| Vec::with_capacity(MAX_HEADERS));
+        let mut slots = SPARE.take();
+        if slots.capacity() < MAX_HEADERS {
+            slots = from_pool();
+        }
         HeaderSlots { slots: relabel(slots) }
     }
 
@@ -36,15 +42,32 @@ impl<'b> HeaderSlots<'b> {
     }
 }
 
+/// Slots from the pool when the spare is taken, or new ones.
+#[cold]
+fn from_pool() -> Vec<Header<'static>> {
+    POOL.with_borrow_mut(Vec::pop)
+        .unwrap_or_else(|| Vec::with_capacity(MAX_HEADERS))
+}
+
 impl Drop for HeaderSlots<'_> {
+    #[inline]
     fn drop(&mut self) {
         let slots = relabel(std::mem::take(&mut self.slots));
-        POOL.with_borrow_mut(|pool| {
-            if pool.len() < KEEP && slots.capacity() >= MAX_HEADERS {
-                pool.push(slots);
-            }
-        });
+        let before = SPARE.replace(slots);
+        if before.capacity() > 0 {
+            to_pool(before);
+        }
     }
+}
+
+/// Keeps slots given back while the spare was there, up to [`KEEP`].
+#[cold]
+fn to_pool(slots: Vec<Header<'static>>) {
+    POOL.with_borrow_mut(|pool| {
+        if pool.len() < KEEP && slots.capacity() >= MAX_HEADERS {
+            pool.push(slots);
+        }
+    });
 }
 
 /// The same (empty) allocation with another lifetime: collecting an emptied vector's iterator
@@ -73,5 +96,22 @@ mod tests {
             "the pooled allocation was not reused"
         );
         assert_eq!(again.slots.capacity(), MAX_HEADERS);
+    }
+
+    /// Slots taken while others are out come from the pool and go back to it.
+    #[test]
+    fn slots_taken_together_are_reused() {
+        let addrs = |a: &HeaderSlots<'_>, b: &HeaderSlots<'_>| {
+            let mut v = [a.slots.as_ptr() as usize, b.slots.as_ptr() as usize];
+            v.sort();
+            v
+        };
+        let first = {
+            let (a, b) = (HeaderSlots::take(), HeaderSlots::take());
+            addrs(&a, &b)
+        };
+        let (a, b) = (HeaderSlots::take(), HeaderSlots::take());
+        assert_eq!(addrs(&a, &b), first, "the pooled allocations were not reused");
+        assert!(a.slots.capacity() >= MAX_HEADERS && b.slots.capacity() >= MAX_HEADERS);
     }
 }
