@@ -207,6 +207,8 @@ pub fn uring_builder() -> io_uring::Builder {
 pub struct Builder {
     entries: u32,
     urb: io_uring::Builder,
+    /// ringd patch: see [`Builder::defer_taskrun`].
+    defer_taskrun: bool,
 }
 
 /// Constructs a [`Builder`] with default settings.
@@ -219,6 +221,7 @@ pub fn builder() -> Builder {
     Builder {
         entries: 256,
         urb: io_uring::IoUring::builder(),
+        defer_taskrun: false,
     }
 }
 
@@ -240,6 +243,18 @@ impl Builder {
     /// Refer to the [`io_uring::Builder`] documentation for all the supported methods.
     pub fn uring_builder(&mut self, b: &io_uring::Builder) -> &mut Self {
         self.urb = b.clone();
+        self
+    }
+
+    /// ringd patch: sets the ring up with `IORING_SETUP_DEFER_TASKRUN` (with `SINGLE_ISSUER`
+    /// and `TASKRUN_FLAG`): the kernel posts completions only when this thread enters the ring to
+    /// collect them, instead of interrupting whatever system call the thread sleeps in (a
+    /// wait in `epoll_wait` was cut short, then waited again, for every completion that woke
+    /// it). The runtime then waits on an eventfd the kernel signals when it has completion
+    /// work queued, and collects with `IORING_ENTER_GETEVENTS` wherever it used to read the
+    /// completion queue. Linux 6.1; older kernels refuse the ring with `EINVAL`.
+    pub fn defer_taskrun(&mut self, on: bool) -> &mut Self {
+        self.defer_taskrun = on;
         self
     }
 

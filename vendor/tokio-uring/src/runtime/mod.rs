@@ -155,8 +155,11 @@ fn start_uring_wakes_task(
     // ringd patch: tokio 1.54 deprecates `AsyncFd::new` for types that may give up their
     // descriptor while registered; the handle keeps the driver, and so the ring's descriptor,
     // alive for as long as this `AsyncFd` holds it.
+    // ringd patch: read interest only: the wait descriptor may be an eventfd, which is always
+    // writable, and a writable event would end the thread's wait for nothing.
     #[allow(deprecated)]
-    let async_driver_handle = AsyncFd::new(driver).unwrap();
+    let async_driver_handle =
+        AsyncFd::with_interest(driver, tokio::io::Interest::READABLE).unwrap();
 
     local.spawn_local(drive_uring_wakes(async_driver_handle));
 }
