@@ -164,6 +164,18 @@ pub fn submit_and_dispatch() -> std::io::Result<usize> {
     })
 }
 
+/// ringd patch: for an executor that reaps with [`submit_and_dispatch`] and waits for the
+/// ring itself, instead of through the runtime's own task (which then ends, so that tokio wakes
+/// one task, not two, when completions arrive): `true` when completions may have arrived since
+/// the last call (the readiness is taken: reap, then call again before waiting), `false` when
+/// `cx`'s waker is registered for the next ones. Once called, the caller must call it again
+/// before every wait for as long as the runtime runs: nothing else waits for the ring.
+///
+/// Outside a tokio-uring runtime: `false`, and no waker is registered.
+pub fn poll_ring_ready(cx: &mut std::task::Context<'_>) -> bool {
+    runtime::poll_ring_ready(cx)
+}
+
 /// ringd patch: registers a sparse file table of `slots` entries on this thread's ring
 /// (`IORING_REGISTER_FILES2` with `IORING_RSRC_REGISTER_SPARSE`, Linux 5.19), for
 /// `net::TcpStream::register_fixed`. The kernel refuses more slots than `RLIMIT_NOFILE`.

@@ -174,12 +174,19 @@ impl Driver {
         !sq.is_empty() || sq.cq_overflow() || Self::has_released_slots() || (deferred && sq.taskrun())
     }
 
-    /// ringd patch: with deferred task work, takes the eventfd's count before the thread waits.
-    /// The kernel signals it for every batch of completions posted too, most of them while this
-    /// thread runs and collects them itself; a signal taken here ends no wait (epoll reports
-    /// an eventfd only while its count is not zero). Work queued before the count was taken is
-    /// flagged (see `Driver::must_enter`), work queued after signals again.
-    pub(crate) fn drain_wake_fd(&self) {
+    /// ringd patch: with deferred task work, takes the eventfd's count before the thread waits,
+    /// if every completion posted has been dispatched. The kernel signals it for every batch of
+    /// completions posted too, most of them while this thread runs and dispatches them itself;
+    /// a signal taken here ends no wait (epoll reports an eventfd only while its count is not
+    /// zero). Completions are posted only while this thread is in the ring, so none can arrive
+    /// between the look at the queue and the read; work queued before the count was taken is
+    /// flagged (see `Driver::must_enter`), work queued after signals again. Completions left in
+    /// the queue (posted by a submission that dispatched nothing) keep their signal, so the
+    /// wait ends at once and dispatches them.
+    pub(crate) fn drain_wake_fd(&mut self) {
+        if self.wake_fd.is_none() || !self.uring.completion().is_empty() {
+            return;
+        }
         if let Some(fd) = &self.wake_fd {
             let mut count = 0u64;
             // SAFETY: reads at most 8 bytes into `count`, which outlives the call; the descriptor
