@@ -322,10 +322,12 @@ impl Conn {
         res
     }
 
-    /// Sends what is queued, leaving the connection's clock as it was.
-    async fn send_queued(&mut self) -> io::Result<()> {
+    /// Sends what is queued, leaving the connection's clock as it was. A plain function
+    /// returning the transport's future: an `async fn` would be one more state around it,
+    /// moved into place and polled in turn.
+    fn send_queued(&mut self) -> impl Future<Output = io::Result<()>> + '_ {
         let out = out_buf(&mut self.out, &self.slot);
-        self.io.flush(out, self.slot.io(), self.now).await
+        self.io.flush(out, self.slot.io(), self.now)
     }
 
     /// Moves an incomplete request to the front of the buffer and returns memory after a large
