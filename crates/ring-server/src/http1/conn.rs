@@ -302,7 +302,17 @@ impl Conn {
     async fn answer_and_send(&mut self) -> Option<Close> {
         let close = self.answer_all().await;
         if !out_is_empty(&self.out) {
-            let sent = self.send_queued().await;
+            let out = out_buf(&mut self.out, &self.slot);
+            let conn = self.slot.io();
+            let sent = match self.io.plain_stream() {
+                // Plain: the buffer's own send, one future layer less than through
+                // `Transport::flush` (which does the same for a plain stream).
+                Some(stream) => {
+                    conn.arm_send(out.fixed_index(), self.now);
+                    out.flush(stream).await
+                }
+                None => self.io.flush(out, conn, self.now).await,
+            };
             // What follows is a wait for the next request (or the close), whose deadline is
             // counted in seconds: the executor's turn clock is enough (the send may have waited,
             // so the clock moves on; the next request's handler is timed from its own read).
