@@ -73,7 +73,9 @@ pub(crate) fn serve(
         rbuf,
         served: 0,
         head_started: None,
-        now: Instant::now(),
+        // Set up on the executor as its accept is served: its turn clock is the present, to
+        // within a turn.
+        now: turn_started(),
         body: None,
         body_state: BodyState::Unread,
     };
