@@ -164,6 +164,18 @@ pub fn submit_and_dispatch() -> std::io::Result<usize> {
     })
 }
 
+/// ringd patch: for an executor that reaps with [`submit_and_dispatch`] and waits for the
+/// ring itself, instead of through the runtime's own task (which then ends, so that tokio wakes
+/// one task, not two, when completions arrive): `true` when completions may have arrived since
+/// the last call (the readiness is taken: reap, then call again before waiting), `false` when
+/// `cx`'s waker is registered for the next ones. Once called, the caller must call it again
+/// before every wait for as long as the runtime runs: nothing else waits for the ring.
+///
+/// Outside a tokio-uring runtime: `false`, and no waker is registered.
+pub fn poll_ring_ready(cx: &mut std::task::Context<'_>) -> bool {
+    runtime::poll_ring_ready(cx)
+}
+
 /// ringd patch: registers a sparse file table of `slots` entries on this thread's ring
 /// (`IORING_REGISTER_FILES2` with `IORING_RSRC_REGISTER_SPARSE`, Linux 5.19), for
 /// `net::TcpStream::register_fixed`. The kernel refuses more slots than `RLIMIT_NOFILE`.
@@ -207,6 +219,8 @@ pub fn uring_builder() -> io_uring::Builder {
 pub struct Builder {
     entries: u32,
     urb: io_uring::Builder,
+    /// ringd patch: see [`Builder::defer_taskrun`].
+    defer_taskrun: bool,
 }
 
 /// Constructs a [`Builder`] with default settings.
@@ -219,6 +233,7 @@ pub fn builder() -> Builder {
     Builder {
         entries: 256,
         urb: io_uring::IoUring::builder(),
+        defer_taskrun: false,
     }
 }
 
@@ -240,6 +255,18 @@ impl Builder {
     /// Refer to the [`io_uring::Builder`] documentation for all the supported methods.
     pub fn uring_builder(&mut self, b: &io_uring::Builder) -> &mut Self {
         self.urb = b.clone();
+        self
+    }
+
+    /// ringd patch: sets the ring up with `IORING_SETUP_DEFER_TASKRUN` (with `SINGLE_ISSUER`
+    /// and `TASKRUN_FLAG`): the kernel posts completions only when this thread enters the ring to
+    /// collect them, instead of interrupting whatever system call the thread sleeps in (a
+    /// wait in `epoll_wait` was cut short, then waited again, for every completion that woke
+    /// it). The runtime then waits on an eventfd the kernel signals when it has completion
+    /// work queued, and collects with `IORING_ENTER_GETEVENTS` wherever it used to read the
+    /// completion queue. Linux 6.1; older kernels refuse the ring with `EINVAL`.
+    pub fn defer_taskrun(&mut self, on: bool) -> &mut Self {
+        self.defer_taskrun = on;
         self
     }
 

@@ -73,7 +73,9 @@ pub(crate) fn serve(
         rbuf,
         served: 0,
         head_started: None,
-        now: Instant::now(),
+        // Set up on the executor as its accept is served: its turn clock is the present, to
+        // within a turn.
+        now: turn_started(),
         body: None,
         body_state: BodyState::Unread,
     };
@@ -302,7 +304,17 @@ impl Conn {
     async fn answer_and_send(&mut self) -> Option<Close> {
         let close = self.answer_all().await;
         if !out_is_empty(&self.out) {
-            let sent = self.send_queued().await;
+            let out = out_buf(&mut self.out, &self.slot);
+            let conn = self.slot.io();
+            let sent = match self.io.plain_stream() {
+                // Plain: the buffer's own send, one future layer less than through
+                // `Transport::flush` (which does the same for a plain stream).
+                Some(stream) => {
+                    conn.arm_send(out.fixed_index(), self.now);
+                    out.flush(stream).await
+                }
+                None => self.io.flush(out, conn, self.now).await,
+            };
             // What follows is a wait for the next request (or the close), whose deadline is
             // counted in seconds: the executor's turn clock is enough (the send may have waited,
             // so the clock moves on; the next request's handler is timed from its own read).
@@ -322,10 +334,12 @@ impl Conn {
         res
     }
 
-    /// Sends what is queued, leaving the connection's clock as it was.
-    async fn send_queued(&mut self) -> io::Result<()> {
+    /// Sends what is queued, leaving the connection's clock as it was. A plain function
+    /// returning the transport's future: an `async fn` would be one more state around it,
+    /// moved into place and polled in turn.
+    fn send_queued(&mut self) -> impl Future<Output = io::Result<()>> + '_ {
         let out = out_buf(&mut self.out, &self.slot);
-        self.io.flush(out, self.slot.io(), self.now).await
+        self.io.flush(out, self.slot.io(), self.now)
     }
 
     /// Moves an incomplete request to the front of the buffer and returns memory after a large

@@ -165,6 +165,17 @@ impl Transport {
         conn.disarm();
     }
 
+    /// The socket of a plain stream (`None` for TLS), for a caller that sends a plain
+    /// connection's buffer itself as [`Transport::flush`] would: the send timeout armed with
+    /// `ConnIo::arm_send`, then `OutBuf::flush`.
+    #[inline]
+    pub(crate) fn plain_stream(&self) -> Option<&TcpStream> {
+        match self.tls {
+            None => Some(&self.stream),
+            Some(_) => None,
+        }
+    }
+
     /// Sends what `out` holds, with the send timeout armed from `now` (the caller's clock).
     pub(crate) async fn flush(&mut self, out: &mut OutBuf, conn: ConnIo<'_>, now: Instant) -> io::Result<()> {
         match &mut self.tls {

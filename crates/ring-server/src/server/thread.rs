@@ -136,8 +136,12 @@ pub(crate) fn run(setup: WorkerSetup) {
             https_port,
             WorkerTraffic::new(id, limits, &config.compression),
         ));
-        // A submission that fails leaves its operations queued, for the park's to submit.
-        tokio_uring::spawn(worker.tasks.run(|| tokio_uring::submit_and_dispatch().unwrap_or(0)));
+        // A submission that fails leaves its operations queued, for the park's to submit. The
+        // executor waits for the ring's completions itself (`tokio_uring::poll_ring_ready`).
+        tokio_uring::spawn(worker.tasks.run(
+            || tokio_uring::submit_and_dispatch().unwrap_or(0),
+            tokio_uring::poll_ring_ready,
+        ));
         for (listener, kind, proxy) in listeners {
             let listener = TcpListener::from_std(listener);
             worker

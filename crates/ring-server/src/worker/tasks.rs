@@ -167,17 +167,30 @@ impl Tasks {
     /// submits the operations the tasks queued and dispatches the completions already there
     /// (waking their tasks), returning how many there were: when the woken tasks have run, the
     /// executor reaps, and goes on with what that woke instead of waiting for tokio's next park
-    /// (a send usually completes as it is submitted).
-    pub(crate) fn run(&self, reap: impl Fn() -> usize + 'static) -> impl Future<Output = ()> + 'static {
+    /// (a send usually completes as it is submitted). `ring_ready` is the wait for the ring's
+    /// completions (`tokio_uring::poll_ring_ready`): `true` when some may have arrived (reap
+    /// again), else the executor's waker is registered for them, so completions wake the
+    /// executor directly rather than a task of the runtime that would wake it.
+    pub(crate) fn run(
+        &self,
+        reap: impl Fn() -> usize + 'static,
+        ring_ready: impl Fn(&mut Context<'_>) -> bool + 'static,
+    ) -> impl Future<Output = ()> + 'static {
         let inner = self.inner.clone();
-        tokio::task::unconstrained(std::future::poll_fn(move |cx| inner.turn(cx, &reap)))
+        tokio::task::unconstrained(std::future::poll_fn(move |cx| inner.turn(cx, &reap, &ring_ready)))
     }
 }
 
 impl Inner {
     /// One turn: polls the woken tasks, at most [`BUDGET`] of them, reaping completions (at
-    /// most [`REAPS`] times) whenever none is left.
-    fn turn(&self, cx: &mut Context<'_>, reap: &dyn Fn() -> usize) -> Poll<()> {
+    /// most [`REAPS`] times) whenever none is left. It never returns `Pending` without either
+    /// its waker registered with the ring's wait or a wake of its own already sent.
+    fn turn(
+        &self,
+        cx: &mut Context<'_>,
+        reap: &dyn Fn() -> usize,
+        ring_ready: &dyn Fn(&mut Context<'_>) -> bool,
+    ) -> Poll<()> {
         {
             let mut executor = self.shared.executor.lock().unwrap_or_else(|e| e.into_inner());
             if !executor.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -191,14 +204,22 @@ impl Inner {
             let woken = std::mem::take(&mut *self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()));
             READY.with_borrow_mut(|ready| ready.extend(woken));
         }
+        // The completions most turns are woken for are reaped once the queue is empty (below,
+        // always within the turn or the next): the ring's readiness is taken now, so that it
+        // does not call for a second reap after them.
+        ring_ready(cx);
         let mut reaps = 0;
         let mut polled = 0;
         while polled < BUDGET {
             let Some(id) = READY.with_borrow_mut(VecDeque::pop_front) else {
-                if reaps < REAPS && reap() > 0 {
-                    reaps += 1;
+                if reaps == REAPS {
+                    break;
+                }
+                reaps += 1;
+                if reap() > 0 || ring_ready(cx) {
                     continue;
                 }
+                // Nothing reaped and the ring not ready: the waker is registered for it.
                 RUNNING.set(false);
                 return Poll::Pending;
             };
@@ -206,8 +227,10 @@ impl Inner {
             polled += 1;
         }
         RUNNING.set(false);
-        // Out of budget with tasks still queued: come back after tokio's other work.
-        if READY.with_borrow(|ready| !ready.is_empty()) {
+        // Out of budget or reaps: come back after tokio's other work if tasks are still queued
+        // or the ring is ready (its readiness is taken here, so nothing else would wake the
+        // executor for those completions); else the waker is registered for the ring.
+        if READY.with_borrow(|ready| !ready.is_empty()) || ring_ready(cx) {
             NOTIFIED.set(true);
             cx.waker().wake_by_ref();
         }
@@ -308,7 +331,7 @@ mod tests {
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async move {
             let tasks = Rc::new(Tasks::new());
-            tokio::task::spawn_local(tasks.run(|| 0));
+            tokio::task::spawn_local(tasks.run(|| 0, |_| false));
             f(tasks).await;
         });
     }

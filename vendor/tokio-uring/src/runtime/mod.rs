@@ -1,6 +1,9 @@
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::mem::ManuallyDrop;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 use tokio::io::unix::AsyncFd;
 use tokio::task::LocalSet;
 
@@ -11,6 +14,27 @@ pub(crate) use context::RuntimeContext;
 
 thread_local! {
     pub(crate) static CONTEXT: RuntimeContext = RuntimeContext::new();
+    /// ringd patch: the runtime's wait for completions (the driver's descriptor registered with
+    /// tokio), for an executor that waits on it itself (`crate::poll_ring_ready`).
+    static RING: RefCell<Option<Rc<AsyncFd<driver::Handle>>>> = const { RefCell::new(None) };
+    /// ringd patch: an executor waits on `RING` itself: the runtime's own task no longer does.
+    static RING_TAKEN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// ringd patch: see `crate::poll_ring_ready`.
+pub(crate) fn poll_ring_ready(cx: &mut Context<'_>) -> bool {
+    RING.with_borrow(|ring| {
+        let Some(ring) = ring else { return false };
+        RING_TAKEN.set(true);
+        match ring.poll_read_ready(cx) {
+            Poll::Ready(Ok(mut guard)) => {
+                guard.clear_ready();
+                true
+            }
+            // Tokio's I/O driver is gone: the runtime is shutting down.
+            Poll::Ready(Err(_)) | Poll::Pending => false,
+        }
+    })
 }
 
 /// The Runtime Executor
@@ -138,6 +162,9 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        // ringd patch: the wait registered with this runtime's tokio goes with it.
+        RING.with_borrow_mut(|ring| ring.take());
+        RING_TAKEN.set(false);
         // drop tasks in correct order
         unsafe {
             ManuallyDrop::drop(&mut self.local);
@@ -155,16 +182,27 @@ fn start_uring_wakes_task(
     // ringd patch: tokio 1.54 deprecates `AsyncFd::new` for types that may give up their
     // descriptor while registered; the handle keeps the driver, and so the ring's descriptor,
     // alive for as long as this `AsyncFd` holds it.
+    // ringd patch: read interest only: the wait descriptor may be an eventfd, which is always
+    // writable, and a writable event would end the thread's wait for nothing.
     #[allow(deprecated)]
-    let async_driver_handle = AsyncFd::new(driver).unwrap();
+    let async_driver_handle =
+        Rc::new(AsyncFd::with_interest(driver, tokio::io::Interest::READABLE).unwrap());
+    RING.set(Some(async_driver_handle.clone()));
 
     local.spawn_local(drive_uring_wakes(async_driver_handle));
 }
 
-async fn drive_uring_wakes(driver: AsyncFd<driver::Handle>) {
+async fn drive_uring_wakes(driver: Rc<AsyncFd<driver::Handle>>) {
     loop {
         // Wait for read-readiness
         let mut guard = driver.readable().await.unwrap();
+
+        // ringd patch: an executor waits for the completions itself now (it was woken by the
+        // same readiness, and dispatches them): this task ends, so that a completion wakes one
+        // task, not two.
+        if RING_TAKEN.get() {
+            return;
+        }
 
         guard.get_inner().dispatch_completions();
 

@@ -100,7 +100,7 @@ impl OutBuf {
                 let mut rest = fixed.slice(0..len);
                 loop {
                     self.stats.op(Op::WriteFixed);
-                    let (res, slice) = stream.write_fixed(rest).await;
+                    let (res, slice) = stream.write_fixed_op(rest).await;
                     match res {
                         Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                         Ok(n) if n < slice.bytes_init() => rest = slice.slice(n..),

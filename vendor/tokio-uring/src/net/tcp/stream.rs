@@ -190,6 +190,22 @@ impl TcpStream {
         self.inner.write_fixed(buf).await
     }
 
+    /// ringd patch: [`TcpStream::write_fixed`] as the operation itself, submitted now rather
+    /// than at the first poll: the caller's future holds the operation directly instead of two
+    /// `async fn` states around it, each moved into place and polled in turn.
+    ///
+    /// # Panics
+    /// Outside a tokio-uring runtime, or if the submission fails, as `write_fixed` does.
+    pub fn write_fixed_op<T>(
+        &self,
+        buf: T,
+    ) -> impl std::future::Future<Output = crate::BufResult<usize, T>>
+    where
+        T: BoundedBuf<Buf = FixedBuf> + Unpin + 'static,
+    {
+        crate::runtime::driver::op::Op::write_fixed_at(&self.inner.fd, buf, 0).unwrap()
+    }
+
     /// Attempts to write an entire buffer to the stream.
     ///
     /// This method will continuously call [`write_fixed`] until there is no more data to be

@@ -42,7 +42,19 @@ impl Handle {
     }
 
     pub(crate) fn dispatch_completions(&self) {
-        self.inner.borrow_mut().dispatch_completions();
+        let mut driver = self.inner.borrow_mut();
+        if !driver.defers_task_work() {
+            driver.dispatch_completions();
+            return;
+        }
+        // ringd patch: with deferred task work the completions are made as the ring is entered,
+        // a bounded batch of work at a time (the kernel flags what it leaves): enter until none
+        // is left, since the eventfd is not signalled again for work already queued.
+        loop {
+            if driver.submit_and_dispatch().is_err() || !driver.must_enter() {
+                return;
+            }
+        }
     }
 
     /// ringd patch: see `crate::submit_and_dispatch`.
@@ -54,14 +66,15 @@ impl Handle {
         let mut driver = self.inner.borrow_mut();
         // ringd patch: nothing queued and no overflowed completions to flush: no system call
         // (an executor may have submitted everything already, see `crate::submit_and_dispatch`).
-        {
-            let sq = driver.uring.submission();
-            if sq.is_empty() && !sq.cq_overflow() && !Driver::has_released_slots() {
-                return Ok(0);
-            }
+        // With deferred task work, work the kernel queued is run here too: the thread is about
+        // to wait on the eventfd, which is not signalled again for work already queued (the
+        // completions the work posts signal it, so the wait ends at once and dispatches them).
+        driver.drain_wake_fd();
+        if !driver.must_enter() {
+            return Ok(0);
         }
         driver.queue_released_slots();
-        driver.uring.submit()
+        driver.enter()
     }
 
     /// ringd patch: see `crate::register_files_sparse`.
@@ -170,7 +183,8 @@ impl WeakHandle {
 
 impl AsRawFd for Handle {
     fn as_raw_fd(&self) -> RawFd {
-        self.inner.borrow().uring.as_raw_fd()
+        // ringd patch: the driver's wait descriptor (the ring, or its eventfd).
+        self.inner.borrow().as_raw_fd()
     }
 }
 

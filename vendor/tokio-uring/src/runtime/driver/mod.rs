@@ -4,7 +4,7 @@ use io_uring::opcode::AsyncCancel;
 use io_uring::{cqueue, squeue, IoUring};
 use slab::Slab;
 use std::cell::RefCell;
-use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::{io, mem};
@@ -33,7 +33,15 @@ pub(crate) struct Driver {
     /// ringd patch: the free slots of the ring's sparse file table, once registered
     /// (`crate::register_files_sparse`).
     free_slots: Option<Vec<u32>>,
+
+    /// ringd patch: with deferred task work (`crate::Builder::defer_taskrun`), the eventfd the
+    /// kernel signals when it has completion work queued for this thread: what the runtime
+    /// waits on instead of the ring, whose descriptor does not become readable for such work.
+    wake_fd: Option<OwnedFd>,
 }
+
+/// ringd patch: `io_uring_enter` runs the deferred task work and posts its completions.
+const IORING_ENTER_GETEVENTS: u32 = 1;
 
 thread_local! {
     /// ringd patch: file-table slots whose files closed, to be emptied with the ring's next
@@ -67,7 +75,27 @@ struct Ops {
 
 impl Driver {
     pub(crate) fn new(b: &crate::Builder) -> io::Result<Driver> {
-        let uring = b.urb.build(b.entries)?;
+        // ringd patch: deferred task work, on request (see `crate::Builder::defer_taskrun`).
+        let mut urb = b.urb.clone();
+        if b.defer_taskrun {
+            urb.setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_taskrun_flag();
+        }
+        let uring = urb.build(b.entries)?;
+        let wake_fd = if b.defer_taskrun {
+            // SAFETY: eventfd(2) reads no memory of ours; it returns a new descriptor or -1.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` was just opened, and nothing else owns it.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            uring.submitter().register_eventfd(fd.as_raw_fd())?;
+            Some(fd)
+        } else {
+            None
+        };
 
         Ok(Driver {
             ops: Ops::new(),
@@ -75,6 +103,7 @@ impl Driver {
             fixed_buffers: None,
             buf_rings: Vec::new(),
             free_slots: None,
+            wake_fd,
         })
     }
 
@@ -135,6 +164,64 @@ impl Driver {
         ANY_RELEASED.get()
     }
 
+    /// ringd patch: whether the ring must be entered before this thread waits or reads the
+    /// completion queue: entries queued, slots to empty, overflowed completions to flush, or,
+    /// with deferred task work, work the kernel has queued for this thread (it flags that
+    /// work, and flags it again when one entry leaves some of it for the next).
+    pub(crate) fn must_enter(&mut self) -> bool {
+        let deferred = self.wake_fd.is_some();
+        let sq = self.uring.submission();
+        !sq.is_empty() || sq.cq_overflow() || Self::has_released_slots() || (deferred && sq.taskrun())
+    }
+
+    /// ringd patch: with deferred task work, takes the eventfd's count before the thread waits,
+    /// if every completion posted has been dispatched. The kernel signals it for every batch of
+    /// completions posted too, most of them while this thread runs and dispatches them itself;
+    /// a signal taken here ends no wait (epoll reports an eventfd only while its count is not
+    /// zero). Completions are posted only while this thread is in the ring, so none can arrive
+    /// between the look at the queue and the read; work queued before the count was taken is
+    /// flagged (see `Driver::must_enter`), work queued after signals again. Completions left in
+    /// the queue (posted by a submission that dispatched nothing) keep their signal, so the
+    /// wait ends at once and dispatches them.
+    pub(crate) fn drain_wake_fd(&mut self) {
+        if self.wake_fd.is_none() || !self.uring.completion().is_empty() {
+            return;
+        }
+        if let Some(fd) = &self.wake_fd {
+            let mut count = 0u64;
+            // SAFETY: reads at most 8 bytes into `count`, which outlives the call; the descriptor
+            // is non-blocking, so an eventfd whose count is zero fails with `EAGAIN` at once.
+            let _ = unsafe {
+                libc::read(
+                    fd.as_raw_fd(),
+                    (&mut count as *mut u64).cast(),
+                    std::mem::size_of::<u64>(),
+                )
+            };
+        }
+    }
+
+    /// ringd patch: whether this ring defers its task work (see `crate::Builder::defer_taskrun`).
+    pub(crate) fn defers_task_work(&self) -> bool {
+        self.wake_fd.is_some()
+    }
+
+    /// ringd patch: submits what is queued, and with deferred task work runs that work too, so
+    /// the completions it makes are in the queue when this returns. Waits for nothing.
+    pub(crate) fn enter(&mut self) -> io::Result<usize> {
+        if self.wake_fd.is_none() {
+            return self.uring.submit();
+        }
+        let queued = self.uring.submission().len() as u32;
+        // SAFETY: no argument is passed (a null pointer of size zero); the entries submitted
+        // are the ones pushed to the queue, whose data the driver keeps until they complete.
+        unsafe {
+            self.uring
+                .submitter()
+                .enter::<libc::sigset_t>(queued, 0, IORING_ENTER_GETEVENTS, None)
+        }
+    }
+
     fn wait(&self) -> io::Result<usize> {
         self.uring.submit_and_wait(1)
     }
@@ -153,7 +240,8 @@ impl Driver {
     /// `submit` without queuing the released slots first.
     fn submit_queued(&mut self) -> io::Result<()> {
         loop {
-            match self.uring.submit() {
+            // ringd patch: `enter` (which runs deferred task work) instead of `submit`.
+            match self.enter() {
                 Ok(_) => {
                     self.uring.submission().sync();
                     return Ok(());
@@ -193,7 +281,7 @@ impl Driver {
 
     /// ringd patch: see `crate::submit_and_dispatch`.
     pub(crate) fn submit_and_dispatch(&mut self) -> io::Result<usize> {
-        if !self.uring.submission().is_empty() || Self::has_released_slots() {
+        if self.must_enter() {
             self.submit()?;
         }
         Ok(self.dispatch_completions())
@@ -484,9 +572,14 @@ impl Driver {
     }
 }
 
+/// What the runtime waits on for completions: the ring, or with deferred task work the
+/// eventfd the kernel signals instead (ringd patch).
 impl AsRawFd for Driver {
     fn as_raw_fd(&self) -> RawFd {
-        self.uring.as_raw_fd()
+        match &self.wake_fd {
+            Some(fd) => fd.as_raw_fd(),
+            None => self.uring.as_raw_fd(),
+        }
     }
 }
 
