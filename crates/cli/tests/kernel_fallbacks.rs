@@ -7,20 +7,15 @@
 //! - `IORING_REGISTER_PBUF_RING` (5.19) answers `EINVAL`: no receive ring; each connection reads
 //!   into a buffer of its own, and the log says once how to get the ring;
 //! - `IORING_SETUP_COOP_TASKRUN` (5.19) and `SINGLE_ISSUER` (6.0) make `io_uring_setup` answer
-//!   `EINVAL`: each worker's ring is made again without them;
-//! - `IORING_SETUP_DEFER_TASKRUN` (6.1) alone makes `io_uring_setup` answer `EINVAL`: each
-//!   worker's ring is made again with `COOP_TASKRUN` and `SINGLE_ISSUER` (not with no flag), and
-//!   registers no eventfd (only a deferring ring is waited on through one).
+//!   `EINVAL`: each worker's ring is made again without them.
 
 mod common;
 
 use std::io::{Read, Write};
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::seccomp::{Filter, REGISTER_EVENTFD, SETUP_COOP_TASKRUN, SETUP_DEFER_TASKRUN, SETUP_SINGLE_ISSUER};
-use common::{kernel, poll_until, pseudo_random, require_tool, roundtrip, run_bounded, Conn, Server, TempDir};
+use common::seccomp::{Filter, SETUP_COOP_TASKRUN, SETUP_SINGLE_ISSUER};
+use common::{poll_until, pseudo_random, roundtrip, Conn, Server, TempDir};
 
 /// `GET path` on a fresh connection: the status and the body.
 fn get(server: &Server, path: &str) -> (u16, Vec<u8>) {
@@ -169,150 +164,6 @@ fn without_provided_buffer_rings_each_connection_reads_into_its_own_buffer() {
     server.assert_no_panic();
 }
 
-/// The supervisor's decisions (`setup flags=0x... -> errno N|allowed`): the flags of each
-/// `io_uring_setup` call, in order, and whether it was refused.
-fn setup_decisions(log_path: &Path) -> Vec<(u32, bool)> {
-    let log = std::fs::read_to_string(log_path).unwrap();
-    log.lines()
-        .map(|line| {
-            let (hex, outcome) = line
-                .strip_prefix("setup flags=0x")
-                .and_then(|rest| rest.split_once(" -> "))
-                .unwrap_or_else(|| panic!("unexpected line {line:?} in\n{log}"));
-            let flags = u32::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("unexpected line {line:?}"));
-            match outcome {
-                "allowed" => (flags, false),
-                "errno 22" => (flags, true),
-                _ => panic!("unexpected line {line:?} in\n{log}"),
-            }
-        })
-        .collect()
-}
-
-/// How many setups each worker asks for that a filter refusing `COOP_TASKRUN | SINGLE_ISSUER`
-/// refuses: with `DEFER_TASKRUN` (where ringd asks for it) and without.
-fn coop_refusals_per_worker() -> usize {
-    if kernel::defer_taskrun_asked() {
-        2
-    } else {
-        1
-    }
-}
-
-/// Every line ringd logged is `INFO`: nothing it had to warn about or failed at.
-fn assert_only_info(server: &Server) {
-    let log = server.log();
-    for line in log.lines() {
-        assert!(line.contains("\"level\":\"INFO\""), "{line:?} in the log:\n{log}");
-    }
-}
-
-/// A filter (or kernel) that refuses `DEFER_TASKRUN` but knows the older flags: each worker's
-/// ring is made again with `COOP_TASKRUN | SINGLE_ISSUER`, not without any flag, and waits on
-/// the ring itself: no eventfd is registered (here the filter refuses that too, with `EPERM`,
-/// which would stop ringd if it tried). Everything is served, and SIGTERM stops it cleanly.
-#[test]
-fn without_defer_taskrun_each_ring_is_made_with_coop_taskrun_and_no_eventfd() {
-    let dir = TempDir::new("no-defer");
-    let setup_log = dir.join("setup.log");
-    let mut server = Filter::new()
-        .deny_register(REGISTER_EVENTFD, libc::EPERM)
-        .deny_setup_flags(SETUP_DEFER_TASKRUN, libc::EINVAL, &setup_log)
-        .start(&["--workers", "2", "--h2c", "true"]);
-    // Keep-alive requests on several connections at once, taking turns.
-    let mut conns: Vec<Conn> = (0..6).map(|_| Conn::open(server.addr)).collect();
-    for round in 0..4 {
-        for (i, c) in conns.iter_mut().enumerate() {
-            c.send(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
-            let r = c.read_response(false);
-            assert_eq!(r.status, 200, "round {round}, connection {i}: {}", r.raw_head);
-            assert_eq!(r.body_str(), "Hello, World!", "round {round}, connection {i}");
-            let body = pseudo_random(1 + (i * 4099 + round * 7) % 50_000, (i + round) as u64);
-            let mut req = format!(
-                "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .into_bytes();
-            req.extend_from_slice(&body);
-            c.send(&req);
-            let r = c.read_response(false);
-            assert_eq!(r.status, 200, "round {round}, connection {i}: {}", r.raw_head);
-            assert!(r.body == body, "round {round}, connection {i}: echo differs");
-        }
-    }
-    // One that asks to close: answered, then the server closes the connection.
-    let mut c = conns.pop().unwrap();
-    c.send(b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    let r = c.read_response(false);
-    assert_eq!((r.status, r.body_str().as_str()), (200, "Hello, World!"));
-    assert!(r.connection_has("close"), "{}", r.raw_head);
-    c.expect_eof();
-    drop(conns);
-    // h2c, on two connections (one request each: curl 7.88 fails to reuse a prior-knowledge
-    // connection, curl/curl#10634).
-    require_tool("curl", "curl");
-    for (path, status) in [("/plaintext", "2 200"), ("/nope", "2 404")] {
-        let out = run_bounded(
-            Command::new("curl")
-                .args(["-sS", "--max-time", "60", "--http2-prior-knowledge"])
-                .args(["-w", "\n%{http_version} %{http_code}"])
-                .arg(server.url(path)),
-            Duration::from_secs(90),
-        );
-        out.assert_success("curl --http2-prior-knowledge");
-        let stdout = out.stdout_str();
-        assert!(
-            stdout.ends_with(&format!("\n{status}")),
-            "{path}: {stdout:?} {}",
-            out.stderr
-        );
-        if path == "/plaintext" {
-            assert_eq!(stdout, format!("Hello, World!\n{status}"));
-        }
-    }
-
-    // Each worker asked for DEFER_TASKRUN (where ringd does), was refused, and made its ring
-    // with COOP_TASKRUN | SINGLE_ISSUER instead.
-    let decisions = setup_decisions(&setup_log);
-    let refused: Vec<u32> = decisions.iter().filter(|d| d.1).map(|d| d.0).collect();
-    let allowed: Vec<u32> = decisions.iter().filter(|d| !d.1).map(|d| d.0).collect();
-    let expect_refused = if kernel::defer_taskrun_asked() { 2 } else { 0 };
-    assert_eq!(refused.len(), expect_refused, "{decisions:x?}");
-    for flags in refused {
-        assert_ne!(flags & SETUP_DEFER_TASKRUN, 0, "{decisions:x?}");
-    }
-    assert_eq!(allowed.len(), 2, "{decisions:x?}");
-    for flags in allowed {
-        let coop = SETUP_COOP_TASKRUN | SETUP_SINGLE_ISSUER;
-        assert_eq!(flags & (coop | SETUP_DEFER_TASKRUN), coop, "{decisions:x?}");
-    }
-    server.signal("TERM");
-    assert!(server.wait_exit(Duration::from_secs(30)).success());
-    server.assert_no_panic();
-    assert_only_info(&server);
-    assert!(server.log().contains("exiting"), "{}", server.log());
-}
-
-/// The eventfd rule above has teeth: where ringd asks for `DEFER_TASKRUN` and gets it, it
-/// registers an eventfd, and a filter that refuses that with `EPERM` stops it from starting.
-#[test]
-fn with_defer_taskrun_the_ring_registers_an_eventfd() {
-    if !kernel::defer_taskrun_asked() {
-        return;
-    }
-    let filter = Filter::new().deny_register(REGISTER_EVENTFD, libc::EPERM);
-    let argv = filter.command();
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let err = match Server::try_start_wrapped(&argv, &[], &[]) {
-        Ok(server) => panic!("ringd started without its eventfd:\n{}", server.log()),
-        Err(e) => e,
-    };
-    // ringd's own refusal (not the wrapper's), with its advice.
-    assert!(err.contains("before printing `listening on`"), "{err}");
-    assert!(err.contains("seccomp filter"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-}
-
 #[test]
 fn without_coop_taskrun_and_single_issuer_each_ring_is_made_without_them() {
     let dir = TempDir::new("no-coop");
@@ -323,19 +174,19 @@ fn without_coop_taskrun_and_single_issuer_each_ring_is_made_without_them() {
     for _ in 0..20 {
         assert_eq!(get(&server, "/plaintext"), (200, b"Hello, World!".to_vec()));
     }
-    // Each worker asked for the flags (with DEFER_TASKRUN, then without, where ringd asks for
-    // it), was refused, and made its ring without them.
-    let decisions = setup_decisions(&decisions);
-    let refused: Vec<u32> = decisions.iter().filter(|d| d.1).map(|d| d.0).collect();
-    let allowed: Vec<u32> = decisions.iter().filter(|d| !d.1).map(|d| d.0).collect();
-    assert_eq!(refused.len(), 2 * coop_refusals_per_worker(), "{decisions:x?}");
-    let coop = SETUP_COOP_TASKRUN | SETUP_SINGLE_ISSUER;
-    assert!(refused.iter().all(|f| f & coop == coop), "{decisions:x?}");
-    let deferring = refused.iter().filter(|f| *f & SETUP_DEFER_TASKRUN != 0).count();
-    assert_eq!(deferring, 2 * coop_refusals_per_worker() - 2, "{decisions:x?}");
-    assert_eq!(allowed.len(), 2, "{decisions:x?}");
-    for flags in allowed {
-        assert_eq!(flags & (SETUP_COOP_TASKRUN | SETUP_SINGLE_ISSUER), 0, "{decisions:x?}");
+    // Each worker asked for the flags, was refused, and made its ring without them.
+    let log = std::fs::read_to_string(&decisions).unwrap();
+    let refused = log.lines().filter(|l| l.ends_with("-> errno 22")).count();
+    let allowed: Vec<&str> = log.lines().filter(|l| l.ends_with("-> allowed")).collect();
+    assert_eq!(refused, 2, "{log}");
+    assert_eq!(allowed.len(), 2, "{log}");
+    for line in allowed {
+        let flags = line
+            .strip_prefix("setup flags=0x")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        assert_eq!(flags & (SETUP_COOP_TASKRUN | SETUP_SINGLE_ISSUER), 0, "{log}");
     }
     server.assert_no_panic();
 }
@@ -380,9 +231,8 @@ fn without_all_three_everything_is_served() {
     assert_eq!(server.metric("ringd_file_sends_total{way=\"sendfile\"}"), 0.0);
     assert!(server.metric("ringd_file_sends_total{way=\"splice\"}") >= 2.0);
     assert_eq!(server.metric("ringd_receive_buffers"), 0.0);
-    let decisions = setup_decisions(&decisions);
-    let refused = decisions.iter().filter(|d| d.1).count();
-    assert_eq!(refused, 2 * coop_refusals_per_worker(), "{decisions:x?}");
+    let log = std::fs::read_to_string(&decisions).unwrap();
+    assert_eq!(log.lines().filter(|l| l.ends_with("-> errno 22")).count(), 2, "{log}");
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(30)).success());
     server.assert_no_panic();

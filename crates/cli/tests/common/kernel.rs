@@ -40,14 +40,6 @@ pub fn cachestat() -> bool {
     rc == 0
 }
 
-/// Whether ringd asks for `IORING_SETUP_DEFER_TASKRUN` here: it does where
-/// `kernel.osrelease` says Linux 6.1 or newer.
-pub fn defer_taskrun_asked() -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (6, 1)
-}
-
 /// Whether an io_uring provided-buffer ring can be registered (`IORING_REGISTER_PBUF_RING`,
 /// Linux 5.19): ringd then receives idle connections' requests into a ring of its buffers, and
 /// otherwise gives each connection a read buffer of its own.

@@ -10,58 +10,27 @@ use crate::error::ServerError;
 /// (measured: `benches/results/HISTORY.md`). On Linux 6.1 and newer `DEFER_TASKRUN`
 /// (tokio-uring's `Builder::defer_taskrun`) goes further: the kernel no longer interrupts the
 /// worker's wait in `epoll_wait` to post a completion (the wait failed with `EINTR` and the
-/// park ran again); completions are posted as the worker enters the ring. A setup the kernel
-/// rejects with `EINVAL` is tried again asking for less ([`SETUPS`]): without `DEFER_TASKRUN`
-/// (a filter or kernel that refuses only it), then without any flag (older than 6.0, or a
-/// filter that refuses them all). `SQPOLL` burns a core, so it is never used.
+/// park ran again); completions are posted as the worker enters the ring. A kernel that rejects
+/// the flags with `EINVAL` (older than 6.0, or a filter that refuses them) gets one retry,
+/// without any. `SQPOLL` burns a core, so it is never used.
 pub(crate) fn runtime(entries: u32) -> Result<tokio_uring::Runtime, ServerError> {
-    let defer_known = kernel_at_least(6, 1);
-    let mut refused = None;
-    for setup in SETUPS.iter().filter(|s| defer_known || !s.defer_taskrun) {
-        let mut flags = io_uring::IoUring::builder();
-        if setup.coop_taskrun {
-            flags.setup_coop_taskrun().setup_single_issuer();
+    let mut flags = io_uring::IoUring::builder();
+    flags.setup_coop_taskrun().setup_single_issuer();
+    let mut tuned = tokio_uring::builder();
+    tuned
+        .entries(entries)
+        .uring_builder(&flags)
+        .defer_taskrun(kernel_at_least(6, 1));
+    match tokio_uring::Runtime::new(&tuned) {
+        Ok(rt) => Ok(rt),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            let mut plain = tokio_uring::builder();
+            plain.entries(entries);
+            tokio_uring::Runtime::new(&plain).map_err(|e| ring_error(entries, e))
         }
-        let mut builder = tokio_uring::builder();
-        builder
-            .entries(entries)
-            .uring_builder(&flags)
-            .defer_taskrun(setup.defer_taskrun);
-        match tokio_uring::Runtime::new(&builder) {
-            Ok(rt) => return Ok(rt),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => refused = Some(e),
-            Err(e) => return Err(ring_error(entries, e)),
-        }
+        Err(e) => Err(ring_error(entries, e)),
     }
-    let e = refused.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL));
-    Err(ring_error(entries, e))
 }
-
-/// What a ring asks the kernel for at setup.
-struct Setup {
-    /// `COOP_TASKRUN` + `SINGLE_ISSUER` (5.19, 6.0).
-    coop_taskrun: bool,
-    /// `DEFER_TASKRUN` (6.1; tokio-uring adds `SINGLE_ISSUER` and `TASKRUN_FLAG`, and waits
-    /// on an eventfd); asked for only where the kernel's release says it is there.
-    defer_taskrun: bool,
-}
-
-/// The setups a worker's ring tries, most wanted first, each after the one before it was
-/// refused with `EINVAL`. Only the first creates and registers an eventfd.
-const SETUPS: [Setup; 3] = [
-    Setup {
-        coop_taskrun: true,
-        defer_taskrun: true,
-    },
-    Setup {
-        coop_taskrun: true,
-        defer_taskrun: false,
-    },
-    Setup {
-        coop_taskrun: false,
-        defer_taskrun: false,
-    },
-];
 
 /// Whether the running kernel's release (`kernel.osrelease`, e.g. `6.18.0-1-amd64`) is at
 /// least `major.minor`; `false` if it cannot be read.
@@ -140,12 +109,6 @@ mod tests {
         assert!(!release_at_least("6.0.19", 6, 1));
         assert!(!release_at_least("5.15.0-91-generic", 6, 1));
         assert!(!release_at_least("", 6, 1));
-    }
-
-    #[test]
-    fn each_setup_asks_for_less_than_the_one_before() {
-        let asked: Vec<(bool, bool)> = SETUPS.iter().map(|s| (s.coop_taskrun, s.defer_taskrun)).collect();
-        assert_eq!(asked, [(true, true), (true, false), (false, false)]);
     }
 
     #[test]
