@@ -7,20 +7,15 @@ use crate::error::ServerError;
 /// Builds a worker's tokio-uring runtime.
 ///
 /// `COOP_TASKRUN` + `SINGLE_ISSUER` cut the kernel's task-work signalling per completion
-/// (measured: `benches/results/HISTORY.md`). On Linux 6.1 and newer `DEFER_TASKRUN`
-/// (tokio-uring's `Builder::defer_taskrun`) goes further: the kernel no longer interrupts the
-/// worker's wait in `epoll_wait` to post a completion (the wait failed with `EINTR` and the
-/// park ran again); completions are posted as the worker enters the ring. A kernel that rejects
-/// the flags with `EINVAL` (older than 6.0, or a filter that refuses them) gets one retry,
-/// without any. `SQPOLL` burns a core, so it is never used.
+/// (measured: `benches/results/HISTORY.md`); a kernel older than 6.0 rejects them with `EINVAL`,
+/// so that one error retries without flags. `SQPOLL` burns a core, so it is never used.
+/// `DEFER_TASKRUN` (the vendored driver's `Builder::defer_taskrun`) is not asked for: with it,
+/// connections under load stalled for milliseconds at a time (HISTORY.md, 2026-12-07 evening).
 pub(crate) fn runtime(entries: u32) -> Result<tokio_uring::Runtime, ServerError> {
     let mut flags = io_uring::IoUring::builder();
     flags.setup_coop_taskrun().setup_single_issuer();
     let mut tuned = tokio_uring::builder();
-    tuned
-        .entries(entries)
-        .uring_builder(&flags)
-        .defer_taskrun(kernel_at_least(6, 1));
+    tuned.entries(entries).uring_builder(&flags);
     match tokio_uring::Runtime::new(&tuned) {
         Ok(rt) => Ok(rt),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
@@ -30,18 +25,6 @@ pub(crate) fn runtime(entries: u32) -> Result<tokio_uring::Runtime, ServerError>
         }
         Err(e) => Err(ring_error(entries, e)),
     }
-}
-
-/// Whether the running kernel's release (`kernel.osrelease`, e.g. `6.18.0-1-amd64`) is at
-/// least `major.minor`; `false` if it cannot be read.
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    release_at_least(&release, major, minor)
-}
-
-fn release_at_least(release: &str, major: u32, minor: u32) -> bool {
-    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
 }
 
 fn ring_error(entries: u32, e: io::Error) -> ServerError {
@@ -100,15 +83,6 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("io_uring"), "{msg}");
         assert!(msg.contains("seccomp") || msg.contains("io_uring_disabled"), "{msg}");
-    }
-
-    #[test]
-    fn kernel_releases_compare_by_major_and_minor() {
-        assert!(release_at_least("6.18.0-1-amd64\n", 6, 1));
-        assert!(release_at_least("6.1", 6, 1));
-        assert!(!release_at_least("6.0.19", 6, 1));
-        assert!(!release_at_least("5.15.0-91-generic", 6, 1));
-        assert!(!release_at_least("", 6, 1));
     }
 
     #[test]
