@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::{Ipv6Addr, TcpStream};
+use std::net::Ipv6Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -60,26 +59,6 @@ fn log_lines(dir: &TempDir, n: usize) -> Vec<String> {
         }
         assert!(Instant::now() < deadline, "{} of {n} log lines:\n{text}", lines.len());
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Reads until the server closes (a reset counts as closing); everything it sent.
-fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 16384];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return all,
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return all,
-            // A signal handled elsewhere in this process interrupts a read with a timeout
-            // (signal(7): never restarted); the server has not answered yet.
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!(
-                "not closed within {IO_TIMEOUT:?} ({e}); got {:?}",
-                String::from_utf8_lossy(&all)
-            ),
-        }
     }
 }
 

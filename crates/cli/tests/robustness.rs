@@ -3,32 +3,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{require_tool, Conn, Server, TempDir};
+use common::{read_to_close, require_tool, Conn, Server, TempDir};
 
 const PLAINTEXT: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n";
-
-fn read_all(s: &mut TcpStream) -> Vec<u8> {
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return out,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
-            // A signal handled elsewhere in this process interrupts a read with a timeout
-            // (signal(7): never restarted); the server has not answered yet.
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!("no close within 10 s ({e}); got {:?}", String::from_utf8_lossy(&out)),
-        }
-    }
-}
 
 #[test]
 fn connections_past_the_cap_get_503_and_the_others_keep_being_served() {
@@ -38,9 +21,9 @@ fn connections_past_the_cap_get_503_and_the_others_keep_being_served() {
         c.send(PLAINTEXT);
         assert_eq!(c.read_response(false).status, 200);
     }
-    let mut extra = TcpStream::connect(server.addr).unwrap();
+    let mut extra = server.connect();
     let _ = extra.write_all(PLAINTEXT);
-    let got = String::from_utf8_lossy(&read_all(&mut extra)).into_owned();
+    let got = String::from_utf8_lossy(&read_to_close(&mut extra)).into_owned();
     assert!(got.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{got}");
     assert!(
         got.contains("\r\nRetry-After: 1\r\n") && got.contains("\r\nConnection: close\r\n"),
@@ -55,10 +38,10 @@ fn connections_past_the_cap_get_503_and_the_others_keep_being_served() {
     held.truncate(2);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut s = TcpStream::connect(server.addr).unwrap();
+        let mut s = server.connect();
         s.write_all(b"GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             .unwrap();
-        if String::from_utf8_lossy(&read_all(&mut s)).starts_with("HTTP/1.1 200 ") {
+        if String::from_utf8_lossy(&read_to_close(&mut s)).starts_with("HTTP/1.1 200 ") {
             break;
         }
         assert!(
@@ -78,9 +61,9 @@ fn shed_close_mode_closes_without_an_answer() {
     let mut first = Conn::open(server.addr);
     first.send(PLAINTEXT);
     assert_eq!(first.read_response(false).status, 200);
-    let mut extra = TcpStream::connect(server.addr).unwrap();
+    let mut extra = server.connect();
     let _ = extra.write_all(PLAINTEXT);
-    assert!(read_all(&mut extra).is_empty());
+    assert!(read_to_close(&mut extra).is_empty());
     first.send(PLAINTEXT);
     assert_eq!(first.read_response(false).status, 200);
 }
@@ -88,10 +71,10 @@ fn shed_close_mode_closes_without_an_answer() {
 #[test]
 fn a_half_closed_client_still_gets_its_response() {
     let server = Server::start(&[]);
-    let mut s = TcpStream::connect(server.addr).unwrap();
+    let mut s = server.connect();
     s.write_all(PLAINTEXT).unwrap();
     s.shutdown(Shutdown::Write).unwrap();
-    let got = String::from_utf8_lossy(&read_all(&mut s)).into_owned();
+    let got = String::from_utf8_lossy(&read_to_close(&mut s)).into_owned();
     assert!(
         got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("Hello, World!"),
         "{got}"
@@ -104,7 +87,7 @@ fn out_of_file_descriptors_backs_off_and_recovers() {
     let server = Server::start_wrapped(&["prlimit", "--nofile=128:128", "--"], &[]);
     // 300 idle connections: the server can hold ~110 (128 descriptors); accepting the next fails
     // with EMFILE and the rest wait in the listen backlog.
-    let mut conns: Vec<TcpStream> = (0..300).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+    let mut conns: Vec<TcpStream> = (0..300).map(|_| server.connect()).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !server.log().contains("out of file descriptors") {
         assert!(Instant::now() < deadline, "no EMFILE reported:\n{}", server.log());
@@ -117,7 +100,7 @@ fn out_of_file_descriptors_backs_off_and_recovers() {
     }
     let ok = conns
         .iter_mut()
-        .map(read_all)
+        .map(read_to_close)
         .filter(|got| String::from_utf8_lossy(got).ends_with("Hello, World!"))
         .count();
     assert_eq!(ok, 300);

@@ -10,6 +10,28 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// Reads until the server closes (a reset counts as closing) and returns everything it sent;
+/// panics if it has not closed within the socket's read timeout ([`IO_TIMEOUT`] from
+/// [`connect`]).
+pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return all,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return all,
+            // A signal handled elsewhere in this process interrupts a read with a timeout
+            // (signal(7): never restarted); the server has not answered yet.
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => panic!(
+                "not closed within the read timeout ({e}); got {:?}",
+                String::from_utf8_lossy(&all)
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Response {
     pub version: String,
