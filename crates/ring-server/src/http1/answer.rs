@@ -81,9 +81,10 @@ impl Conn {
                         dispatch::respond_within(limit, worker, head, body, &self.peer, self.now).await
                     }
                 };
-                // The handler is timed from the last reading of this connection's clock (the read that
-                // completed its request, or the end of the previous answer of the batch): one clock
-                // read per request instead of a start and an end.
+                // The request is timed from this connection's clock: the turn clock of the turn its
+                // read completed in (what it waited behind other connections' requests in that turn
+                // counts), or the end of the previous answer of the batch. One clock read per
+                // request, after its handler: a heavy synchronous handler counts its whole time.
                 let answered = Instant::now();
                 let took = answered.saturating_duration_since(self.now);
                 self.now = answered;
