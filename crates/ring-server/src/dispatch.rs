@@ -2,9 +2,9 @@
 //! (a refusal is a 429), route it, call the handler (a panic becomes a 500, a handler past
 //! `timeouts.handler` a 503), compress the answer, then count it and log it.
 //!
-//! A protocol layer parses a request into a [`RequestHead`] and a body, calls [`respond`] (or
-//! [`respond_within`]), encodes the [`Response`] its own way, and calls [`record`] with what it
-//! sent.
+//! A protocol layer parses a request into a [`RequestHead`] and a body, takes the steps
+//! ([`respond_here`] in its own future, [`respond`] or [`respond_within`] in one of theirs),
+//! encodes the [`Response`] its own way, and calls [`record`] with what it sent.
 
 use std::future::Future;
 use std::io;
@@ -22,13 +22,60 @@ use crate::app::handler::{BodyStream, Handler, Params, Reply, Request, Response}
 use crate::app::router::{Routed, Router};
 use crate::heap::boxed;
 use crate::ops::access_log::Entry;
-use crate::traffic::Verdict;
 use crate::worker::{spawn_log_flush, Worker};
 
-/// Answers one request: the rate limits, the router and the handler (a handler that panics
-/// gets a 500), then compression. The HTTP/1.1 side takes the same steps ([`route`], [`call`],
-/// [`finish`], [`compressed`]) in its own answering future, so that a handler that answers at
-/// once costs no future of its own.
+/// The steps of answering one request, in their order: the rate limits (a delay is waited
+/// out, a refusal is the answer), the router ([`route`]: the handler, or the answer when there
+/// is none), the handler ([`call`]; a future it returns is awaited by [`finish`]; a panic
+/// gets a 500), compression ([`compressed`]). Evaluates to the [`Response`], in an async
+/// context.
+///
+/// A macro, so that the one list of steps is taken inside the caller's own future: HTTP/1.1
+/// takes them in its answering loop, where a handler that answers at once then costs no
+/// future of its own (one set up, polled, its response moved out and dropped, for every
+/// request); [`respond`] takes them in a future of their own, for HTTP/2 and the handler
+/// timeout.
+macro_rules! respond_here {
+    // The arguments are places (a variable, a field), read where they are used: bound to
+    // variables of the macro's own, they would be copied into the caller's future, which
+    // costs stores on every request.
+    ($worker:expr, $head:expr, $body:expr, $peer:expr, $now:expr) => {
+        'steps: {
+            match $worker.traffic.check(&$head.path, $peer, $now, $worker.log_budget()) {
+                $crate::traffic::Verdict::Pass => {}
+                // Boxed: the timer's state would otherwise be part of every request's.
+                $crate::traffic::Verdict::Delay(wait) => $crate::heap::boxed(|| ::tokio::time::sleep(wait)).await,
+                $crate::traffic::Verdict::Refuse(response) => break 'steps response,
+            }
+            let router = $worker.router();
+            let mut params = $crate::app::handler::Params::default();
+            let response = match $crate::dispatch::route(&router, $head, &mut params) {
+                Err(response) => response,
+                Ok(handler) => {
+                    let req = $crate::app::handler::Request {
+                        head: $head,
+                        body: $body,
+                        params: &params,
+                        peer: *$peer,
+                        now: $now,
+                    };
+                    // Bound first: the answer borrows `req`, which this block drops.
+                    let answer = $crate::dispatch::call($worker, handler, &req);
+                    match answer {
+                        $crate::dispatch::Answer::Ready(response) => response,
+                        $crate::dispatch::Answer::Pending(future) => {
+                            $crate::dispatch::finish(future, $worker, $head).await
+                        }
+                    }
+                }
+            };
+            $crate::dispatch::compressed($worker, response, $head)
+        }
+    };
+}
+pub(crate) use respond_here;
+
+/// Answers one request ([`respond_here`]'s steps) in a future of its own.
 pub(crate) async fn respond(
     worker: &Worker,
     head: &RequestHead<'_, '_>,
@@ -36,32 +83,7 @@ pub(crate) async fn respond(
     peer: &SocketAddr,
     now: Instant,
 ) -> Response {
-    match worker.traffic.check(&head.path, peer, now, worker.log_budget()) {
-        Verdict::Pass => {}
-        // Boxed: the timer's state would otherwise be part of every request's.
-        Verdict::Delay(wait) => boxed(|| tokio::time::sleep(wait)).await,
-        Verdict::Refuse(response) => return response,
-    }
-    let router = worker.router();
-    let mut params = Params::default();
-    let response = match route(&router, head, &mut params) {
-        Err(response) => response,
-        Ok(handler) => {
-            let req = Request {
-                head,
-                body,
-                params: &params,
-                peer: *peer,
-                now,
-            };
-            let answer = call(worker, handler, &req);
-            match answer {
-                Answer::Ready(response) => response,
-                Answer::Pending(future) => finish(future, worker, head).await,
-            }
-        }
-    };
-    compressed(worker, response, head)
+    respond_here!(worker, head, body, peer, now)
 }
 
 /// The handler for a request, its wildcards captured into `params`; or, when no handler is

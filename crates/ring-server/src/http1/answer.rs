@@ -13,12 +13,11 @@ use super::encode::{discard, encode, encode_simple, Encoded};
 use super::header_pool::HeaderSlots;
 use super::redirect::to_https;
 use super::send::send_rest;
-use crate::app::handler::{Body, Params, Request, Response};
+use crate::app::handler::{Body, Params, Response};
 use crate::app::router::Routed;
-use crate::dispatch::{self, Answer};
+use crate::dispatch;
 use crate::heap::boxed;
 use crate::ops::access_log::Entry;
-use crate::traffic::Verdict;
 use crate::worker::Worker;
 
 /// Chunked output is sent once this much is buffered.
@@ -73,50 +72,19 @@ impl Conn {
                     && self.served + 1 < config.max_requests_per_conn
                     && !worker.is_draining();
                 // 4. Dispatch: the handler's answer (or the redirect of a redirecting listener).
-                // Without a handler timeout, `dispatch::respond`'s steps are taken here, in this future:
-                // a handler that answers at once then costs no future of its own.
-                let router;
-                let mut params = Params::default();
-                let req;
+                // Without a handler timeout, dispatch's steps are taken here, in this future: a
+                // handler that answers at once then costs no future of its own.
                 let mut response = match (self.redirect, config.timeouts.handler) {
                     (Some(port), _) => to_https(head, port),
-                    (None, None) => 'answer: {
-                        match worker
-                            .traffic
-                            .check(&head.path, &self.peer, self.now, worker.log_budget())
-                        {
-                            Verdict::Pass => {}
-                            // Boxed: the timer's state would otherwise be part of every request's.
-                            Verdict::Delay(wait) => boxed(|| tokio::time::sleep(wait)).await,
-                            Verdict::Refuse(response) => break 'answer response,
-                        }
-                        router = worker.router();
-                        let response = match dispatch::route(&router, head, &mut params) {
-                            Err(response) => response,
-                            Ok(handler) => {
-                                req = Request {
-                                    head,
-                                    body,
-                                    params: &params,
-                                    peer: self.peer,
-                                    now: self.now,
-                                };
-                                let answer = dispatch::call(worker, handler, &req);
-                                match answer {
-                                    Answer::Ready(response) => response,
-                                    Answer::Pending(future) => dispatch::finish(future, worker, head).await,
-                                }
-                            }
-                        };
-                        dispatch::compressed(worker, response, head)
-                    }
+                    (None, None) => dispatch::respond_here!(worker, head, body, &self.peer, self.now),
                     (None, Some(limit)) => {
                         dispatch::respond_within(limit, worker, head, body, &self.peer, self.now).await
                     }
                 };
-                // The handler is timed from the last reading of this connection's clock (the read that
-                // completed its request, or the end of the previous answer of the batch): one clock
-                // read per request instead of a start and an end.
+                // The request is timed from this connection's clock: the turn clock of the turn its
+                // read completed in (what it waited behind other connections' requests in that turn
+                // counts), or the end of the previous answer of the batch. One clock read per
+                // request, after its handler: a heavy synchronous handler counts its whole time.
                 let answered = Instant::now();
                 let took = answered.saturating_duration_since(self.now);
                 self.now = answered;

@@ -122,8 +122,8 @@ pub(super) struct Conn {
     /// When the first byte of the current, incomplete head arrived (header timeout).
     pub(super) head_started: Option<Instant>,
     /// This connection's clock, for its deadlines, its handlers' latency and the `Date` value:
-    /// read when a read completes and when a handler has answered, moved to the executor's turn
-    /// clock when a batch's send has finished; not read for every use.
+    /// moved to the executor's turn clock (read once a turn) when a read completes and when a
+    /// batch's send has finished, read when a handler has answered; not read for every use.
     pub(super) now: Instant,
     /// A de-chunked request body (boxed: most connections never see one, and every idle
     /// connection would hold the empty vector).
@@ -264,7 +264,7 @@ impl Conn {
                     let conn = self.slot.io();
                     let received = self.io.recv_provided(ring, conn, phase, deadline).await;
                     Transport::received(conn, &received);
-                    self.now = Instant::now();
+                    self.now = turn_started();
                     match received {
                         Ok(Some(buf)) => {
                             self.rbuf.receive(&conn.io.buffers, &buf);
@@ -292,7 +292,7 @@ impl Conn {
     pub(super) async fn read(&mut self, phase: Phase, deadline: Instant) -> io::Result<usize> {
         let (buf, room) = self.rbuf.for_read();
         let res = self.io.read(buf, self.slot.io(), phase, deadline).await;
-        self.now = Instant::now();
+        self.now = turn_started();
         if let Ok(n) = res {
             self.rbuf.after_read(n, room);
         }
