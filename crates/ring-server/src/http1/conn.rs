@@ -232,20 +232,23 @@ impl Conn {
 
     /// What the connection waits for now, and until when.
     fn wait(&self) -> (Phase, Instant) {
-        let t = self.worker().config().timeouts;
+        // The timeouts in force, from the worker's I/O settings (a reload replaces them with the
+        // configuration): no `Rc` of the configuration taken and dropped for every receive.
+        let worker = self.worker();
+        let t = worker.io.settings();
         let idle = self.rbuf.is_drained();
-        if idle && self.worker().is_draining() {
+        if idle && worker.is_draining() {
             // Draining: one last request may still be on its way (RFC 9112 §9.6).
-            (Phase::Idle, self.now + t.drain_idle)
+            (Phase::Idle, self.now + t.drain_idle_timeout)
         } else if idle && self.served > 0 {
-            (Phase::Idle, self.now + t.keepalive)
+            (Phase::Idle, self.now + t.keepalive_timeout)
         } else if idle {
             // A new connection's first request is timed like a head, as nginx's
             // client_header_timeout: a client that connects and says nothing is not idle.
-            (Phase::Fresh, self.now + t.header)
+            (Phase::Fresh, self.now + t.header_timeout)
         } else {
             // `read_head` records when the head started.
-            (Phase::Head, self.head_started.unwrap_or(self.now) + t.header)
+            (Phase::Head, self.head_started.unwrap_or(self.now) + t.header_timeout)
         }
     }
 

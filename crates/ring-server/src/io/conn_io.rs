@@ -39,6 +39,12 @@ pub(crate) struct IoSettings {
     pub(crate) send_timeout: Duration,
     /// Send file ranges that are in the page cache with `sendfile(2)`.
     pub(crate) sendfile: bool,
+    /// The waits of an HTTP/1.1 connection between requests (`timeouts.header`,
+    /// `timeouts.keepalive`, `timeouts.drain_idle`): read here, a copy, rather than through an
+    /// `Rc` of the whole configuration before every receive.
+    pub(crate) header_timeout: Duration,
+    pub(crate) keepalive_timeout: Duration,
+    pub(crate) drain_idle_timeout: Duration,
 }
 
 impl From<&ServerConfig> for IoSettings {
@@ -46,6 +52,9 @@ impl From<&ServerConfig> for IoSettings {
         IoSettings {
             send_timeout: config.timeouts.send,
             sendfile: config.sendfile,
+            header_timeout: config.timeouts.header,
+            keepalive_timeout: config.timeouts.keepalive,
+            drain_idle_timeout: config.timeouts.drain_idle,
         }
     }
 }

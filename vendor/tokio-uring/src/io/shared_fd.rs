@@ -177,6 +177,12 @@ impl Drop for SharedFd {
         // reference count to go down.
         use std::mem;
 
+        // ringd patch: only the drop that leaves a single handle can end a wait for uniqueness
+        // (`sharedfd_is_unique` waits for a count of 1), so every other drop (each operation's,
+        // as it completes, while the stream's own handles remain) leaves the state alone.
+        if Rc::strong_count(&self.inner) != 2 {
+            return;
+        }
         let mut state = self.inner.state.borrow_mut();
         if let State::WaitingForUniqueness(_) = *state {
             let state = &mut *state;

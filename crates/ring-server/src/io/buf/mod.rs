@@ -97,6 +97,7 @@ impl Buffers {
     }
 
     /// An empty read buffer that holds at least `len` bytes.
+    #[inline]
     pub(crate) fn take_read_buf(&self, len: usize) -> Vec<u8> {
         match self.read_bufs.borrow_mut().pop() {
             Some(mut buf) => {
@@ -109,6 +110,7 @@ impl Buffers {
 
     /// Keeps a read buffer for [`take_read_buf`](Self::take_read_buf), unless enough are kept
     /// or it is large.
+    #[inline]
     pub(crate) fn give_read_buf(&self, mut buf: Vec<u8>) {
         let mut kept = self.read_bufs.borrow_mut();
         if buf.capacity() != 0 && buf.capacity() <= READ_BUF_KEPT_MAX && kept.len() < READ_BUFS_KEPT {

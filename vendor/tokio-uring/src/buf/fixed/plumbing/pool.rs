@@ -11,8 +11,8 @@ use std::ptr;
 use std::slice;
 use std::sync::Arc;
 
-/// ringd patch: the maps are keyed by buffer capacity (a handful of values the program chose);
-/// hashing them with SipHash cost about 500 instructions a checkout and check-in.
+/// ringd patch: the map of waiting tasks is keyed by buffer capacity (a handful of values the
+/// program chose); hashing them with SipHash cost about 500 instructions a checkout and check-in.
 type HashMap<K, V> = StdHashMap<K, V, std::hash::BuildHasherDefault<CapHasher>>;
 
 #[derive(Default)]
@@ -45,12 +45,20 @@ pub(crate) struct Pool<T: IoBufMut> {
     // State information on the buffers. Indices in this array correspond to
     // the indices in the array at raw_bufs.
     states: Vec<BufState>,
-    // Table of head indices of the free buffer lists in each size bucket.
-    free_buf_head_by_cap: HashMap<usize, u16>,
+    // ringd patch: the head index of the free buffer list of each capacity the pool holds,
+    // fixed at construction and searched in order: a pool holds buffers of a few capacities
+    // (ringd's, one), and a hash map cost more than the rest of a checkout and check-in.
+    free_heads: Vec<FreeList>,
     // Original buffers, kept until drop
     buffers: Vec<T>,
     // Used to notify tasks pending on `next`
     notify_next_by_cap: HashMap<usize, Arc<Notify>>,
+}
+
+/// ringd patch: the free buffers of one capacity (see `Pool::free_heads`).
+struct FreeList {
+    cap: usize,
+    head: Option<u16>,
 }
 
 // State information of a buffer in the registry,
@@ -79,14 +87,22 @@ impl<T: IoBufMut> Pool<T> {
         let mut buffers = bufs.collect::<Vec<T>>();
         let mut iovecs = Vec::with_capacity(buffers.len());
         let mut states = Vec::with_capacity(buffers.len());
-        let mut free_buf_head_by_cap = HashMap::default();
+        let mut free_heads: Vec<FreeList> = Vec::new();
         for (index, buf) in buffers.iter_mut().enumerate() {
             let cap = buf.bytes_total();
 
             // Link the buffer as the head of the free list for its capacity.
             // This constructs the free buffer list to be initially retrieved
             // back to front, which should be of no difference to the user.
-            let next = free_buf_head_by_cap.insert(cap, index as u16);
+            // ringd patch: the lists in a vector (see `Pool::free_heads`).
+            let list = match free_heads.iter().position(|l| l.cap == cap) {
+                Some(i) => &mut free_heads[i],
+                None => {
+                    free_heads.push(FreeList { cap, head: None });
+                    free_heads.last_mut().unwrap()
+                }
+            };
+            let next = list.head.replace(index as u16);
 
             iovecs.push(iovec {
                 iov_base: buf.stable_mut_ptr() as *mut _,
@@ -108,7 +124,7 @@ impl<T: IoBufMut> Pool<T> {
             raw_bufs,
             orig_cap,
             states,
-            free_buf_head_by_cap,
+            free_heads,
             buffers,
             notify_next_by_cap: HashMap::default(),
         }
@@ -117,8 +133,9 @@ impl<T: IoBufMut> Pool<T> {
     // If the free buffer list for this capacity is not empty, checks out the first buffer
     // from the list and returns its data. Otherwise, returns None.
     pub(crate) fn try_next(&mut self, cap: usize) -> Option<CheckedOutBuf> {
-        let free_head = self.free_buf_head_by_cap.get_mut(&cap)?;
-        let index = *free_head as usize;
+        // ringd patch: the list found in the vector (see `Pool::free_heads`).
+        let list = self.free_heads.iter_mut().find(|l| l.cap == cap)?;
+        let index = list.head? as usize;
         let state = &mut self.states[index];
 
         let (init_len, next) = match *state {
@@ -130,14 +147,7 @@ impl<T: IoBufMut> Pool<T> {
         };
 
         // Update the head of the free list for this capacity.
-        match next {
-            Some(i) => {
-                *free_head = i;
-            }
-            None => {
-                self.free_buf_head_by_cap.remove(&cap);
-            }
-        }
+        list.head = next;
 
         // Safety: the allocated array under the pointer is valid
         // for the lifetime of self, a free buffer index is inside the array,
@@ -170,10 +180,19 @@ impl<T: IoBufMut> Pool<T> {
         // Link the buffer as the new head of the free list for its capacity.
         // Recently checked in buffers will be first to be reused,
         // improving cache locality.
-        let next = self.free_buf_head_by_cap.insert(cap, index);
+        // ringd patch: the list found in the vector (see `Pool::free_heads`); every capacity
+        // checked in was the pool's from the start.
+        let Some(list) = self.free_heads.iter_mut().find(|l| l.cap == cap) else {
+            unreachable!("a buffer of a capacity the pool never held");
+        };
+        let next = list.head.replace(index);
 
         *state = BufState::Free { init_len, next };
 
+        // ringd patch: no lookup while no task waits for a buffer (the common case).
+        if self.notify_next_by_cap.is_empty() {
+            return;
+        }
         if let Some(notify) = self.notify_next_by_cap.get(&cap) {
             // Wake up a single task pending on `next`
             notify.notify_one();
