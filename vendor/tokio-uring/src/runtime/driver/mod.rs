@@ -697,7 +697,7 @@ impl Ops {
     }
 
     // Insert a new operation
-    #[inline]
+    #[inline(always)]
     fn insert(&mut self) -> usize {
         self.lifecycle.insert(op::Lifecycle::Submitted)
     }
@@ -764,22 +764,27 @@ impl OpSlots {
         self.len == 0
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert(&mut self, lifecycle: op::Lifecycle) -> usize {
         let index = self.next;
-        match self.entries.get_mut(index) {
-            Some(slot) => {
-                let OpSlot::Vacant(next) = *slot else {
-                    unreachable!("the free list names a used slot")
-                };
-                self.next = next;
-                *slot = OpSlot::Used(lifecycle);
-            }
-            None => {
-                self.entries.push(OpSlot::Used(lifecycle));
-                self.next = index + 1;
-            }
-        }
+        let Some(slot) = self.entries.get_mut(index) else {
+            return self.push(lifecycle);
+        };
+        let OpSlot::Vacant(next) = *slot else {
+            unreachable!("the free list names a used slot")
+        };
+        self.next = next;
+        *slot = OpSlot::Used(lifecycle);
+        self.len += 1;
+        index
+    }
+
+    /// `insert` with no slot free: a new one.
+    #[cold]
+    fn push(&mut self, lifecycle: op::Lifecycle) -> usize {
+        let index = self.entries.len();
+        self.entries.push(OpSlot::Used(lifecycle));
+        self.next = index + 1;
         self.len += 1;
         index
     }
