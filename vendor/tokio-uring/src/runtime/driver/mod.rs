@@ -668,6 +668,7 @@ impl Drop for Driver {
 
                 Some(_) => {
                     // Remove Completed entries
+                    // ringd patch: `OpSlots::remove` returns nothing.
                     self.ops.lifecycle.remove(id);
                     id += 1;
                 }
@@ -680,6 +681,7 @@ impl Drop for Driver {
     }
 }
 
+// ringd patch: `OpSlots` for the lifecycles, and every method inlined.
 impl Ops {
     fn new() -> Ops {
         Ops {
