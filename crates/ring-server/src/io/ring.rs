@@ -9,8 +9,11 @@ use crate::error::ServerError;
 /// `COOP_TASKRUN` + `SINGLE_ISSUER` cut the kernel's task-work signalling per completion
 /// (measured: `benches/results/HISTORY.md`); a kernel older than 6.0 rejects them with `EINVAL`,
 /// so that one error retries without flags. `SQPOLL` burns a core, so it is never used.
-/// `DEFER_TASKRUN` (the vendored driver's `Builder::defer_taskrun`) is not asked for: with it,
-/// connections under load stalled for milliseconds at a time (HISTORY.md, 2026-12-07 evening).
+/// `DEFER_TASKRUN` (the vendored driver's `Builder::defer_taskrun`) is not asked for: the
+/// worker parks in tokio's `epoll_wait`, and the kernel tells a thread waiting anywhere but in
+/// `io_uring_enter` of deferred work only through the ring's eventfd, signalled 13-18 ms late
+/// on Linux 6.18 (`vendor/tokio-uring/RINGD-PATCH.md`): connections under load stalled that
+/// long (HISTORY.md, 2026-12-07 evening).
 pub(crate) fn runtime(entries: u32) -> Result<tokio_uring::Runtime, ServerError> {
     let mut flags = io_uring::IoUring::builder();
     flags.setup_coop_taskrun().setup_single_issuer();

@@ -57,6 +57,11 @@ impl Handle {
         }
     }
 
+    /// ringd patch: whether completions wait in the queue (no system call).
+    pub(crate) fn has_completions(&self) -> bool {
+        !self.inner.borrow_mut().uring.completion().is_empty()
+    }
+
     /// ringd patch: see `crate::submit_and_dispatch`.
     pub(crate) fn submit_and_dispatch(&self) -> io::Result<usize> {
         self.inner.borrow_mut().submit_and_dispatch()

@@ -67,7 +67,8 @@ static EMPTY_SLOT: [RawFd; 1] = [-1];
 struct Ops {
     // When dropping the driver, all in-flight operations must have completed. This
     // type wraps the slab and ensures that, on drop, the slab is empty.
-    lifecycle: Slab<op::Lifecycle>,
+    // ringd patch: `OpSlots` instead of `slab::Slab`.
+    lifecycle: OpSlots,
 
     /// Received but unserviced Op completions
     completions: Slab<op::Completion>,
@@ -452,21 +453,21 @@ impl Driver {
     pub(crate) fn poll_op_2(&mut self, index: usize, cx: &mut Context<'_>) -> Poll<cqueue::Entry> {
         let (lifecycle, _) = self.ops.get_mut(index).expect("invalid internal state");
 
-        match mem::replace(lifecycle, Lifecycle::Submitted) {
+        // ringd patch: the state is looked at in place (it was moved out and back each poll).
+        match lifecycle {
             Lifecycle::Submitted => {
                 *lifecycle = Lifecycle::Waiting(cx.waker().clone());
                 Poll::Pending
             }
-            Lifecycle::Waiting(waker) if !waker.will_wake(cx.waker()) => {
-                *lifecycle = Lifecycle::Waiting(cx.waker().clone());
-                Poll::Pending
-            }
             Lifecycle::Waiting(waker) => {
-                *lifecycle = Lifecycle::Waiting(waker);
+                if !waker.will_wake(cx.waker()) {
+                    *waker = cx.waker().clone();
+                }
                 Poll::Pending
             }
             Lifecycle::Ignored(..) => unreachable!(),
             Lifecycle::Completed(cqe) => {
+                let cqe = cqe.clone();
                 self.ops.remove(index);
                 Poll::Ready(cqe)
             }
@@ -485,21 +486,21 @@ impl Driver {
             .get_mut(op.index())
             .expect("invalid internal state");
 
-        match mem::replace(lifecycle, Lifecycle::Submitted) {
+        // ringd patch: the state is looked at in place (it was moved out and back each poll).
+        match lifecycle {
             Lifecycle::Submitted => {
                 *lifecycle = Lifecycle::Waiting(cx.waker().clone());
                 Poll::Pending
             }
-            Lifecycle::Waiting(waker) if !waker.will_wake(cx.waker()) => {
-                *lifecycle = Lifecycle::Waiting(cx.waker().clone());
-                Poll::Pending
-            }
             Lifecycle::Waiting(waker) => {
-                *lifecycle = Lifecycle::Waiting(waker);
+                if !waker.will_wake(cx.waker()) {
+                    *waker = cx.waker().clone();
+                }
                 Poll::Pending
             }
             Lifecycle::Ignored(..) => unreachable!(),
             Lifecycle::Completed(cqe) => {
+                let cqe = cqe.clone();
                 self.ops.remove(op.index());
                 Poll::Ready(op.take_data().unwrap().complete(cqe.into()))
             }
@@ -667,7 +668,8 @@ impl Drop for Driver {
 
                 Some(_) => {
                     // Remove Completed entries
-                    let _ = self.ops.lifecycle.remove(id);
+                    // ringd patch: `OpSlots::remove` returns nothing.
+                    self.ops.lifecycle.remove(id);
                     id += 1;
                 }
 
@@ -679,14 +681,16 @@ impl Drop for Driver {
     }
 }
 
+// ringd patch: `OpSlots` for the lifecycles, and every method inlined.
 impl Ops {
     fn new() -> Ops {
         Ops {
-            lifecycle: Slab::with_capacity(64),
+            lifecycle: OpSlots::with_capacity(64),
             completions: Slab::with_capacity(64),
         }
     }
 
+    #[inline]
     fn get_mut(&mut self, index: usize) -> Option<(&mut op::Lifecycle, &mut Slab<op::Completion>)> {
         let completions = &mut self.completions;
         self.lifecycle
@@ -695,20 +699,150 @@ impl Ops {
     }
 
     // Insert a new operation
+    #[inline(always)]
     fn insert(&mut self) -> usize {
         self.lifecycle.insert(op::Lifecycle::Submitted)
     }
 
     // Remove an operation
+    #[inline]
     fn remove(&mut self, index: usize) {
         self.lifecycle.remove(index);
     }
 
+    #[inline]
     fn complete(&mut self, index: usize, cqe: cqueue::Entry) {
         let completions = &mut self.completions;
-        if self.lifecycle[index].complete(completions, cqe) {
+        let Some(lifecycle) = self.lifecycle.get_mut(index) else {
+            panic!("a completion for no operation ({})", index);
+        };
+        // ringd patch: the common case first, in place: a task waits for its one completion.
+        if !cqueue::more(cqe.flags()) {
+            if let Lifecycle::Waiting(_) = lifecycle {
+                if let Lifecycle::Waiting(waker) =
+                    mem::replace(lifecycle, Lifecycle::Completed(cqe))
+                {
+                    waker.wake();
+                }
+                return;
+            }
+        }
+        if lifecycle.complete(completions, cqe) {
             self.lifecycle.remove(index);
         }
+    }
+}
+
+/// ringd patch: the lifecycles of the operations in flight, by index (their entries'
+/// `user_data`): a vector whose vacant entries link the free indices, as in `slab::Slab`, with
+/// only what the driver needs, every step small enough to inline into its paths.
+struct OpSlots {
+    entries: Vec<OpSlot>,
+    /// The first vacant index (`entries.len()` when none is).
+    next: usize,
+    len: usize,
+}
+
+enum OpSlot {
+    /// Free; holds the next free index.
+    Vacant(usize),
+    Used(op::Lifecycle),
+}
+
+impl OpSlots {
+    fn with_capacity(capacity: usize) -> OpSlots {
+        OpSlots {
+            entries: Vec::with_capacity(capacity),
+            next: 0,
+            len: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline(always)]
+    fn insert(&mut self, lifecycle: op::Lifecycle) -> usize {
+        let index = self.next;
+        let Some(slot) = self.entries.get_mut(index) else {
+            return self.push(lifecycle);
+        };
+        let OpSlot::Vacant(next) = *slot else {
+            unreachable!("the free list names a used slot")
+        };
+        self.next = next;
+        *slot = OpSlot::Used(lifecycle);
+        self.len += 1;
+        index
+    }
+
+    /// `insert` with no slot free: a new one.
+    #[cold]
+    fn push(&mut self, lifecycle: op::Lifecycle) -> usize {
+        let index = self.entries.len();
+        self.entries.push(OpSlot::Used(lifecycle));
+        self.next = index + 1;
+        self.len += 1;
+        index
+    }
+
+    #[inline]
+    fn get(&self, index: usize) -> Option<&op::Lifecycle> {
+        match self.entries.get(index) {
+            Some(OpSlot::Used(lifecycle)) => Some(lifecycle),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn get_mut(&mut self, index: usize) -> Option<&mut op::Lifecycle> {
+        match self.entries.get_mut(index) {
+            Some(OpSlot::Used(lifecycle)) => Some(lifecycle),
+            _ => None,
+        }
+    }
+
+    /// Frees `index` (a used slot) and drops its lifecycle.
+    #[inline]
+    fn remove(&mut self, index: usize) {
+        let slot = &mut self.entries[index];
+        if let OpSlot::Used(_) = slot {
+            drop(mem::replace(slot, OpSlot::Vacant(self.next)));
+            self.next = index;
+            self.len -= 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, &op::Lifecycle)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, slot)| match slot {
+                OpSlot::Used(lifecycle) => Some((i, lifecycle)),
+                OpSlot::Vacant(_) => None,
+            })
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut op::Lifecycle)> {
+        self.entries
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, slot)| match slot {
+                OpSlot::Used(lifecycle) => Some((i, lifecycle)),
+                OpSlot::Vacant(_) => None,
+            })
+    }
+
+    #[cfg(test)]
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.next = 0;
+        self.len = 0;
     }
 }
 
