@@ -153,10 +153,11 @@ fn parse_head<'h, 'b>(
     } else {
         BodyFraming::None
     };
-    let keep_alive = if fields.connection {
-        keep_alive(headers, version)
-    } else {
-        version == Version::Http11
+    let keep_alive = match fields.connection {
+        None => version == Version::Http11,
+        // `Connection: close` alone, as clients send it: no version keeps the connection.
+        Some(value) if is_close(value) => false,
+        Some(_) => keep_alive(headers, version),
     };
 
     Ok(Parsed::Complete(RequestHead {
@@ -572,14 +573,15 @@ fn host_of<'b>(fields: &Fields<'b>, version: Version, target: &Target<'b>) -> Re
 }
 
 /// The fields the parser acts on, found in one pass over the header names: the first `Host`
-/// and how many there are, and whether `Expect`, `Connection`, or a framing field
-/// (`Content-Length`, `Transfer-Encoding`) is present.
+/// and how many there are, whether `Expect` or a framing field (`Content-Length`,
+/// `Transfer-Encoding`) is present, and `Connection`'s value if there is one such field (an
+/// empty value if there are more: [`keep_alive`] then reads them all).
 #[derive(Default)]
 struct Fields<'b> {
     host: Option<&'b [u8]>,
     hosts: usize,
+    connection: Option<&'b [u8]>,
     expect: bool,
-    connection: bool,
     framing: bool,
 }
 
@@ -594,7 +596,9 @@ impl<'b> Fields<'b> {
                     f.hosts += 1;
                 }
                 6 if h.name.eq_ignore_ascii_case("expect") => f.expect = true,
-                10 if h.name.eq_ignore_ascii_case("connection") => f.connection = true,
+                10 if is_connection_name(h.name.as_bytes()) => {
+                    f.connection = Some(if f.connection.is_none() { h.value } else { b"" });
+                }
                 14 if h.name.eq_ignore_ascii_case("content-length") => f.framing = true,
                 17 if h.name.eq_ignore_ascii_case("transfer-encoding") => f.framing = true,
                 _ => {}
@@ -613,6 +617,32 @@ fn is_host_name(name: &[u8]) -> bool {
         Ok(four) => u32::from_le_bytes(four) | 0x2020_2020 == u32::from_le_bytes(*b"host"),
         Err(_) => false,
     }
+}
+
+/// `name.eq_ignore_ascii_case("connection")`, as two comparisons (eight bytes, then two).
+/// Exact for the reason [`is_host_name`] is: every byte of `connection` is a letter.
+#[inline]
+fn is_connection_name(name: &[u8]) -> bool {
+    let Ok(ten) = <[u8; 10]>::try_from(name) else {
+        return false;
+    };
+    let (head, tail) = ten.split_at(8);
+    let mut eight = [0; 8];
+    eight.copy_from_slice(head);
+    u64::from_le_bytes(eight) | 0x2020_2020_2020_2020 == u64::from_le_bytes(*b"connecti")
+        && u16::from_le_bytes([tail[0], tail[1]]) | 0x2020 == u16::from_le_bytes(*b"on")
+}
+
+/// `value.eq_ignore_ascii_case(b"close")`: a `Connection` value of the one option `close`, as
+/// clients send it (no list, no whitespace), which [`keep_alive`] would read as not keeping
+/// the connection in any version. Exact: every byte of `close` is a letter.
+#[inline]
+fn is_close(value: &[u8]) -> bool {
+    let Ok(five) = <[u8; 5]>::try_from(value) else {
+        return false;
+    };
+    u32::from_le_bytes([five[0], five[1], five[2], five[3]]) | 0x2020_2020 == u32::from_le_bytes(*b"clos")
+        && five[4] | 0x20 == b'e'
 }
 
 /// RFC 9110 §10.1.1: the only expectation is `100-continue`; anything else gets 417. An

@@ -197,11 +197,12 @@ impl HeaderBlock {
 pub struct CommonLines {
     /// `HTTP/1.1 200 OK`, then the lines.
     lines: Vec<u8>,
-    /// Whole heads of `200` responses, one per content-type line a caller numbers (see
-    /// [`CommonLines::write_ok_head`]): each is `with_ok_status()`, that line and the
-    /// `Content-Length` of `len` with the empty line, and is emptied whenever the lines are
-    /// rendered again.
-    ok_heads: RefCell<[OkHead; OK_HEADS]>,
+    /// Whole heads of `200` responses, one per content-type line a caller numbers and per
+    /// connection outcome (see [`CommonLines::write_ok_head`]; the first [`OK_HEADS`] keep the
+    /// connection open, the others close it): each is `with_ok_status()`, that line, the
+    /// `Content-Length` of `len`, `Connection: close` for the others, and the empty line, and
+    /// is emptied whenever the lines are rendered again.
+    ok_heads: RefCell<[OkHead; 2 * OK_HEADS]>,
 }
 
 /// How many content-type lines [`CommonLines::write_ok_head`] keeps whole heads for.
@@ -261,12 +262,32 @@ impl CommonLines {
     /// rendered once and copied as one piece for every response of the same slot and length
     /// until the lines are rendered again. A slot out of range is written without keeping it.
     pub fn write_ok_head(&self, out: &mut impl WriteBuf, slot: usize, type_line: &[u8], len: u64) {
+        self.write_kept(out, slot, type_line, len, true);
+    }
+
+    /// [`write_ok_head`](Self::write_ok_head) for a connection that closes after the response
+    /// (either version): the head ends with `Connection: close`, as [`write_head_common`]
+    /// writes it. Kept apart from the heads of connections that stay open.
+    pub fn write_ok_close_head(&self, out: &mut impl WriteBuf, slot: usize, type_line: &[u8], len: u64) {
+        self.write_kept(out, slot, type_line, len, false);
+    }
+
+    /// The kept head of `slot` for connections that stay open (`keep_alive`) or close.
+    #[inline(always)]
+    fn write_kept(&self, out: &mut impl WriteBuf, slot: usize, type_line: &[u8], len: u64, keep_alive: bool) {
         let mut heads = self.ok_heads.borrow_mut();
-        let Some(head) = heads.get_mut(slot) else {
+        let kept = if slot >= OK_HEADS {
+            None
+        } else if keep_alive {
+            heads.get_mut(slot)
+        } else {
+            heads.get_mut(OK_HEADS + slot)
+        };
+        let Some(head) = kept else {
             drop(heads);
             out.put(self.with_ok_status());
             out.put(type_line);
-            put_length_end(out, len);
+            put_ok_end(out, len, keep_alive);
             return;
         };
         if head.len != len || head.bytes.is_empty() {
@@ -274,7 +295,7 @@ impl CommonLines {
             head.bytes.clear();
             head.bytes.extend_from_slice(self.with_ok_status());
             head.bytes.extend_from_slice(type_line);
-            put_length_end(&mut head.bytes, len);
+            put_ok_end(&mut head.bytes, len, keep_alive);
         }
         out.put(&head.bytes);
     }
@@ -528,6 +549,19 @@ fn write_head_with<W: WriteBuf>(
     } else {
         framing
     })
+}
+
+/// The end of a kept `200` head: `Content-Length: len`, `Connection: close` unless
+/// `keep_alive`, and the empty line.
+fn put_ok_end(out: &mut impl WriteBuf, len: u64, keep_alive: bool) {
+    if keep_alive {
+        put_length_end(out, len);
+    } else {
+        let mut digits = [0u8; 20];
+        out.put(b"Content-Length: ");
+        out.put(decimal(len, &mut digits));
+        out.put(b"\r\nConnection: close\r\n\r\n");
+    }
 }
 
 /// `Content-Length: len` and the empty line that ends a head, as one piece.

@@ -95,8 +95,19 @@ fn http10_defaults() {
 
 #[test]
 fn keep_alive_rules() {
-    let cases: [(&[u8], bool); 8] = [
+    let cases: [(&[u8], bool); 13] = [
         (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", true),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nconnection: CLOSE\r\n\r\n", false),
+        (b"GET / HTTP/1.0\r\nConnection: close\r\n\r\n", false),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: clos\r\n\r\n", true),
+        (
+            b"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n",
+            false,
+        ),
+        (
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close \r\n\r\n",
+            false,
+        ),
         (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", false),
         (
             b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, CLOSE\r\n\r\n",
@@ -950,5 +961,28 @@ fn field_name_is_from_utf8() {
         "Accept-Encodinh",
     ] {
         assert_eq!(field_name(name.as_bytes()), Some(name));
+    }
+}
+
+/// The word-wise checks of `Fields::scan` and `keep_alive`'s shortcut say what
+/// `eq_ignore_ascii_case` says, for the names themselves and every one-byte change of them.
+#[test]
+fn connection_and_close_checks_are_exact() {
+    for (word, check) in [
+        (&b"connection"[..], is_connection_name as fn(&[u8]) -> bool),
+        (&b"close"[..], is_close),
+    ] {
+        let mut cases = vec![word.to_vec(), word.to_ascii_uppercase(), word[1..].to_vec()];
+        cases.push([word, b"x"].concat());
+        for i in 0..word.len() {
+            for b in 0..=255u8 {
+                let mut w = word.to_vec();
+                w[i] = b;
+                cases.push(w);
+            }
+        }
+        for case in cases {
+            assert_eq!(check(&case), case.eq_ignore_ascii_case(word), "{case:?}");
+        }
     }
 }

@@ -302,8 +302,9 @@ fn header_block_is_written_as_its_headers_would_be() {
     assert_eq!(HeaderBlock::new(&[("bad name", b"1")]).unwrap_err().index, 0);
 }
 
-/// A kept whole `200` head is what `write_head_common` writes for the same head, for each slot
-/// and length, after the lines change, and for a slot out of range.
+/// A kept whole `200` head is what `write_head_common` writes for the same head, for each slot,
+/// connection outcome (kept open on HTTP/1.1, closed on either version) and length, after the
+/// lines change, and for a slot out of range.
 #[test]
 fn ok_heads_are_what_write_head_common_writes() {
     let type_line = HeaderBlock::new(&[("Content-Type", b"text/plain; charset=utf-8")]).unwrap();
@@ -319,20 +320,33 @@ fn ok_heads_are_what_write_head_common_writes() {
             (0, &type_line),
             (OK_HEADS, &type_line),
         ] {
-            for len in [13, 13, 0, 20_000, u64::MAX, 13] {
-                let h = ResponseHead {
-                    block: Some(line),
-                    ..head(200, BodyLength::Known(len))
-                };
-                let mut expected = Vec::new();
-                write_head_common(&mut expected, &h, &lines).unwrap();
-                let mut kept = Vec::new();
-                lines.write_ok_head(&mut kept, slot, line.as_bytes(), len);
-                assert_eq!(
-                    String::from_utf8(kept).unwrap(),
-                    String::from_utf8(expected).unwrap(),
-                    "slot {slot}, length {len}"
-                );
+            for (keep_alive, version) in [
+                (true, Version::Http11),
+                (false, Version::Http11),
+                (true, Version::Http11),
+                (false, Version::Http10),
+            ] {
+                for len in [13, 13, 0, 20_000, u64::MAX, 13] {
+                    let h = ResponseHead {
+                        block: Some(line),
+                        keep_alive,
+                        request_version: version,
+                        ..head(200, BodyLength::Known(len))
+                    };
+                    let mut expected = Vec::new();
+                    write_head_common(&mut expected, &h, &lines).unwrap();
+                    let mut kept = Vec::new();
+                    if keep_alive {
+                        lines.write_ok_head(&mut kept, slot, line.as_bytes(), len);
+                    } else {
+                        lines.write_ok_close_head(&mut kept, slot, line.as_bytes(), len);
+                    }
+                    assert_eq!(
+                        String::from_utf8(kept).unwrap(),
+                        String::from_utf8(expected).unwrap(),
+                        "slot {slot}, length {len}, keep-alive {keep_alive}, {version:?}"
+                    );
+                }
             }
         }
     }

@@ -184,7 +184,10 @@ impl Conn {
             };
             match close {
                 Close::Linger => boxed(|| self.linger()).await,
-                Close::Now => self.io.close_notify(self.slot.io()).await,
+                Close::Now => {
+                    self.io.close_notify(self.slot.io()).await;
+                    self.give_back();
+                }
                 Close::Http2 => {
                     // Everything HTTP/1.1 held goes now, not when the HTTP/2 connection ends.
                     let Conn {
@@ -206,6 +209,22 @@ impl Conn {
                     boxed(|| http2::serve(handoff)).await
                 }
             }
+        }
+    }
+
+    /// As a plain connection ends: its read buffer and its output buffer (sent, holding no fixed
+    /// buffer) go back to the worker's free lists, as between requests, for the next connection
+    /// to take instead of allocating (dropping them would free what the next one allocates).
+    /// Nothing read and not consumed is kept: the connection is done with it.
+    fn give_back(&mut self) {
+        if self.io.is_tls() {
+            return;
+        }
+        let buffers = &self.slot.worker().io.buffers;
+        self.rbuf.clear();
+        self.rbuf.compact(buffers, true);
+        if let Some(out) = self.out.take_if(|o| o.is_empty() && o.fixed_index().is_none()) {
+            buffers.give_out_buf(out);
         }
     }
 

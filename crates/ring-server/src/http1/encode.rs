@@ -45,7 +45,7 @@ pub(super) fn encode(
 ) -> (Encoded, u16) {
     let is_head = head.method == Method::Head;
     if !config_headers && encode_common(out, response, head.version, keep_alive, is_head, common, worker) {
-        return (Encoded::Done { keep_alive: true }, 200);
+        return (Encoded::Done { keep_alive }, 200);
     }
     encode_any(out, response, head, keep_alive, common, worker)
 }
@@ -96,9 +96,10 @@ fn encode_any(
 
 /// The common answer, written from the worker's whole heads (`CommonLines::write_ok_head`): a
 /// `200` with one of ringd's own content types and no other header, a body in memory that goes
-/// next to its head, to an HTTP/1.1 request on a connection that stays open. The caller has
-/// checked that the configuration adds no header. `false`, with nothing written, for any other
-/// response; then the rest of [`encode`] writes the same bytes this would have.
+/// next to its head, to an HTTP/1.1 request on a connection that stays open, or to any request
+/// on a connection that closes after it (`Connection: close`). The caller has checked that the
+/// configuration adds no header. `false`, with nothing written, for any other response; then
+/// the rest of [`encode`] writes the same bytes this would have.
 #[inline]
 fn encode_common(
     out: &mut OutBuf,
@@ -109,7 +110,8 @@ fn encode_common(
     common: &CommonLines,
     worker: &Worker,
 ) -> bool {
-    if response.status != 200 || !keep_alive || version != Version::Http11 || !response.headers.is_empty() {
+    // HTTP/1.0 kept open would need `Connection: keep-alive`: not a kept head.
+    if response.status != 200 || (keep_alive && version != Version::Http11) || !response.headers.is_empty() {
         return false;
     }
     let (Body::Full(bytes), Some(content_type), None) = (&response.body, &response.content_type, &response.block)
@@ -122,7 +124,11 @@ fn encode_common(
     let Some((slot, line)) = worker.type_lines.find(content_type) else {
         return false;
     };
-    common.write_ok_head(out, slot, line.as_bytes(), bytes.len() as u64);
+    if keep_alive {
+        common.write_ok_head(out, slot, line.as_bytes(), bytes.len() as u64);
+    } else {
+        common.write_ok_close_head(out, slot, line.as_bytes(), bytes.len() as u64);
+    }
     if !is_head {
         out.put(bytes);
     }
