@@ -1,5 +1,5 @@
 use crate::runtime::driver;
-use crate::runtime::driver::{Handle, WeakHandle};
+use crate::runtime::driver::Handle; // ringd patch: no `WeakHandle`
 use std::cell::RefCell;
 
 /// Owns the driver and resides in thread-local storage.
@@ -44,9 +44,5 @@ impl RuntimeContext {
     pub(crate) fn handle(&self) -> Option<Handle> {
         self.driver.borrow().clone()
     }
-
-    #[allow(dead_code)]
-    pub(crate) fn weak(&self) -> Option<WeakHandle> {
-        self.driver.borrow().as_ref().map(Into::into)
-    }
+    // ringd patch: `weak()` removed with the weak handle (see `Op::driver`).
 }

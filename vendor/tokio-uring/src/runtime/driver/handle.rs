@@ -11,17 +11,19 @@
 //! This is important for avoiding reference cycles.
 //! The weak handle should be used by anything which is stored in the driver or does not need to
 //! keep the driver alive for it's duration.
+//!
+//! ringd patch: only the strong handle is left; operations hold one (see `Op::driver`).
 
 use io_uring::{cqueue, squeue};
 use std::cell::RefCell;
 use std::io;
-use std::ops::Deref;
+// ringd patch: `std::ops::Deref` no longer used (it was for the weak handle).
 use std::os::unix::io::{AsRawFd, RawFd};
-use std::rc::{Rc, Weak};
+use std::rc::Rc; // ringd patch: no `Weak`
 use std::task::{Context, Poll};
 
 use crate::buf::fixed::FixedBuffers;
-use crate::runtime::driver::op::{Completable, MultiCQEFuture, Op, Updateable};
+use crate::runtime::driver::op::{Completable, Op, OpState, Updateable}; // ringd patch: OpState
 use crate::runtime::driver::Driver;
 
 #[derive(Clone)]
@@ -29,10 +31,7 @@ pub(crate) struct Handle {
     pub(super) inner: Rc<RefCell<Driver>>,
 }
 
-#[derive(Clone)]
-pub(crate) struct WeakHandle {
-    inner: Weak<RefCell<Driver>>,
-}
+// ringd patch: the weak handle is gone: operations hold a strong one (see `Op::driver`).
 
 impl Handle {
     pub(crate) fn new(b: &crate::Builder) -> io::Result<Self> {
@@ -139,15 +138,18 @@ impl Handle {
         self.inner.borrow_mut().submit_op_2(sqe)
     }
 
-    pub(crate) fn submit_op<T, S, F>(&self, data: T, f: F) -> io::Result<Op<T, S>>
+    // ringd patch: the handle is moved into the operation (see `Op::driver`).
+    pub(crate) fn submit_op<T, S, F>(self, mut data: T, f: F) -> io::Result<Op<T, S>>
     where
         T: Completable,
         F: FnOnce(&mut T) -> squeue::Entry,
     {
-        self.inner.borrow_mut().submit_op(data, f, self.into())
+        let index = self.inner.borrow_mut().submit_op(&mut data, f)?;
+        Ok(Op::new(self, data, index))
     }
 
-    pub(crate) fn poll_op<T>(&self, op: &mut Op<T>, cx: &mut Context<'_>) -> Poll<T::Output>
+    // ringd patch: works on the operation's `OpState`.
+    pub(crate) fn poll_op<T>(&self, op: &mut OpState<T>, cx: &mut Context<'_>) -> Poll<T::Output>
     where
         T: Unpin + 'static + Completable,
     {
@@ -158,9 +160,10 @@ impl Handle {
         self.inner.borrow_mut().poll_op_2(index, cx)
     }
 
+    // ringd patch: works on the operation's `OpState`.
     pub(crate) fn poll_multishot_op<T>(
         &self,
-        op: &mut Op<T, MultiCQEFuture>,
+        op: &mut OpState<T>,
         cx: &mut Context<'_>,
     ) -> Poll<T::Output>
     where
@@ -169,20 +172,13 @@ impl Handle {
         self.inner.borrow_mut().poll_multishot_op(op, cx)
     }
 
-    pub(crate) fn remove_op<T, CqeType>(&self, op: &mut Op<T, CqeType>) {
+    // ringd patch: works on the operation's `OpState`.
+    pub(crate) fn remove_op<T>(&self, op: &mut OpState<T>) {
         self.inner.borrow_mut().remove_op(op)
     }
 
     pub(crate) fn remove_op_2<T: 'static>(&self, index: usize, data: T) {
         self.inner.borrow_mut().remove_op_2(index, data)
-    }
-}
-
-impl WeakHandle {
-    pub(crate) fn upgrade(&self) -> Option<Handle> {
-        Some(Handle {
-            inner: self.inner.upgrade()?,
-        })
     }
 }
 
@@ -197,17 +193,6 @@ impl From<Driver> for Handle {
     fn from(driver: Driver) -> Self {
         Self {
             inner: Rc::new(RefCell::new(driver)),
-        }
-    }
-}
-
-impl<T> From<T> for WeakHandle
-where
-    T: Deref<Target = Handle>,
-{
-    fn from(handle: T) -> Self {
-        Self {
-            inner: Rc::downgrade(&handle.inner),
         }
     }
 }

@@ -1,5 +1,5 @@
 use crate::buf::fixed::FixedBuffers;
-use crate::runtime::driver::op::{Completable, Lifecycle, MultiCQEFuture, Op, Updateable};
+use crate::runtime::driver::op::{Completable, Lifecycle, OpState, Updateable}; // ringd patch: OpState
 use io_uring::opcode::AsyncCancel;
 use io_uring::{cqueue, squeue, IoUring};
 use slab::Slab;
@@ -351,12 +351,10 @@ impl Driver {
         index
     }
 
-    pub(crate) fn submit_op<T, S, F>(
-        &mut self,
-        mut data: T,
-        f: F,
-        handle: WeakHandle,
-    ) -> io::Result<Op<T, S>>
+    // ringd patch: returns the operation's index; the handle builds the `Op` around it (it used
+    // to be built here, and dropped here when the submission failed, while the driver was
+    // borrowed). A submission that fails frees its slot: the kernel never saw the entry.
+    pub(crate) fn submit_op<T, F>(&mut self, data: &mut T, f: F) -> io::Result<usize>
     where
         T: Completable,
         F: FnOnce(&mut T) -> squeue::Entry,
@@ -364,21 +362,22 @@ impl Driver {
         let index = self.ops.insert();
 
         // Configure the SQE
-        let sqe = f(&mut data).user_data(index as _);
-
-        // Create the operation
-        let op = Op::new(handle, data, index);
+        let sqe = f(data).user_data(index as _);
 
         // Push the new operation
         while unsafe { self.uring.submission().push(&sqe).is_err() } {
             // If the submission queue is full, flush it to the kernel
-            self.submit()?;
+            if let Err(e) = self.submit() {
+                self.ops.remove(index);
+                return Err(e);
+            }
         }
 
-        Ok(op)
+        Ok(index)
     }
 
-    pub(crate) fn remove_op<T, CqeType>(&mut self, op: &mut Op<T, CqeType>) {
+    // ringd patch: works on the operation's `OpState` (the driver is borrowed through its handle).
+    pub(crate) fn remove_op<T>(&mut self, op: &mut OpState<T>) {
         // Get the Op Lifecycle state from the driver
         let (lifecycle, completions) = match self.ops.get_mut(op.index()) {
             Some(val) => val,
@@ -477,7 +476,8 @@ impl Driver {
         }
     }
 
-    pub(crate) fn poll_op<T>(&mut self, op: &mut Op<T>, cx: &mut Context<'_>) -> Poll<T::Output>
+    // ringd patch: works on the operation's `OpState` (the driver is borrowed through its handle).
+    pub(crate) fn poll_op<T>(&mut self, op: &mut OpState<T>, cx: &mut Context<'_>) -> Poll<T::Output>
     where
         T: Unpin + 'static + Completable,
     {
@@ -510,9 +510,10 @@ impl Driver {
         }
     }
 
+    // ringd patch: works on the operation's `OpState` (the driver is borrowed through its handle).
     pub(crate) fn poll_multishot_op<T>(
         &mut self,
-        op: &mut Op<T, MultiCQEFuture>,
+        op: &mut OpState<T>,
         cx: &mut Context<'_>,
     ) -> Poll<T::Output>
     where
@@ -1020,7 +1021,8 @@ mod test {
 
             let index = driver.inner.borrow_mut().ops.insert();
 
-            Op::new((&driver).into(), data.clone(), index)
+            // ringd patch: the operation takes the strong handle.
+            Op::new(driver, data.clone(), index)
         });
 
         (op, data)

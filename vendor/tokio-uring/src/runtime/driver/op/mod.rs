@@ -43,13 +43,12 @@ impl<D, T: OneshotOutputTransform<StoredData = D>> UnsubmittedOneshot<D, T> {
             .with(|x| x.handle())
             .expect("Could not submit op; not in runtime context");
 
-        self.submit_with_driver(&handle)
+        self.submit_with_driver(handle)
     }
 
-    fn submit_with_driver(self, driver: &driver::Handle) -> InFlightOneshot<D, T> {
+    // ringd patch: the operation keeps the strong handle it was given (see `Op::driver`).
+    fn submit_with_driver(self, driver: driver::Handle) -> InFlightOneshot<D, T> {
         let index = driver.submit_op_2(self.sqe);
-
-        let driver = driver.into();
 
         let inner = InFlightOneshotInner {
             index,
@@ -68,7 +67,8 @@ pub struct InFlightOneshot<D: 'static, T: OneshotOutputTransform<StoredData = D>
 }
 
 struct InFlightOneshotInner<D, T: OneshotOutputTransform<StoredData = D>> {
-    driver: driver::WeakHandle,
+    // ringd patch: a strong handle (see `Op::driver`).
+    driver: driver::Handle,
     index: usize,
     stable_data: D,
     post_op: T,
@@ -85,14 +85,8 @@ impl<D: Unpin, T: OneshotOutputTransform<StoredData = D> + Unpin> Future for InF
             .as_mut()
             .expect("Cannot poll already-completed operation");
 
-        let index = inner.index;
-
-        let upgraded = inner
-            .driver
-            .upgrade()
-            .expect("Failed to poll op: driver no longer exists");
-
-        let cqe = ready!(upgraded.poll_op_2(index, cx));
+        // ringd patch: the strong handle is used as it is (a weak one was upgraded each poll).
+        let cqe = ready!(inner.driver.poll_op_2(inner.index, cx));
 
         let inner = this.inner.take().unwrap();
 
@@ -107,9 +101,8 @@ impl<D: Unpin, T: OneshotOutputTransform<StoredData = D> + Unpin> Future for InF
 impl<D: 'static, T: OneshotOutputTransform<StoredData = D>> Drop for InFlightOneshot<D, T> {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
-            if let Some(driver) = inner.driver.upgrade() {
-                driver.remove_op_2(inner.index, inner.stable_data)
-            }
+            // ringd patch: the strong handle keeps the driver alive (see `Op::driver`).
+            inner.driver.remove_op_2(inner.index, inner.stable_data)
         }
     }
 }
@@ -126,15 +119,28 @@ pub trait OneshotOutputTransform {
 
 /// In-flight operation
 pub(crate) struct Op<T: 'static, CqeType = SingleCQE> {
-    driver: driver::WeakHandle,
+    // ringd patch: a strong handle, moved in at submission, where upstream held a weak one and
+    // upgraded it on every poll and on drop. The driver (and with it the ring) lives until the
+    // last operation is dropped; no cycle keeps it: the driver holds an operation's waker and,
+    // once it is dropped in flight, its data, never the `Op` itself, and the executors drop
+    // their tasks' futures (and so their operations) when they shut down.
+    driver: driver::Handle,
+
+    // ringd patch: the index and the data apart from the handle, so that the driver can be
+    // borrowed through the handle while it works on them.
+    state: OpState<T>,
+
+    _cqe_type: PhantomData<CqeType>,
+}
+
+/// ringd patch: an operation's slot in the driver and its data, until its completion is taken
+/// or it is dropped.
+pub(crate) struct OpState<T: 'static> {
     // Operation index in the slab
     index: usize,
 
     // Per-operation data
     data: Option<T>,
-
-    // CqeType marker
-    _cqe_type: PhantomData<CqeType>,
 }
 
 /// A Marker for Ops which expect only a single completion event
@@ -197,15 +203,26 @@ impl From<cqueue::Entry> for CqeResult {
 
 impl<T, CqeType> Op<T, CqeType> {
     /// Create a new operation
-    pub(super) fn new(driver: driver::WeakHandle, data: T, index: usize) -> Self {
+    // ringd patch: takes the strong handle, the index and the data go into `OpState`.
+    pub(super) fn new(driver: driver::Handle, data: T, index: usize) -> Self {
         Op {
             driver,
-            index,
-            data: Some(data),
+            state: OpState {
+                index,
+                data: Some(data),
+            },
             _cqe_type: PhantomData,
         }
     }
 
+    // ringd patch: the driver works on `OpState`; this is left for its unit tests.
+    #[allow(dead_code)]
+    pub(super) fn index(&self) -> usize {
+        self.state.index
+    }
+}
+
+impl<T: 'static> OpState<T> {
     pub(super) fn index(&self) -> usize {
         self.index
     }
@@ -226,10 +243,9 @@ where
     type Output = T::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.driver
-            .upgrade()
-            .expect("Not in runtime context")
-            .poll_op(self.get_mut(), cx)
+        // ringd patch: the strong handle is used as it is (see `Op::driver`).
+        let this = self.get_mut();
+        this.driver.poll_op(&mut this.state, cx)
     }
 }
 
@@ -240,10 +256,9 @@ where
     type Output = T::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.driver
-            .upgrade()
-            .expect("Not in runtime context")
-            .poll_multishot_op(self.get_mut(), cx)
+        // ringd patch: the strong handle is used as it is (see `Op::driver`).
+        let this = self.get_mut();
+        this.driver.poll_multishot_op(&mut this.state, cx)
     }
 }
 
@@ -256,13 +271,11 @@ impl<T, CqeType> Drop for Op<T, CqeType> {
         // ringd patch: an operation whose completion was taken (its data went with it) has
         // left the driver already, so there is nothing to remove: its slot may even be another
         // operation's by now.
-        if self.data.is_none() {
+        if self.state.data.is_none() {
             return;
         }
-        self.driver
-            .upgrade()
-            .expect("Not in runtime context")
-            .remove_op(self)
+        // ringd patch: the strong handle keeps the driver alive (see `Op::driver`).
+        self.driver.remove_op(&mut self.state)
     }
 }
 
