@@ -45,13 +45,6 @@ fn start(handler_timeout: Option<Duration>) -> SocketAddr {
         )
     };
     let config = ServerConfig {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        workers: Workers::Count(1),
-        // Few registered buffers: every server of this binary keeps its locked memory.
-        buffers: BufferConfig {
-            count: 4,
-            ..Default::default()
-        },
         timeouts: Timeouts {
             handler: handler_timeout,
             ..Default::default()
@@ -61,7 +54,7 @@ fn start(handler_timeout: Option<Duration>) -> SocketAddr {
             enabled: true,
             ..Compression::default()
         },
-        ..ServerConfig::default()
+        ..one_worker()
     };
     let server = Server::new(config, |_| {
         let mut r = Router::new();
@@ -186,15 +179,7 @@ fn the_steps_answer_the_same_in_the_answering_loop_and_in_a_future_of_their_own(
 /// first request of a read or behind another in the same read (pipelined).
 #[test]
 fn a_heavy_synchronous_handler_counts_its_time() {
-    let config = ServerConfig {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        workers: Workers::Count(1),
-        buffers: BufferConfig {
-            count: 4,
-            ..Default::default()
-        },
-        ..ServerConfig::default()
-    };
+    let config = one_worker();
     let server = Server::new(config, |_| {
         let mut r = Router::new();
         r.route("GET /heavy", |_: &Request<'_>| {
@@ -230,4 +215,18 @@ fn a_heavy_synchronous_handler_counts_its_time() {
         "a heavy handler was counted as quick:\n{text}"
     );
     assert!(line(&text, "ringd_http_request_duration_seconds_sum") >= 0.09, "{text}");
+}
+
+/// One worker on a free loopback port, with few registered buffers: every server of this
+/// binary keeps its locked memory.
+fn one_worker() -> ServerConfig {
+    ServerConfig {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: Workers::Count(1),
+        buffers: BufferConfig {
+            count: 4,
+            ..Default::default()
+        },
+        ..ServerConfig::default()
+    }
 }
