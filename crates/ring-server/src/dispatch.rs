@@ -62,8 +62,8 @@ macro_rules! respond_here {
                     // Bound first: the answer borrows `req`, which this block drops.
                     let answer = $crate::dispatch::call($worker, handler, &req);
                     match answer {
-                        $crate::dispatch::Answer::Ready(response) => response,
-                        $crate::dispatch::Answer::Pending(future) => {
+                        $crate::app::handler::Reply::Ready(response) => response,
+                        $crate::app::handler::Reply::Pending(future) => {
                             $crate::dispatch::finish(future, $worker, $head).await
                         }
                     }
@@ -129,26 +129,14 @@ fn unrouted(router: &Router, head: &RequestHead<'_, '_>, routed: Routed<'_>) -> 
     }
 }
 
-/// What a handler returned ([`call`]).
-pub(crate) enum Answer<'a> {
-    /// The response.
-    Ready(Response),
-    /// The handler needs I/O first: its future, for [`finish`]. Only the future is kept across
-    /// the wait (not the reply it came in).
-    Pending(Pin<Box<dyn Future<Output = Response> + 'a>>),
-}
-
 /// Calls `handler` with `req`; a handler that panics gets a 500.
 #[inline]
-pub(crate) fn call<'a>(worker: &Worker, handler: &'a dyn Handler, req: &'a Request<'a>) -> Answer<'a> {
-    match catch_unwind(AssertUnwindSafe(|| handler.call(req))) {
-        Ok(Reply::Ready(response)) => Answer::Ready(response),
-        Ok(Reply::Pending(future)) => Answer::Pending(future),
-        Err(_) => Answer::Ready(handler_panicked(worker, req.head)),
-    }
+pub(crate) fn call<'a>(worker: &Worker, handler: &'a dyn Handler, req: &'a Request<'a>) -> Reply<'a> {
+    catch_unwind(AssertUnwindSafe(|| handler.call(req)))
+        .unwrap_or_else(|_| Reply::Ready(handler_panicked(worker, req.head)))
 }
 
-/// Awaits a handler's future ([`Answer::Pending`]); a handler that panics gets a 500.
+/// Awaits a handler's future ([`Reply::Pending`]); a handler that panics gets a 500.
 pub(crate) async fn finish(
     mut future: Pin<Box<dyn Future<Output = Response> + '_>>,
     worker: &Worker,
