@@ -176,11 +176,7 @@ impl Conn {
                     boxed(|| self.io.register_fixed(self.slot.io())).await;
                 }
                 // Everything is sent: a plain connection gives its output buffer back while it waits.
-                if !self.io.is_tls() {
-                    if let Some(out) = self.out.take_if(|o| o.is_empty() && o.fixed_index().is_none()) {
-                        self.worker().io.buffers.give_out_buf(out);
-                    }
-                }
+                self.give_out_back();
             };
             match close {
                 Close::Linger => boxed(|| self.linger()).await,
@@ -220,11 +216,20 @@ impl Conn {
         if self.io.is_tls() {
             return;
         }
-        let buffers = &self.slot.worker().io.buffers;
         self.rbuf.clear();
-        self.rbuf.compact(buffers, true);
+        self.rbuf.compact(&self.slot.worker().io.buffers, true);
+        self.give_out_back();
+    }
+
+    /// A plain connection's output buffer, once sent and holding no fixed buffer, goes back to
+    /// the worker's free list (a TLS connection keeps its own, a heap-only one: `OutBuf::heap_only`).
+    #[inline]
+    fn give_out_back(&mut self) {
+        if self.io.is_tls() {
+            return;
+        }
         if let Some(out) = self.out.take_if(|o| o.is_empty() && o.fixed_index().is_none()) {
-            buffers.give_out_buf(out);
+            self.worker().io.buffers.give_out_buf(out);
         }
     }
 
