@@ -551,29 +551,25 @@ fn write_head_with<W: WriteBuf>(
     })
 }
 
-/// The end of a kept `200` head: `Content-Length: len`, `Connection: close` unless
-/// `keep_alive`, and the empty line.
+/// The end of a kept `200` head, as one piece: `Content-Length: len`, `Connection: close`
+/// unless `keep_alive`, and the empty line.
 fn put_ok_end(out: &mut impl WriteBuf, len: u64, keep_alive: bool) {
-    if keep_alive {
-        put_length_end(out, len);
+    const LENGTH: &[u8] = b"Content-Length: ";
+    let end: &[u8] = if keep_alive {
+        b"\r\n\r\n"
     } else {
-        let mut digits = [0u8; 20];
-        out.put(b"Content-Length: ");
-        out.put(decimal(len, &mut digits));
-        out.put(b"\r\nConnection: close\r\n\r\n");
-    }
-}
-
-/// `Content-Length: len` and the empty line that ends a head, as one piece.
-fn put_length_end(out: &mut impl WriteBuf, len: u64) {
+        b"\r\nConnection: close\r\n\r\n"
+    };
     let mut digits = [0u8; 20];
-    let mut line = [0u8; 40];
-    line[..16].copy_from_slice(b"Content-Length: ");
     let digits = decimal(len, &mut digits);
-    let end = 16 + digits.len();
-    line[16..end].copy_from_slice(digits);
-    line[end..end + 4].copy_from_slice(b"\r\n\r\n");
-    out.put(&line[..end + 4]);
+    // 16 + at most 20 digits + at most 23: fits.
+    let mut line = [0u8; 64];
+    let mut at = 0;
+    for piece in [LENGTH, digits, end] {
+        line[at..at + piece.len()].copy_from_slice(piece);
+        at += piece.len();
+    }
+    out.put(&line[..at]);
 }
 
 /// The `Connection` line a head ends with, if any: `close` when the connection will not stay
