@@ -22,6 +22,7 @@ use crate::app::handler::{BodyStream, Handler, Params, Reply, Request, Response}
 use crate::app::router::{Routed, Router};
 use crate::heap::boxed;
 use crate::ops::access_log::Entry;
+use crate::runtime::timer;
 use crate::worker::{spawn_log_flush, Worker};
 
 /// The steps of answering one request, in their order: the rate limits (a delay is waited
@@ -44,7 +45,9 @@ macro_rules! respond_here {
             match $worker.traffic.check(&$head.path, $peer, $now, $worker.log_budget()) {
                 $crate::traffic::Verdict::Pass => {}
                 // Boxed: the timer's state would otherwise be part of every request's.
-                $crate::traffic::Verdict::Delay(wait) => $crate::heap::boxed(|| ::tokio::time::sleep(wait)).await,
+                $crate::traffic::Verdict::Delay(wait) => {
+                    $crate::heap::boxed(|| $crate::runtime::timer::sleep(wait)).await
+                }
                 $crate::traffic::Verdict::Refuse(response) => break 'steps response,
             }
             let router = $worker.router();
@@ -172,7 +175,7 @@ pub(crate) async fn respond_within(
     now: Instant,
 ) -> Response {
     // Boxed: the timer's state would otherwise be part of every connection's answering state.
-    match boxed(|| tokio::time::timeout(limit, respond(worker, head, body, peer, now))).await {
+    match boxed(|| timer::timeout(limit, respond(worker, head, body, peer, now))).await {
         Ok(response) => response,
         Err(_) => {
             if worker.log_budget().allow() {

@@ -98,6 +98,12 @@ pub enum ServerError {
     /// affinity query failing).
     #[error("cannot read this process's CPU affinity mask")]
     NoCores,
+    /// The thread of the tokio runtime for handlers could not be started.
+    #[error("cannot start the tokio thread for handlers: {cause}")]
+    TokioThread {
+        /// What the OS said.
+        cause: io::Error,
+    },
     /// A worker thread could not be spawned.
     #[error("cannot start worker thread {worker}: {cause}")]
     Spawn {

@@ -1,8 +1,8 @@
 //! ring-server: ringd's per-core io_uring HTTP/1.1 server.
 //!
-//! One worker thread per core, each pinned, each with its own `tokio-uring` runtime, its own
-//! `SO_REUSEPORT` listener and its own pool of io_uring registered fixed buffers. Connections on a
-//! core never leave it. `DESIGN.md` at the workspace root follows a request through these modules.
+//! One worker thread per core, each pinned, each with its own io_uring ring (tokio-uring's
+//! driver) and an executor that parks in it, its own `SO_REUSEPORT` listener and its own pool of
+//! io_uring registered fixed buffers. Connections on a core never leave it. `DESIGN.md` at the workspace root follows a request through these modules.
 #![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -25,6 +25,8 @@ mod http2;
 mod io;
 /// Counters, the admin listener, access logs.
 pub mod ops;
+/// A worker thread's executor, parked in its ring, and its timers.
+mod runtime;
 /// Starting the workers, running their loops, reloading and draining them.
 pub mod server;
 /// Static files: safe path mapping, conditional requests, ranges, a hot-file cache.

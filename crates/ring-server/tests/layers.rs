@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 /// layer's lower rows only, never one of its own row or above.
 const LAYERS: &[&[&str]] = &[
     // Leaves: the handler API, TLS, operators' tools, a helper.
+    &["runtime"],
     &["app", "tls", "ops", "heap"],
     // Traffic control: rate and connection limits, compression (a transformation of responses).
     &["traffic"],

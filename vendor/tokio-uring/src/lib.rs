@@ -176,6 +176,45 @@ pub fn poll_ring_ready(cx: &mut std::task::Context<'_>) -> bool {
     runtime::poll_ring_ready(cx)
 }
 
+/// ringd patch: this thread's ring without tokio's runtime around it, for an executor that
+/// waits for completions inside `io_uring_enter` ([`Ring::park`]) instead of in tokio's
+/// `epoll_wait`: one system call submits and waits, and a ring set up with deferred task work
+/// ([`Builder::defer_taskrun`]) is woken at once (a thread waiting outside the ring is told of
+/// such work only through an eventfd, and late). Operations, buffers and the file table work as
+/// inside a [`Runtime`]; [`spawn`] and tokio's timers and I/O need a tokio runtime of their own.
+///
+/// Dropping the ring waits for the operations in flight (as a runtime's driver does); it must
+/// be dropped on the thread that made it, after every task holding operations.
+pub struct Ring {
+    driver: runtime::driver::Handle,
+}
+
+impl Ring {
+    /// Makes the ring and sets it as this thread's: operations started on this thread use it.
+    ///
+    /// # Panics
+    /// If this thread has a ring or a runtime already.
+    pub fn new(b: &Builder) -> std::io::Result<Ring> {
+        let driver = runtime::driver::Handle::new_parking(b)?;
+        runtime::CONTEXT.with(|cx| cx.set_handle(driver.clone()));
+        Ok(Ring { driver })
+    }
+
+    /// Submits what is queued and dispatches the completions posted, waking their tasks;
+    /// if none is posted, waits in the same `io_uring_enter` for one, for at most `timeout`
+    /// (`None`: without limit; zero: no wait). A signal ends the wait early. Returns how many
+    /// completions it dispatched.
+    pub fn park(&self, timeout: Option<std::time::Duration>) -> std::io::Result<usize> {
+        self.driver.park(timeout)
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        runtime::CONTEXT.with(|cx| cx.unset_driver());
+    }
+}
+
 /// ringd patch: registers a sparse file table of `slots` entries on this thread's ring
 /// (`IORING_REGISTER_FILES2` with `IORING_RSRC_REGISTER_SPARSE`, Linux 5.19), for
 /// `net::TcpStream::register_fixed`. The kernel refuses more slots than `RLIMIT_NOFILE`.
@@ -221,6 +260,8 @@ pub struct Builder {
     urb: io_uring::Builder,
     /// ringd patch: see [`Builder::defer_taskrun`].
     defer_taskrun: bool,
+    /// ringd patch: see [`Builder::park_in_poll`].
+    park_in_poll: bool,
 }
 
 /// Constructs a [`Builder`] with default settings.
@@ -234,6 +275,7 @@ pub fn builder() -> Builder {
         entries: 256,
         urb: io_uring::IoUring::builder(),
         defer_taskrun: false,
+        park_in_poll: false,
     }
 }
 
@@ -267,6 +309,17 @@ impl Builder {
     /// completion queue. Linux 6.1; older kernels refuse the ring with `EINVAL`.
     pub fn defer_taskrun(&mut self, on: bool) -> &mut Self {
         self.defer_taskrun = on;
+        self
+    }
+
+    /// ringd patch: [`Ring::park`] waits in `poll(2)` on the ring's descriptor, after a
+    /// submission that waits for nothing, instead of inside `io_uring_enter`: two system calls
+    /// where one does, for tools that hold a lock of their own through system calls they do not
+    /// know may block (valgrind 3.19 serialises threads so, and treats `io_uring_enter` as not
+    /// blocking: the process's other threads would never run while the ring's thread waits).
+    /// Ignored with deferred task work, which a thread waiting outside the ring is told of late.
+    pub fn park_in_poll(&mut self, on: bool) -> &mut Self {
+        self.park_in_poll = on;
         self
     }
 

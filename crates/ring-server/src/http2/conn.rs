@@ -125,7 +125,7 @@ pub(crate) async fn serve(handoff: Handoff) {
 /// Completes at `at` (never, for `None`; the branch is disabled then anyway).
 async fn sleep_until(at: Option<std::time::Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
+        Some(at) => crate::runtime::timer::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

@@ -4,30 +4,35 @@ use std::io;
 
 use crate::error::ServerError;
 
-/// Builds a worker's tokio-uring runtime.
+/// Builds a worker's ring, this thread's from then on.
 ///
 /// `COOP_TASKRUN` + `SINGLE_ISSUER` cut the kernel's task-work signalling per completion
 /// (measured: `benches/results/HISTORY.md`); a kernel older than 6.0 rejects them with `EINVAL`,
 /// so that one error retries without flags. `SQPOLL` burns a core, so it is never used.
-/// `DEFER_TASKRUN` (the vendored driver's `Builder::defer_taskrun`) is not asked for: the
-/// worker parks in tokio's `epoll_wait`, and the kernel tells a thread waiting anywhere but in
-/// `io_uring_enter` of deferred work only through the ring's eventfd, signalled 13-18 ms late
-/// on Linux 6.18 (`vendor/tokio-uring/RINGD-PATCH.md`): connections under load stalled that
-/// long (HISTORY.md, 2026-12-07 evening).
-pub(crate) fn runtime(entries: u32) -> Result<tokio_uring::Runtime, ServerError> {
+pub(crate) fn ring(entries: u32) -> Result<tokio_uring::Ring, ServerError> {
     let mut flags = io_uring::IoUring::builder();
     flags.setup_coop_taskrun().setup_single_issuer();
+    let valgrind = under_valgrind();
     let mut tuned = tokio_uring::builder();
-    tuned.entries(entries).uring_builder(&flags);
-    match tokio_uring::Runtime::new(&tuned) {
-        Ok(rt) => Ok(rt),
+    tuned.entries(entries).uring_builder(&flags).park_in_poll(valgrind);
+    match tokio_uring::Ring::new(&tuned) {
+        Ok(ring) => Ok(ring),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             let mut plain = tokio_uring::builder();
-            plain.entries(entries);
-            tokio_uring::Runtime::new(&plain).map_err(|e| ring_error(entries, e))
+            plain.entries(entries).park_in_poll(valgrind);
+            tokio_uring::Ring::new(&plain).map_err(|e| ring_error(entries, e))
         }
         Err(e) => Err(ring_error(entries, e)),
     }
+}
+
+/// Whether this process runs under valgrind (which preloads its own library): valgrind 3.19
+/// runs one thread at a time and keeps the others waiting while one is in `io_uring_enter`, so
+/// the worker then parks in `poll(2)` (`tokio_uring::Builder::park_in_poll`), which it knows
+/// may block; otherwise the main thread would never handle a signal. `benches/callgrind`
+/// counts instructions so.
+fn under_valgrind() -> bool {
+    std::env::var_os("LD_PRELOAD").is_some_and(|p| p.as_encoded_bytes().windows(9).any(|w| w == b"vgpreload"))
 }
 
 fn ring_error(entries: u32, e: io::Error) -> ServerError {

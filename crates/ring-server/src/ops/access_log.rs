@@ -166,7 +166,7 @@ impl AccessLog {
     pub(crate) async fn flush(&self) {
         // One writer at a time (single thread: nothing runs between this check and the set).
         while self.flushing.get() {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            crate::runtime::timer::sleep(std::time::Duration::from_millis(2)).await;
         }
         self.flushing.set(true);
         // Cleared however this ends, also if the future is dropped (a timed-out final flush).

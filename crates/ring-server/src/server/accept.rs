@@ -42,7 +42,7 @@ fn serve_admitted(stream: TcpStream, client: SocketAddr, worker: &Rc<Worker>, ki
             }
         }
         Admit::Refuse(status) => {
-            tokio_uring::spawn(http1::refuse(stream, worker.clone(), kind, status));
+            worker.tasks.spawn(http1::refuse(stream, worker.clone(), kind, status));
         }
     }
 }
@@ -109,7 +109,7 @@ pub(super) async fn accept_loop(id: usize, listener: TcpListener, kind: Listener
         match accepted {
             Ok((stream, _)) if worker.io.conns.len() >= worker.config().max_connections => {
                 worker.stats().shed.add(1);
-                tokio_uring::spawn(http1::shed(stream, worker.clone(), kind));
+                worker.tasks.spawn(http1::shed(stream, worker.clone(), kind));
             }
             Ok((stream, peer)) => {
                 worker.stats().accepted.add(1);
@@ -138,7 +138,7 @@ pub(super) async fn accept_loop(id: usize, listener: TcpListener, kind: Listener
                     }
                 }
                 // Back off instead of spinning; connections wait in the backlog meanwhile.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                crate::runtime::timer::sleep(Duration::from_millis(50)).await;
             }
         }
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::control::Control;
+use crate::runtime::timer;
 use crate::worker::{spawn_log_flush, Worker};
 
 /// Applies what the main thread asks: reloads (the new routes are built on this thread, then
@@ -35,16 +36,13 @@ pub(super) async fn controller(
                 drain(id, &worker, &listeners).await;
                 if let Some(log) = &worker.access_log {
                     // Bounded: a target that stopped taking data must not hold up the exit.
-                    let _ = tokio::time::timeout(Duration::from_secs(2), log.flush()).await;
+                    let _ = timer::timeout(Duration::from_secs(2), log.flush()).await;
                 }
                 drained.fetch_add(1, Ordering::SeqCst);
             }
             Control::ReopenLogs => {
                 if let Some(log) = &worker.access_log {
-                    if tokio::time::timeout(Duration::from_secs(5), log.reopen())
-                        .await
-                        .is_err()
-                    {
+                    if timer::timeout(Duration::from_secs(5), log.reopen()).await.is_err() {
                         tracing::error!(
                             worker = id,
                             "the access log did not take its pending lines; not reopened"
@@ -72,6 +70,6 @@ async fn drain(id: usize, worker: &Rc<Worker>, listeners: &[StdListener]) {
     while conns.len() > 0 {
         // Lines are written as the drain goes, so an exit at the drain timeout loses little.
         spawn_log_flush(worker);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        timer::sleep(Duration::from_millis(20)).await;
     }
 }

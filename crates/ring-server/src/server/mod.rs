@@ -147,6 +147,7 @@ impl Server {
             count,
         ));
         metrics.add(limits.clone());
+        let tokio = thread::start_tokio().map_err(|cause| ServerError::TokioThread { cause })?;
         for (id, listeners) in per_worker.into_iter().enumerate() {
             let core = config.pin.then(|| cores[id % cores.len()]);
             let (config, factory, tx) = (config.clone(), self.factory.clone(), tx.clone());
@@ -154,6 +155,7 @@ impl Server {
             let heartbeats = heartbeats.clone();
             let in_force = limits.current();
             let stats = metrics.worker(id);
+            let tokio = tokio.clone();
             let access_log = match (&log_file, &config.access_log) {
                 (Some(f), Some(c)) => Some((
                     c.clone(),
@@ -184,6 +186,7 @@ impl Server {
                         tls,
                         https_port,
                         limits: in_force,
+                        tokio,
                     })
                 })
                 .map_err(|e| ServerError::Spawn { worker: id, cause: e })?;

@@ -6,17 +6,23 @@ use std::time::{Duration, Instant};
 
 use super::control::Heartbeats;
 use crate::ops::access_log::AccessLog;
+use crate::runtime::timer;
 use crate::worker::{spawn_log_flush, Worker};
 
 /// Once a second: beat the heart (for a service manager's watchdog), enforce deadlines, and
 /// report fixed-buffer fallbacks.
 pub(super) async fn sweeper(id: usize, worker: Rc<Worker>, heartbeats: Heartbeats) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut tick = Instant::now();
     let mut last_fallback_log = Instant::now();
     let mut fallbacks_logged = 0;
     loop {
-        tick.tick().await;
+        // Once a second; a late tick (a long turn) skips the ticks it missed.
+        timer::sleep_until(tick).await;
+        let now = crate::runtime::turn_started();
+        tick += Duration::from_secs(1);
+        if tick < now {
+            tick = now + Duration::from_secs(1);
+        }
         heartbeats.beat(id);
         // Never awaited here: a target that stops taking data must not stop the deadlines.
         spawn_log_flush(&worker);

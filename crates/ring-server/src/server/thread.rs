@@ -1,4 +1,4 @@
-//! A worker's thread: pinned to its CPU, one tokio-uring runtime, its buffers registered, its
+//! A worker's thread: pinned to its CPU, its own io_uring ring and executor, its buffers registered, its
 //! state built, and its tasks started: an accept loop per listener, the sweeper and the
 //! controller. It runs until the process exits.
 
@@ -61,6 +61,8 @@ pub(crate) struct WorkerSetup {
     pub(crate) https_port: u16,
     /// The rate and connection limits in force at start-up.
     pub(crate) limits: Arc<LimitSet>,
+    /// The process's tokio runtime, for handlers (see [`start_tokio`]).
+    pub(crate) tokio: tokio::runtime::Handle,
 }
 
 /// Runs a worker on the calling thread; returns only if it fails.
@@ -80,6 +82,7 @@ pub(crate) fn run(setup: WorkerSetup) {
         tls,
         https_port,
         limits,
+        tokio,
     } = setup;
     let _guard = ExitGuard {
         id,
@@ -94,67 +97,78 @@ pub(crate) fn run(setup: WorkerSetup) {
             );
         }
     }
-    let rt = match ring::runtime(config.ring_entries) {
-        Ok(rt) => rt,
+    let ring = match ring::ring(config.ring_entries) {
+        Ok(ring) => ring,
         Err(e) => {
             let _ = events.send(WorkerEvent::Failed(e));
             return;
         }
     };
-    rt.block_on(async move {
-        let buffers = match Buffers::register(config.buffers, id, stats.clone()) {
-            Ok(buffers) => buffers,
-            Err(e) => {
-                let _ = events.send(WorkerEvent::Failed(e));
-                return;
-            }
-        };
-        // Splices run on io-wq threads; cap them to what `sendfile` keeps in flight (the
-        // others are ops that may block on disk).
-        let mut io_workers = [0, (crate::io::file::MAX_SPLICING + 8) as u32];
-        if let Err(e) = tokio_uring::limit_io_workers(&mut io_workers, None) {
-            tracing::debug!(worker = id, "cannot cap io_uring worker threads: {e}");
+    // Tokio's timers, I/O and `tokio::spawn` in handlers run on the process's tokio thread; what
+    // they wake here comes back through the executor's wakes from other threads.
+    let _tokio = tokio.enter();
+    let buffers = match Buffers::register(config.buffers, id, stats.clone()) {
+        Ok(buffers) => buffers,
+        Err(e) => {
+            let _ = events.send(WorkerEvent::Failed(e));
+            return;
         }
-        register_file_table(id, config.max_connections);
-        // Duplicates of the listening sockets, to shut them down when draining (a pending accept
-        // cannot be cancelled; `shutdown` makes it fail, and with `net.ipv4.tcp_migrate_req=1`
-        // the kernel hands queued connections to another listener of the port).
-        let mut dups: Vec<StdListener> = Vec::with_capacity(listeners.len());
-        for (l, _, _) in listeners.iter().filter(|_| !inherited) {
-            match l.try_clone() {
-                Ok(d) => dups.push(d),
-                Err(e) => tracing::warn!(worker = id, "cannot keep a handle on a listener for draining: {e}"),
-            }
+    };
+    // Splices run on io-wq threads; cap them to what `sendfile` keeps in flight (the others
+    // are ops that may block on disk).
+    let mut io_workers = [0, (crate::io::file::MAX_SPLICING + 8) as u32];
+    if let Err(e) = tokio_uring::limit_io_workers(&mut io_workers, None) {
+        tracing::debug!(worker = id, "cannot cap io_uring worker threads: {e}");
+    }
+    register_file_table(id, config.max_connections);
+    // Duplicates of the listening sockets, to shut them down when draining (a pending accept
+    // cannot be cancelled; `shutdown` makes it fail, and with `net.ipv4.tcp_migrate_req=1` the
+    // kernel hands queued connections to another listener of the port).
+    let mut dups: Vec<StdListener> = Vec::with_capacity(listeners.len());
+    for (l, _, _) in listeners.iter().filter(|_| !inherited) {
+        match l.try_clone() {
+            Ok(d) => dups.push(d),
+            Err(e) => tracing::warn!(worker = id, "cannot keep a handle on a listener for draining: {e}"),
         }
-        let io = WorkerIo::new(buffers, stats, (&*config).into());
-        let worker = Rc::new(Worker::new(
-            io,
-            &config,
-            factory(id),
-            tls,
-            access_log.map(|(config, file)| AccessLog::new(config, file)),
-            https_port,
-            WorkerTraffic::new(id, limits, &config.compression),
-        ));
-        // A submission that fails leaves its operations queued, for the park's to submit. The
-        // executor waits for the ring's completions itself (`tokio_uring::poll_ring_ready`).
-        tokio_uring::spawn(worker.tasks.run(
-            || tokio_uring::submit_and_dispatch().unwrap_or(0),
-            tokio_uring::poll_ring_ready,
-        ));
-        for (listener, kind, proxy) in listeners {
-            let listener = TcpListener::from_std(listener);
-            worker
-                .tasks
-                .spawn(accept_loop(id, listener, kind, proxy, worker.clone()));
-        }
-        tokio_uring::spawn(sweeper(id, worker.clone(), heartbeats));
-        tokio_uring::spawn(controller(id, worker.clone(), control, dups));
-        let _ = events.send(WorkerEvent::Ready);
-        // The runtime must never be dropped while operations are in flight (the kernel would
-        // write into freed buffers), so the worker runs until the process exits.
-        std::future::pending::<()>().await;
-    });
+    }
+    let io = WorkerIo::new(buffers, stats, (&*config).into());
+    let worker = Rc::new(Worker::new(
+        io,
+        &config,
+        factory(id),
+        tls,
+        access_log.map(|(config, file)| AccessLog::new(config, file)),
+        https_port,
+        WorkerTraffic::new(id, limits, &config.compression),
+    ));
+    for (listener, kind, proxy) in listeners {
+        let listener = TcpListener::from_std(listener);
+        worker
+            .tasks
+            .spawn(accept_loop(id, listener, kind, proxy, worker.clone()));
+    }
+    worker.tasks.spawn(sweeper(id, worker.clone(), heartbeats));
+    worker.tasks.spawn(controller(id, worker.clone(), control, dups));
+    let _ = events.send(WorkerEvent::Ready);
+    // The ring must never be dropped while operations are in flight (the kernel would write
+    // into freed buffers), so the worker runs until the process exits.
+    if let Err(e) = worker.tasks.run(&ring, &|| false) {
+        tracing::error!(worker = id, "the worker's ring failed: {e}");
+    }
+    std::mem::forget(worker);
+    std::mem::forget(ring);
+}
+
+/// Starts the process's tokio runtime on a thread of its own, for what handlers use of tokio
+/// (timers, I/O, `tokio::spawn`): workers run no tokio runtime (their executor parks in their
+/// ring), so they enter this one's handle. It runs until the process exits.
+pub(crate) fn start_tokio() -> std::io::Result<tokio::runtime::Handle> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("ringd-tokio".to_owned())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
 }
 
 /// A file table on the worker's ring, for the sockets of its keep-alive connections (see

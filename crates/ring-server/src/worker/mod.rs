@@ -4,7 +4,6 @@
 
 mod date;
 mod slot;
-mod tasks;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -13,8 +12,8 @@ use std::time::Instant;
 
 use ringd_core::CommonLines;
 
+pub(crate) use crate::runtime::{turn_started, Tasks};
 pub(crate) use slot::ConnSlot;
-pub(crate) use tasks::{turn_started, Tasks};
 
 use crate::app::router::Router;
 use crate::app::type_lines::TypeLines;
@@ -171,9 +170,9 @@ impl Worker {
 pub(crate) fn spawn_log_flush(worker: &Rc<Worker>) {
     if let Some(log) = &worker.access_log {
         if log.has_pending() && !log.flushing() {
-            let worker = worker.clone();
-            tokio_uring::spawn(async move {
-                if let Some(log) = &worker.access_log {
+            let flushing = worker.clone();
+            worker.tasks.spawn(async move {
+                if let Some(log) = &flushing.access_log {
                     log.flush().await;
                 }
             });

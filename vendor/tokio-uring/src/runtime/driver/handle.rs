@@ -36,8 +36,20 @@ pub(crate) struct Handle {
 impl Handle {
     pub(crate) fn new(b: &crate::Builder) -> io::Result<Self> {
         Ok(Self {
-            inner: Rc::new(RefCell::new(Driver::new(b)?)),
+            inner: Rc::new(RefCell::new(Driver::new(b, true)?)),
         })
+    }
+
+    /// ringd patch: a driver for an executor that parks in the ring itself (`crate::Ring`).
+    pub(crate) fn new_parking(b: &crate::Builder) -> io::Result<Self> {
+        Ok(Self {
+            inner: Rc::new(RefCell::new(Driver::new(b, false)?)),
+        })
+    }
+
+    /// ringd patch: see `crate::Ring::park`.
+    pub(crate) fn park(&self, timeout: Option<std::time::Duration>) -> io::Result<usize> {
+        self.inner.borrow_mut().park(timeout)
     }
 
     pub(crate) fn dispatch_completions(&self) {

@@ -38,6 +38,13 @@ pub(crate) struct Driver {
     /// kernel signals when it has completion work queued for this thread: what the runtime
     /// waits on instead of the ring, whose descriptor does not become readable for such work.
     wake_fd: Option<OwnedFd>,
+
+    /// ringd patch: the ring defers its task work (`crate::Builder::defer_taskrun`): completions
+    /// are posted only as this thread enters the ring with `IORING_ENTER_GETEVENTS`.
+    defer: bool,
+
+    /// ringd patch: `crate::Builder::park_in_poll`.
+    poll_park: bool,
 }
 
 /// ringd patch: `io_uring_enter` runs the deferred task work and posts its completions.
@@ -75,7 +82,10 @@ struct Ops {
 }
 
 impl Driver {
-    pub(crate) fn new(b: &crate::Builder) -> io::Result<Driver> {
+    /// ringd patch: `wake_fd`: with deferred task work, register the eventfd a thread that
+    /// waits outside the ring needs (tokio's park); an executor that parks in the ring itself
+    /// (`crate::Ring`) needs none.
+    pub(crate) fn new(b: &crate::Builder, wake_fd: bool) -> io::Result<Driver> {
         // ringd patch: deferred task work, on request (see `crate::Builder::defer_taskrun`).
         let mut urb = b.urb.clone();
         if b.defer_taskrun {
@@ -84,7 +94,9 @@ impl Driver {
                 .setup_taskrun_flag();
         }
         let uring = urb.build(b.entries)?;
-        let wake_fd = if b.defer_taskrun {
+        // A kernel before 5.11 takes no timeout in `io_uring_enter` (`IORING_FEAT_EXT_ARG`).
+        let poll_park = (b.park_in_poll || !uring.params().is_feature_ext_arg()) && !b.defer_taskrun;
+        let wake_fd = if b.defer_taskrun && wake_fd {
             // SAFETY: eventfd(2) reads no memory of ours; it returns a new descriptor or -1.
             let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
             if fd < 0 {
@@ -105,6 +117,8 @@ impl Driver {
             buf_rings: Vec::new(),
             free_slots: None,
             wake_fd,
+            defer: b.defer_taskrun,
+            poll_park,
         })
     }
 
@@ -170,7 +184,7 @@ impl Driver {
     /// with deferred task work, work the kernel has queued for this thread (it flags that
     /// work, and flags it again when one entry leaves some of it for the next).
     pub(crate) fn must_enter(&mut self) -> bool {
-        let deferred = self.wake_fd.is_some();
+        let deferred = self.defer;
         let sq = self.uring.submission();
         !sq.is_empty() || sq.cq_overflow() || Self::has_released_slots() || (deferred && sq.taskrun())
     }
@@ -204,13 +218,13 @@ impl Driver {
 
     /// ringd patch: whether this ring defers its task work (see `crate::Builder::defer_taskrun`).
     pub(crate) fn defers_task_work(&self) -> bool {
-        self.wake_fd.is_some()
+        self.defer
     }
 
     /// ringd patch: submits what is queued, and with deferred task work runs that work too, so
     /// the completions it makes are in the queue when this returns. Waits for nothing.
     pub(crate) fn enter(&mut self) -> io::Result<usize> {
-        if self.wake_fd.is_none() {
+        if !self.defer {
             return self.uring.submit();
         }
         let queued = self.uring.submission().len() as u32;
@@ -221,6 +235,64 @@ impl Driver {
                 .submitter()
                 .enter::<libc::sigset_t>(queued, 0, IORING_ENTER_GETEVENTS, None)
         }
+    }
+
+    /// ringd patch: see `crate::Ring::park`. Completions already in the queue with nothing to
+    /// submit are dispatched without entering the ring; otherwise one `io_uring_enter` submits
+    /// what is queued and waits for a completion, at most `timeout` (`None`: without limit;
+    /// zero: no wait). A timeout, a signal or an overflowed queue (`ETIME`, `EINTR`, `EBUSY`)
+    /// ends the wait like a completion does.
+    pub(crate) fn park(&mut self, timeout: Option<std::time::Duration>) -> io::Result<usize> {
+        let posted = {
+            let mut cq = self.uring.completion();
+            cq.sync();
+            !cq.is_empty()
+        };
+        if posted || timeout == Some(std::time::Duration::ZERO) {
+            return self.submit_and_dispatch();
+        }
+        if self.poll_park {
+            return self.park_in_poll(timeout);
+        }
+        self.queue_released_slots();
+        // Waiting for one completion asks for `IORING_ENTER_GETEVENTS`, which also runs
+        // deferred task work.
+        let entered = match timeout {
+            None => self.uring.submit_and_wait(1),
+            Some(limit) => {
+                let ts = io_uring::types::Timespec::from(limit);
+                let args = io_uring::types::SubmitArgs::new().timespec(&ts);
+                self.uring.submitter().submit_with_args(1, &args)
+            }
+        };
+        match entered {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
+            Err(e) => return Err(e),
+        }
+        self.uring.submission().sync();
+        Ok(self.dispatch_completions())
+    }
+
+    /// ringd patch: the park of `crate::Builder::park_in_poll`: submits, then waits in `poll(2)`
+    /// on the ring's descriptor if nothing completed (task work ends the wait with `EINTR`, as
+    /// it ends any wait of this thread, and posts its completions on the way out).
+    #[cold]
+    fn park_in_poll(&mut self, timeout: Option<std::time::Duration>) -> io::Result<usize> {
+        let done = self.submit_and_dispatch()?;
+        if done > 0 {
+            return Ok(done);
+        }
+        let ms = timeout.map_or(-1, |t| std::convert::TryFrom::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX));
+        let mut ring = libc::pollfd {
+            fd: self.uring.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `poll` reads and writes the one `pollfd` given, which outlives the call. Its
+        // outcome (ready, timed out, interrupted) is read from the completion queue instead.
+        let _ = unsafe { libc::poll(&mut ring, 1, ms) };
+        Ok(self.dispatch_completions())
     }
 
     fn wait(&self) -> io::Result<usize> {
@@ -1011,7 +1083,7 @@ mod test {
     }
 
     fn init() -> (Op<Rc<()>>, Rc<()>) {
-        let driver = Driver::new(&crate::builder()).unwrap();
+        let driver = Driver::new(&crate::builder(), true).unwrap();
         let data = Rc::new(());
 
         let op = CONTEXT.with(|cx| {

@@ -1,51 +1,50 @@
-//! [`Tasks`]: the worker's own executor for its accept loops, connections and HTTP/2 streams.
+//! [`Tasks`]: the worker's own executor for everything its thread runs: accept loops,
+//! connections, HTTP/2 streams, the sweeper and the controller.
 //!
-//! A tokio task costs each wake a reference-counted state machine of atomics, the `LocalSet`'s
-//! queue and the task harness around every poll, and tokio-uring wakes a connection's task at
-//! least twice a request (its receive, then its send). Here every connection is an entry in a
-//! slab, run by one tokio task ([`Tasks::run`]): a wake pushes the connection's index on a
-//! per-thread queue (once, however often it is woken before it runs), and that task polls what
-//! the queue holds. Everything else stays tokio's: the executor task parks through tokio's
-//! runtime with the ring's completions, and a connection may use tokio's timers and channels as
-//! any task may (its handlers do).
+//! A tokio task costs each wake a reference-counted state machine of atomics, a `LocalSet`'s
+//! queue and the task harness around every poll, and tokio parks in `epoll_wait` on the ring's
+//! descriptor, then enters the ring: two system calls where one does. Here every task is an
+//! entry in a slab, a wake pushes the task's index on a per-thread queue (once, however often it
+//! is woken before it runs), and [`Tasks::run`] polls what the queue holds; with nothing left to
+//! run it submits the operations the tasks queued and waits for their completions, or for the
+//! earliest of its timers (`super::timer`), in one `io_uring_enter` (`tokio_uring::Ring::park`).
 //!
 //! Invariants:
 //! - A slab entry's future and waker are taken out while it is polled, so a task that spawns or
 //!   wakes tasks (HTTP/2 streams) never finds the slab borrowed.
 //! - A wake is never lost: a task's `queued` flag is cleared before each poll, so a wake during
-//!   or after the poll queues it again; the executor task is woken whenever a task is queued
-//!   while the executor does not run.
+//!   or after the poll queues it again. A wake on the executor's thread only queues; one from
+//!   another thread (a channel's sender, a timer of tokio's) queues the index in `Shared` and,
+//!   the first time since the executor last took them, writes the eventfd the executor always
+//!   has a read in flight on, which ends its park.
 //! - A waker that outlives its task (its index reused) costs the new task a spurious poll,
 //!   which futures allow; an index with no task is skipped.
-//! - The executor polls at most [`BUDGET`] tasks before it lets tokio run the rest of the
-//!   worker (accepts, the sweeper, timers) and goes on.
-//! - Tokio's per-task budget for its own resources does not apply (each connection was a task
-//!   with a budget of its own; here they share one task): the executor runs unconstrained, and
-//!   [`BUDGET`] is the fairness.
+//! - A turn polls at most [`BUDGET`] tasks, then submits and reaps without waiting, fires the
+//!   timers due and takes the other threads' wakes, and goes on.
 //! - A task that panics is dropped, as tokio drops a panicked task; the worker goes on.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-/// Tasks polled per turn of the executor before tokio gets the thread back.
-const BUDGET: usize = 256;
+use super::timer;
 
-/// Reaps per turn at most (each may find completions that wake no task).
-const REAPS: usize = 8;
+/// Tasks polled per turn before the executor reaps completions and fires timers.
+const BUDGET: usize = 256;
 
 type Task = Pin<Box<dyn Future<Output = ()>>>;
 
-/// The worker's connection tasks. One per worker thread.
+/// The worker's tasks. One per worker thread.
 pub(crate) struct Tasks {
     inner: Rc<Inner>,
 }
@@ -74,9 +73,10 @@ struct Entry {
 struct Shared {
     /// Tasks woken from other threads.
     remote: Mutex<Vec<usize>>,
+    /// Set with the first index queued in `remote` since the executor took them.
     has_remote: AtomicBool,
-    /// The executor task's tokio waker, once it has run.
-    executor: Mutex<Option<Waker>>,
+    /// The eventfd the executor reads through its ring, once it runs.
+    wake_fd: OnceLock<std::fs::File>,
 }
 
 struct TaskWaker {
@@ -91,28 +91,15 @@ thread_local! {
     static OWNER: Cell<usize> = const { Cell::new(0) };
     /// The tasks woken on this thread, in order.
     static READY: RefCell<VecDeque<usize>> = const { RefCell::new(VecDeque::new()) };
-    /// Whether the executor is polling tasks now (a wake then needs no tokio wake).
-    static RUNNING: Cell<bool> = const { Cell::new(false) };
-    /// Whether the executor task was woken and has not run since.
-    static NOTIFIED: Cell<bool> = const { Cell::new(false) };
-    /// When the executor's current (or last) turn started.
-    static TURN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// When this thread's executor began its current turn (the present, off the executor): a
-/// clock for deadlines counted in seconds, behind the present by at most the tasks polled so
-/// far in the turn ([`BUDGET`] at most), read once a turn instead of once an event.
-pub(crate) fn turn_started() -> Instant {
-    TURN_STARTED.get().unwrap_or_else(Instant::now)
 }
 
 impl Tasks {
-    /// The executor of the current thread; [`Tasks::run`] must be spawned on it.
+    /// The executor of the current thread; [`Tasks::run`] runs it.
     pub(crate) fn new() -> Tasks {
         let shared = Arc::new(Shared {
             remote: Mutex::new(Vec::new()),
             has_remote: AtomicBool::new(false),
-            executor: Mutex::new(None),
+            wake_fd: OnceLock::new(),
         });
         OWNER.set(Arc::as_ptr(&shared) as usize);
         Tasks {
@@ -163,80 +150,69 @@ impl Tasks {
         self.inner.slab.borrow().len()
     }
 
-    /// The executor: spawn it on the worker's runtime; it runs as long as the worker. `reap`
-    /// submits the operations the tasks queued and dispatches the completions already there
-    /// (waking their tasks), returning how many there were: when the woken tasks have run, the
-    /// executor reaps, and goes on with what that woke instead of waiting for tokio's next park
-    /// (a send usually completes as it is submitted). `ring_ready` is the wait for the ring's
-    /// completions (`tokio_uring::poll_ring_ready`): `true` when some may have arrived (reap
-    /// again), else the executor's waker is registered for them, so completions wake the
-    /// executor directly rather than a task of the runtime that would wake it.
-    pub(crate) fn run(
-        &self,
-        reap: impl Fn() -> usize + 'static,
-        ring_ready: impl Fn(&mut Context<'_>) -> bool + 'static,
-    ) -> impl Future<Output = ()> + 'static {
-        let inner = self.inner.clone();
-        tokio::task::unconstrained(std::future::poll_fn(move |cx| inner.turn(cx, &reap, &ring_ready)))
+    /// Runs the executor on this thread, on `ring` (this thread's), until `stop` says so after
+    /// a turn; a worker's never stops. Fails only if the ring fails, or if the eventfd for
+    /// wakes from other threads cannot be made.
+    pub(crate) fn run(&self, ring: &tokio_uring::Ring, stop: &dyn Fn() -> bool) -> io::Result<()> {
+        let inner = &*self.inner;
+        // Blocking: io_uring answers a read of a non-blocking descriptor with nothing to read
+        // by `EAGAIN` instead of waiting for it. Writers never block on it (the count only
+        // blocks past 2^64 - 2).
+        let fd = std::fs::File::from(rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)?);
+        let reader = tokio_uring::fs::File::from_std(fd.try_clone()?);
+        if inner.shared.wake_fd.set(fd).is_err() {
+            return Err(io::Error::other("an executor runs once"));
+        }
+        self.spawn(wakes_from_other_threads(reader));
+        loop {
+            let now = Instant::now();
+            timer::start_turn(now);
+            if inner.shared.has_remote.swap(false, Ordering::Acquire) {
+                let woken = std::mem::take(&mut *inner.shared.remote.lock().unwrap_or_else(|e| e.into_inner()));
+                READY.with_borrow_mut(|ready| ready.extend(woken));
+            }
+            timer::fire(now);
+            for _ in 0..BUDGET {
+                let Some(id) = READY.with_borrow_mut(VecDeque::pop_front) else {
+                    break;
+                };
+                inner.poll_task(id);
+            }
+            if stop() {
+                return Ok(());
+            }
+            // Tasks still queued (out of budget): reap without waiting. Otherwise wait for a
+            // completion, a wake from another thread (its eventfd read completes) or the
+            // earliest timer.
+            let wait = if READY.with_borrow(|ready| !ready.is_empty()) {
+                Some(Duration::ZERO)
+            } else {
+                timer::next_deadline().map(|at| at.saturating_duration_since(Instant::now()))
+            };
+            ring.park(wait)?;
+        }
+    }
+}
+
+/// Reads the eventfd that wakes from other threads write, so that each ends the executor's
+/// park; the executor takes the tasks they queued as its next turn starts.
+async fn wakes_from_other_threads(fd: tokio_uring::fs::File) {
+    let mut buf = vec![0u8; 8];
+    loop {
+        let (read, back) = fd.read_at(buf, 0).await;
+        buf = back;
+        if let Err(e) = read {
+            if e.kind() != io::ErrorKind::Interrupted {
+                tracing::error!(
+                    "the worker's wake descriptor failed ({e}); wakes from other threads wait for the next event"
+                );
+                return;
+            }
+        }
     }
 }
 
 impl Inner {
-    /// One turn: polls the woken tasks, at most [`BUDGET`] of them, reaping completions (at
-    /// most [`REAPS`] times) whenever none is left. It never returns `Pending` without either
-    /// its waker registered with the ring's wait or a wake of its own already sent.
-    fn turn(
-        &self,
-        cx: &mut Context<'_>,
-        reap: &dyn Fn() -> usize,
-        ring_ready: &dyn Fn(&mut Context<'_>) -> bool,
-    ) -> Poll<()> {
-        {
-            let mut executor = self.shared.executor.lock().unwrap_or_else(|e| e.into_inner());
-            if !executor.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *executor = Some(cx.waker().clone());
-            }
-        }
-        NOTIFIED.set(false);
-        RUNNING.set(true);
-        TURN_STARTED.set(Some(Instant::now()));
-        if self.shared.has_remote.swap(false, Ordering::Acquire) {
-            let woken = std::mem::take(&mut *self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()));
-            READY.with_borrow_mut(|ready| ready.extend(woken));
-        }
-        // The completions most turns are woken for are reaped once the queue is empty (below,
-        // always within the turn or the next): the ring's readiness is taken now, so that it
-        // does not call for a second reap after them.
-        ring_ready(cx);
-        let mut reaps = 0;
-        let mut polled = 0;
-        while polled < BUDGET {
-            let Some(id) = READY.with_borrow_mut(VecDeque::pop_front) else {
-                if reaps == REAPS {
-                    break;
-                }
-                reaps += 1;
-                if reap() > 0 || ring_ready(cx) {
-                    continue;
-                }
-                // Nothing reaped and the ring not ready: the waker is registered for it.
-                RUNNING.set(false);
-                return Poll::Pending;
-            };
-            self.poll_task(id);
-            polled += 1;
-        }
-        RUNNING.set(false);
-        // Out of budget or reaps: come back after tokio's other work if tasks are still queued
-        // or the ring is ready (its readiness is taken here, so nothing else would wake the
-        // executor for those completions); else the waker is registered for the ring.
-        if READY.with_borrow(|ready| !ready.is_empty()) || ring_ready(cx) {
-            NOTIFIED.set(true);
-            cx.waker().wake_by_ref();
-        }
-        Poll::Pending
-    }
-
     fn poll_task(&self, id: usize) {
         let (mut future, handle) = {
             let mut slab = self.slab.borrow_mut();
@@ -291,27 +267,18 @@ impl Wake for TaskWaker {
         }
         if OWNER.get() == Arc::as_ptr(&self.shared) as usize {
             READY.with_borrow_mut(|ready| ready.push_back(self.id));
-            if !RUNNING.get() && !NOTIFIED.get() {
-                NOTIFIED.set(true);
-                self.shared.wake_executor();
-            }
         } else {
             self.shared
                 .remote
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(self.id);
-            self.shared.has_remote.store(true, Ordering::Release);
-            self.shared.wake_executor();
-        }
-    }
-}
-
-impl Shared {
-    fn wake_executor(&self) {
-        let waker = self.executor.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(waker) = waker {
-            waker.wake();
+            if !self.shared.has_remote.swap(true, Ordering::AcqRel) {
+                if let Some(mut fd) = self.shared.wake_fd.get() {
+                    // Fails only if the count would pass 2^64 - 2: the executor is awake then.
+                    let _ = fd.write(&1u64.to_ne_bytes());
+                }
+            }
         }
     }
 }
@@ -321,19 +288,21 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// Runs `f` with an executor on a current-thread tokio runtime with a `LocalSet`, as a
-    /// worker runs.
-    fn with_tasks<F: Future<Output = ()>>(f: impl FnOnce(Rc<Tasks>) -> F) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&rt, async move {
-            let tasks = Rc::new(Tasks::new());
-            tokio::task::spawn_local(tasks.run(|| 0, |_| false));
-            f(tasks).await;
+    /// Runs `f` as a task of an executor on a ring of its own, as a worker runs, until it ends;
+    /// then drops every task left, before the ring.
+    fn with_tasks<F: Future<Output = ()> + 'static>(f: impl FnOnce(Rc<Tasks>) -> F) {
+        let ring = tokio_uring::Ring::new(&tokio_uring::builder()).unwrap();
+        let tasks = Rc::new(Tasks::new());
+        let done = Rc::new(Cell::new(false));
+        let flag = done.clone();
+        let main = f(tasks.clone());
+        tasks.spawn(async move {
+            main.await;
+            flag.set(true);
         });
+        tasks.run(&ring, &|| done.get()).unwrap();
+        let left: Vec<Entry> = tasks.inner.slab.borrow_mut().drain().collect();
+        drop(left);
     }
 
     #[test]
@@ -350,25 +319,58 @@ mod tests {
             while done.get() < 10 {
                 tokio::task::yield_now().await;
             }
-            assert_eq!(tasks.len(), 0);
+            assert_eq!(tasks.len(), 2, "this task and the reader of wakes from other threads");
         });
     }
 
     #[test]
-    fn tasks_use_tokio_timers_and_wakes_from_other_threads() {
+    fn wakes_from_other_threads_end_the_park() {
         with_tasks(|tasks| async move {
             let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
             let (done_tx, done_rx) = tokio::sync::oneshot::channel::<u32>();
             tasks.spawn(async move {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                crate::runtime::timer::sleep(Duration::from_millis(5)).await;
                 let v = rx.await.unwrap();
                 let _ = done_tx.send(v + 1);
             });
+            // The executor parks with nothing to do (no operation, no timer) until this wake.
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(20));
                 let _ = tx.send(41);
             });
             assert_eq!(done_rx.await.unwrap(), 42);
+        });
+    }
+
+    #[test]
+    fn many_wakes_from_other_threads_all_arrive() {
+        with_tasks(|tasks| async move {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+            let got = Rc::new(Cell::new(0u32));
+            let seen = got.clone();
+            tasks.spawn(async move {
+                while let Some(v) = rx.recv().await {
+                    seen.set(seen.get() + v);
+                }
+            });
+            let senders: Vec<_> = (0..4)
+                .map(|_| {
+                    let tx = tx.clone();
+                    std::thread::spawn(move || {
+                        for _ in 0..2_000 {
+                            tx.send(1).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            for s in senders {
+                s.join().unwrap();
+            }
+            while got.get() < 8_000 {
+                crate::runtime::timer::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(got.get(), 8_000);
         });
     }
 
@@ -387,7 +389,7 @@ mod tests {
                 tokio::task::yield_now().await;
             }
             tokio::task::yield_now().await;
-            assert_eq!(tasks.len(), 0);
+            assert_eq!(tasks.len(), 2, "this task and the reader of wakes from other threads");
         });
     }
 
@@ -413,7 +415,7 @@ mod tests {
             // Waking it now queues an index with no task: skipped.
             kept.borrow_mut().take().unwrap().wake();
             tokio::task::yield_now().await;
-            assert_eq!(tasks.len(), 0);
+            assert_eq!(tasks.len(), 2, "this task and the reader of wakes from other threads");
         });
     }
 
