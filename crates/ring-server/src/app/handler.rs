@@ -437,6 +437,13 @@ pub enum Reply<'a> {
 
 /// Something that answers requests. Closures `Fn(&Request) -> Response` are handlers; wrap an
 /// async closure with [`handler_async`].
+///
+/// A handler's future runs on its worker's own executor (one thread per core, parked in its
+/// io_uring ring), not on a tokio runtime. tokio's timers, channels, I/O and `tokio::spawn` work
+/// in it: the worker enters the handle of a tokio runtime that runs on a thread of its own, and
+/// what that runtime wakes comes back to the worker. `tokio::task::spawn_local` does not (there is
+/// no `LocalSet`), and neither does anything that blocks the thread: the worker's other
+/// connections wait meanwhile.
 pub trait Handler: 'static {
     /// Answers one request.
     fn call<'a>(&'a self, req: &'a Request<'a>) -> Reply<'a>;

@@ -240,8 +240,7 @@ impl Driver {
     /// ringd patch: see `crate::Ring::park`. Completions already in the queue with nothing to
     /// submit are dispatched without entering the ring; otherwise one `io_uring_enter` submits
     /// what is queued and waits for a completion, at most `timeout` (`None`: without limit;
-    /// zero: no wait). A timeout, a signal or an overflowed queue (`ETIME`, `EINTR`, `EBUSY`)
-    /// ends the wait like a completion does.
+    /// zero: no wait).
     pub(crate) fn park(&mut self, timeout: Option<std::time::Duration>) -> io::Result<usize> {
         let posted = {
             let mut cq = self.uring.completion();
@@ -267,7 +266,10 @@ impl Driver {
         };
         match entered {
             Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
+            // A timeout, a signal, completions waiting to be flushed, or no memory for the
+            // submission this time: the wait ends as on a completion, the queue stays for the
+            // next park.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {}
             Err(e) => return Err(e),
         }
         self.uring.submission().sync();
