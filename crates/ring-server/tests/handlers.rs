@@ -500,3 +500,39 @@ fn behind_a_proxy_peer_addr_is_the_client_the_proxy_protocol_header_names() {
         .unwrap();
     assert_eq!(body(&read_to_close(&mut s)), local.to_string());
 }
+
+/// Handlers run on the worker's own executor, not on tokio: tokio's timers, `tokio::spawn` (on
+/// the process's tokio thread) and channels still work in them, and what they wake comes back
+/// to the worker.
+#[test]
+fn a_handler_may_use_tokio_timers_spawn_and_channels() {
+    let addr = start(ServerConfig::default(), |r| {
+        r.route(
+            "GET /tokio",
+            handler_async(async |_: &Request<'_>| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let spawned = tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    let _ = tx.send(40u32);
+                    std::thread::current().name().map(str::to_owned)
+                });
+                let got = rx.await.unwrap_or(0);
+                let thread = spawned.await.ok().flatten().unwrap_or_default();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Response::new(200).body(Body::Full(Bytes::from(format!("{} on {thread}", got + 2))))
+            }),
+        )
+        .unwrap();
+    });
+    for _ in 0..3 {
+        let mut s = connect(addr);
+        s.write_all(b"GET /tokio HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let got = read_to_close(&mut s);
+        assert!(
+            got.ends_with(b"42 on ringd-tokio"),
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+}
