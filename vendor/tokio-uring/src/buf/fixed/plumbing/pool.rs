@@ -55,6 +55,16 @@ pub(crate) struct Pool<T: IoBufMut> {
     notify_next_by_cap: HashMap<usize, Arc<Notify>>,
 }
 
+/// ringd patch: the free list of buffers of `cap` bytes in `lists`, if the pool holds such
+/// buffers; a pool of one capacity (ringd's) has one list and no search.
+#[inline]
+fn free_list(lists: &mut [FreeList], cap: usize) -> Option<&mut FreeList> {
+    if lists.len() == 1 {
+        return if lists[0].cap == cap { Some(&mut lists[0]) } else { None };
+    }
+    lists.iter_mut().find(|l| l.cap == cap)
+}
+
 /// ringd patch: the free buffers of one capacity (see `Pool::free_heads`).
 struct FreeList {
     cap: usize,
@@ -134,7 +144,7 @@ impl<T: IoBufMut> Pool<T> {
     // from the list and returns its data. Otherwise, returns None.
     pub(crate) fn try_next(&mut self, cap: usize) -> Option<CheckedOutBuf> {
         // ringd patch: the list found in the vector (see `Pool::free_heads`).
-        let list = self.free_heads.iter_mut().find(|l| l.cap == cap)?;
+        let list = free_list(&mut self.free_heads, cap)?;
         let index = list.head? as usize;
         let state = &mut self.states[index];
 
@@ -170,7 +180,12 @@ impl<T: IoBufMut> Pool<T> {
     }
 
     fn check_in_internal(&mut self, index: u16, init_len: usize) {
-        let cap = self.iovecs()[index as usize].iov_len;
+        // ringd patch: a pool of one capacity needs no look at the buffer's (`free_list`).
+        let cap = match &self.free_heads[..] {
+            [only] => only.cap,
+            _ => self.iovecs()[index as usize].iov_len,
+        };
+        debug_assert_eq!(self.iovecs()[index as usize].iov_len, cap);
         let state = &mut self.states[index as usize];
         debug_assert!(
             matches!(state, BufState::CheckedOut),
@@ -182,7 +197,7 @@ impl<T: IoBufMut> Pool<T> {
         // improving cache locality.
         // ringd patch: the list found in the vector (see `Pool::free_heads`); every capacity
         // checked in was the pool's from the start.
-        let Some(list) = self.free_heads.iter_mut().find(|l| l.cap == cap) else {
+        let Some(list) = free_list(&mut self.free_heads, cap) else {
             unreachable!("a buffer of a capacity the pool never held");
         };
         let next = list.head.replace(index);
