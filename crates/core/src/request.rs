@@ -319,10 +319,12 @@ fn simple_head<'b>(
         if slots.len() >= n_slots {
             return None;
         }
-        // `Host:` as nearly every client sends it is one comparison; any other name is
-        // checked a byte at a time.
+        // `Host:` as nearly every client sends it is one comparison, and so is `Connection:`
+        // (many clients send it too); any other name is checked a byte at a time.
         let (name, colon) = if buf.get(line_at..line_at + 5) == Some(b"Host:") {
             ("Host", line_at + 4)
+        } else if buf.get(line_at..line_at + 11) == Some(b"Connection:") {
+            ("Connection", line_at + 10)
         } else {
             let name_len = buf[line_at..].iter().position(|&b| !TCHAR[usize::from(b)])?;
             let colon = line_at + name_len;
