@@ -129,23 +129,32 @@ fn parse_head<'h, 'b>(
     } else {
         None
     };
-    let (method, raw_target, version, headers, head_len) = if let Some(simple) = simple {
+    // The fields acted on below are found in one pass over the names (`simple_head`'s own, or
+    // one over httparse's); each rule then reads the headers again only if its field is there
+    // (most requests carry none but `Host`).
+    let (method, raw_target, version, headers, head_len, fields) = if let Some(simple) = simple {
         let headers: &'h [Header<'b>] = slots;
-        (simple.method, simple.target, simple.version, headers, simple.head_len)
+        (
+            simple.method,
+            simple.target,
+            simple.version,
+            headers,
+            simple.head_len,
+            simple.fields,
+        )
     } else {
         // Fields `simple_head` pushed before it gave up are dropped (a length reset: `Header`
         // has no destructor); httparse writes into the spare capacity.
         slots.clear();
         match httparse_head(buf, limits, &mut slots.spare_capacity_mut()[..n_slots])? {
-            Parsed::Complete(head) => head,
+            Parsed::Complete((method, target, version, headers, head_len)) => {
+                (method, target, version, headers, head_len, Fields::scan(headers))
+            }
             Parsed::Partial => return Ok(Parsed::Partial),
         }
     };
 
     let split = split_target(raw_target, method)?;
-    // One pass over the names finds the fields acted on below; each rule then reads the
-    // headers again only if its field is there (most requests carry none but `Host`).
-    let fields = Fields::scan(headers);
     let host = host_of(&fields, version, &split.target)?;
     let expect_continue = fields.expect && expect_continue(headers, version)?;
     let body = if fields.framing {
@@ -236,13 +245,15 @@ fn httparse_head<'h, 'b>(
     )))
 }
 
-/// The request line of a head [`simple_head`] read; its fields are in the slots.
+/// The request line of a head [`simple_head`] read; its fields are in the slots, and what
+/// [`Fields::scan`] would find in them is in `fields`.
 #[derive(Debug, PartialEq, Eq)]
 struct SimpleHead<'b> {
     method: Method<'b>,
     target: &'b str,
     version: Version,
     head_len: usize,
+    fields: Fields<'b>,
 }
 
 /// The head nearly every request sends, read without httparse, or `None` for anything else
@@ -311,25 +322,30 @@ fn simple_head<'b>(
     }
     let target = std::str::from_utf8(&buf[target_at..version_at]).ok()?;
     let mut line_at = version_at + 11;
+    let mut fields = Fields::default();
     if buf.get(line_at..line_at + 2)? == b"\r\n" {
-        return simple_end(method, target, version, line_at + 2, limits);
+        return simple_end(method, target, version, line_at + 2, limits, fields);
     }
     loop {
         // No slot left: httparse says `TooManyHeaders` (the vector must not grow).
         if slots.len() >= n_slots {
             return None;
         }
-        // `Host:` as nearly every client sends it is one comparison; any other name is
-        // checked a byte at a time.
-        let (name, colon) = if buf.get(line_at..line_at + 5) == Some(b"Host:") {
-            ("Host", line_at + 4)
+        // `Host:` as nearly every client sends it is one comparison, and so is `Connection:`
+        // (many clients send it too), each also saying what the field is to `fields`; any
+        // other name is checked a byte at a time.
+        let (name, colon, kind) = if buf.get(line_at..line_at + 5) == Some(b"Host:") {
+            ("Host", line_at + 4, Kind::Host)
+        } else if buf.get(line_at..line_at + 11) == Some(b"Connection:") {
+            ("Connection", line_at + 10, Kind::Connection)
         } else {
             let name_len = buf[line_at..].iter().position(|&b| !TCHAR[usize::from(b)])?;
             let colon = line_at + name_len;
             if name_len == 0 || buf[colon] != b':' {
                 return None;
             }
-            (field_name(&buf[line_at..colon])?, colon)
+            let (name, kind) = field_name(&buf[line_at..colon])?;
+            (name, colon, kind)
         };
         let mut value_at = colon + 1;
         while buf.get(value_at) == Some(&b' ') {
@@ -340,14 +356,13 @@ fn simple_head<'b>(
         if value_len == 0 || buf[value_end - 1] == b' ' {
             return None;
         }
-        slots.push(Header {
-            name,
-            value: &buf[value_at..value_end],
-        });
+        let value = &buf[value_at..value_end];
+        slots.push(Header { name, value });
+        fields.note(kind, value);
         // The field's CRLF and the empty line's in one look: the last field is the usual case.
         let rest = &buf[value_end..];
         if rest.starts_with(b"\r\n\r\n") {
-            return simple_end(method, target, version, value_end + 4, limits);
+            return simple_end(method, target, version, value_end + 4, limits, fields);
         }
         if !rest.starts_with(b"\r\n") {
             return None;
@@ -364,6 +379,7 @@ fn simple_end<'b>(
     version: Version,
     head_len: usize,
     limits: &Limits,
+    fields: Fields<'b>,
 ) -> Option<SimpleHead<'b>> {
     if head_len > limits.max_header_bytes {
         return None;
@@ -373,32 +389,37 @@ fn simple_end<'b>(
         target,
         version,
         head_len,
+        fields,
     })
 }
 
 /// `name` (a token, so ASCII) as a `str`: the names clients send, spelled as they spell them,
 /// are static strings of the same bytes (so what reads the head cannot tell them apart), which
 /// costs a comparison or two rather than a UTF-8 check (a call and a loop over the bytes).
+/// With it, what the field is to [`Fields`] ([`Kind::of`] the name), known for those names.
 /// Out of line: [`simple_head`] reads `Host:` itself, and most requests send nothing else.
 #[inline(never)]
-fn field_name(name: &[u8]) -> Option<&str> {
+fn field_name(name: &[u8]) -> Option<(&str, Kind)> {
     Some(match name {
-        b"Host" => "Host",
-        b"Accept" => "Accept",
-        b"Cookie" => "Cookie",
-        b"Origin" => "Origin",
-        b"Referer" => "Referer",
-        b"Connection" => "Connection",
-        b"User-Agent" => "User-Agent",
-        b"Content-Type" => "Content-Type",
-        b"Authorization" => "Authorization",
-        b"Cache-Control" => "Cache-Control",
-        b"If-None-Match" => "If-None-Match",
-        b"Content-Length" => "Content-Length",
-        b"Accept-Encoding" => "Accept-Encoding",
-        b"Accept-Language" => "Accept-Language",
-        b"If-Modified-Since" => "If-Modified-Since",
-        _ => return std::str::from_utf8(name).ok(),
+        b"Host" => ("Host", Kind::Host),
+        b"Accept" => ("Accept", Kind::Other),
+        b"Cookie" => ("Cookie", Kind::Other),
+        b"Origin" => ("Origin", Kind::Other),
+        b"Referer" => ("Referer", Kind::Other),
+        b"Connection" => ("Connection", Kind::Connection),
+        b"User-Agent" => ("User-Agent", Kind::Other),
+        b"Content-Type" => ("Content-Type", Kind::Other),
+        b"Authorization" => ("Authorization", Kind::Other),
+        b"Cache-Control" => ("Cache-Control", Kind::Other),
+        b"If-None-Match" => ("If-None-Match", Kind::Other),
+        b"Content-Length" => ("Content-Length", Kind::Framing),
+        b"Accept-Encoding" => ("Accept-Encoding", Kind::Other),
+        b"Accept-Language" => ("Accept-Language", Kind::Other),
+        b"If-Modified-Since" => ("If-Modified-Since", Kind::Other),
+        _ => {
+            let name = std::str::from_utf8(name).ok()?;
+            (name, Kind::of(name))
+        }
     })
 }
 
@@ -576,7 +597,7 @@ fn host_of<'b>(fields: &Fields<'b>, version: Version, target: &Target<'b>) -> Re
 /// and how many there are, whether `Expect` or a framing field (`Content-Length`,
 /// `Transfer-Encoding`) is present, and `Connection`'s value if there is one such field (an
 /// empty value if there are more: [`keep_alive`] then reads them all).
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Fields<'b> {
     host: Option<&'b [u8]>,
     hosts: usize,
@@ -585,26 +606,56 @@ struct Fields<'b> {
     framing: bool,
 }
 
+/// What a field is to [`Fields`], by its name (case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Host,
+    Connection,
+    Expect,
+    /// `Content-Length` or `Transfer-Encoding`.
+    Framing,
+    Other,
+}
+
+impl Kind {
+    #[inline]
+    fn of(name: &str) -> Kind {
+        // The length first: most names are none of these, and differ from them in length.
+        match name.len() {
+            4 if is_host_name(name.as_bytes()) => Kind::Host,
+            6 if name.eq_ignore_ascii_case("expect") => Kind::Expect,
+            10 if is_connection_name(name.as_bytes()) => Kind::Connection,
+            14 if name.eq_ignore_ascii_case("content-length") => Kind::Framing,
+            17 if name.eq_ignore_ascii_case("transfer-encoding") => Kind::Framing,
+            _ => Kind::Other,
+        }
+    }
+}
+
 impl<'b> Fields<'b> {
     fn scan(headers: &[Header<'b>]) -> Fields<'b> {
         let mut f = Fields::default();
         for h in headers {
-            // The length first: most names are none of these, and differ from them in length.
-            match h.name.len() {
-                4 if is_host_name(h.name.as_bytes()) => {
-                    f.host = f.host.or(Some(h.value));
-                    f.hosts += 1;
-                }
-                6 if h.name.eq_ignore_ascii_case("expect") => f.expect = true,
-                10 if is_connection_name(h.name.as_bytes()) => {
-                    f.connection = Some(if f.connection.is_none() { h.value } else { b"" });
-                }
-                14 if h.name.eq_ignore_ascii_case("content-length") => f.framing = true,
-                17 if h.name.eq_ignore_ascii_case("transfer-encoding") => f.framing = true,
-                _ => {}
-            }
+            f.note(Kind::of(h.name), h.value);
         }
         f
+    }
+
+    /// Takes in the next field, a `kind` one with this value.
+    #[inline(always)]
+    fn note(&mut self, kind: Kind, value: &'b [u8]) {
+        match kind {
+            Kind::Host => {
+                self.host = self.host.or(Some(value));
+                self.hosts += 1;
+            }
+            Kind::Expect => self.expect = true,
+            Kind::Connection => {
+                self.connection = Some(if self.connection.is_none() { value } else { b"" });
+            }
+            Kind::Framing => self.framing = true,
+            Kind::Other => {}
+        }
     }
 }
 

@@ -153,6 +153,7 @@ fn scheme_len(raw: &str) -> Option<usize> {
 /// An origin-form target (starting with `/`) split at its first `?` into path and query, with
 /// whether the path needs rewriting ([`needs_rewrite`]); a `#` anywhere is refused. The same
 /// as `contains('#')`, [`split_query`] and `needs_rewrite`, in one pass.
+#[inline(always)]
 fn scan_origin(raw: &str) -> Result<(&str, Option<&str>, bool), ParseError> {
     // The path's first bytes, up to the first of the five below, only lengthen its first
     // segment: skipped a word at a time.

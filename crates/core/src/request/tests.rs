@@ -927,8 +927,8 @@ fn slots_are_reused() {
     }
 }
 
-/// `field_name` gives the name's own bytes as a `str` (a static one for the names it knows),
-/// for those names and ones near them.
+/// `field_name` gives the name's own bytes as a `str` (a static one for the names it knows)
+/// and the name's `Kind`, for those names and ones near them.
 #[test]
 fn field_name_is_from_utf8() {
     for name in [
@@ -960,7 +960,7 @@ fn field_name_is_from_utf8() {
         "!",
         "Accept-Encodinh",
     ] {
-        assert_eq!(field_name(name.as_bytes()), Some(name));
+        assert_eq!(field_name(name.as_bytes()), Some((name, Kind::of(name))));
     }
 }
 

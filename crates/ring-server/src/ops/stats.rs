@@ -43,6 +43,31 @@ const CODES: [u16; 25] = [
     504, 505,
 ];
 const CODE_SLOTS: usize = CODES.len() + 5;
+/// The slot of every status below 1000: its place in `CODES`, or its class's after them
+/// (`1xx` … `5xx`, any other class counted as the nearest), so a request finds its slot by one
+/// look-up.
+const CODE_SLOT: [u8; 1000] = {
+    let mut slots = [0; 1000];
+    let mut status = 0;
+    while status < 1000 {
+        let class = status / 100;
+        let class = if class < 1 {
+            1
+        } else if class > 5 {
+            5
+        } else {
+            class
+        };
+        slots[status] = (CODES.len() + class - 1) as u8;
+        status += 1;
+    }
+    let mut i = 0;
+    while i < CODES.len() {
+        slots[CODES[i] as usize] = i as u8;
+        i += 1;
+    }
+    slots
+};
 /// Upper bounds of the latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5,
@@ -208,10 +233,10 @@ impl WorkerStats {
             Method::Options => 6,
             _ => 7,
         };
-        let c = CODES
-            .iter()
-            .position(|x| *x == status)
-            .unwrap_or_else(|| CODES.len() + (status / 100).clamp(1, 5) as usize - 1);
+        let c = match CODE_SLOT.get(usize::from(status)) {
+            Some(&slot) => usize::from(slot),
+            None => CODES.len() + 4,
+        };
         self.requests[m * CODE_SLOTS + c].add(1);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         let b = LATENCY_BUCKETS_NS
@@ -667,9 +692,40 @@ mod tests {
     }
 
     #[test]
+    fn every_status_has_the_slot_of_its_code_or_its_class() {
+        for status in 0..=u16::MAX {
+            let slot = match CODE_SLOT.get(usize::from(status)) {
+                Some(&slot) => usize::from(slot),
+                None => CODES.len() + 4,
+            };
+            let expected = CODES
+                .iter()
+                .position(|x| *x == status)
+                .unwrap_or_else(|| CODES.len() + (status / 100).clamp(1, 5) as usize - 1);
+            assert_eq!(slot, expected, "{status}");
+        }
+    }
+
+    #[test]
     fn latency_bounds_in_nanoseconds_match_the_rendered_ones() {
         for (secs, ns) in LATENCY_BUCKETS.iter().zip(LATENCY_BUCKETS_NS) {
             assert_eq!(Duration::from_nanos(ns).as_secs_f64(), *secs);
         }
+    }
+
+    #[test]
+    fn a_latency_on_a_bound_is_in_that_bound_s_bucket_and_one_past_it_in_the_next() {
+        for (i, ns) in LATENCY_BUCKETS_NS.into_iter().enumerate() {
+            for (took, bucket) in [(ns, i), (ns + 1, i + 1)] {
+                let stats = WorkerStats::default();
+                stats.request(Method::Get, 200, Duration::from_nanos(took));
+                let counts: Vec<u64> = stats.latency.iter().map(Counter::get).collect();
+                assert_eq!(counts.iter().position(|&n| n == 1), Some(bucket), "{took} ns");
+            }
+        }
+        let stats = WorkerStats::default();
+        stats.request(Method::Get, 200, Duration::MAX);
+        assert_eq!(stats.latency[LATENCY_BUCKETS.len()].get(), 1);
+        assert_eq!(stats.latency_sum_ns.get(), u64::MAX);
     }
 }
