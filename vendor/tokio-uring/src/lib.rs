@@ -149,33 +149,6 @@ pub fn start<F: Future>(future: F) -> F::Output {
     rt.block_on(future)
 }
 
-/// ringd patch: submits the operations queued on the current thread's ring (if any) and
-/// dispatches the completions already posted, waking their tasks; returns how many completions
-/// there were. For an executor running on this runtime that goes on with the tasks those
-/// completions wake instead of waiting for tokio's next park (where the runtime does both).
-///
-/// # Panics
-/// Outside a tokio-uring runtime.
-pub fn submit_and_dispatch() -> std::io::Result<usize> {
-    runtime::CONTEXT.with(|x| {
-        x.handle()
-            .expect("submit_and_dispatch outside a tokio-uring runtime")
-            .submit_and_dispatch()
-    })
-}
-
-/// ringd patch: for an executor that reaps with [`submit_and_dispatch`] and waits for the
-/// ring itself, instead of through the runtime's own task (which then ends, so that tokio wakes
-/// one task, not two, when completions arrive): `true` when completions may have arrived since
-/// the last call (the readiness is taken: reap, then call again before waiting), `false` when
-/// `cx`'s waker is registered for the next ones. Once called, the caller must call it again
-/// before every wait for as long as the runtime runs: nothing else waits for the ring.
-///
-/// Outside a tokio-uring runtime: `false`, and no waker is registered.
-pub fn poll_ring_ready(cx: &mut std::task::Context<'_>) -> bool {
-    runtime::poll_ring_ready(cx)
-}
-
 /// ringd patch: this thread's ring without tokio's runtime around it, for an executor that
 /// waits for completions inside `io_uring_enter` ([`Ring::park`]) instead of in tokio's
 /// `epoll_wait`: one system call submits and waits, and a ring set up with deferred task work

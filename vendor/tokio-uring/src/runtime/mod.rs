@@ -1,9 +1,6 @@
-use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::mem::ManuallyDrop;
-use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 use tokio::io::unix::AsyncFd;
 use tokio::task::LocalSet;
 
@@ -14,75 +11,6 @@ pub(crate) use context::RuntimeContext;
 
 thread_local! {
     pub(crate) static CONTEXT: RuntimeContext = RuntimeContext::new();
-    /// ringd patch: the runtime's wait for completions, for an executor that waits on it
-    /// itself (`crate::poll_ring_ready`).
-    static RING: RefCell<RingWait> = const {
-        RefCell::new(RingWait { fd: None, waiter: None, waiting: false })
-    };
-    /// ringd patch: an executor waits on `RING` itself: the runtime's own task no longer does.
-    static RING_TAKEN: Cell<bool> = const { Cell::new(false) };
-}
-
-/// ringd patch: an executor's wait for the ring's completions.
-struct RingWait {
-    /// The driver's descriptor registered with tokio.
-    fd: Option<Rc<AsyncFd<driver::Handle>>>,
-    /// The executor's waker, kept for `wake_ring_waiter`.
-    waiter: Option<Waker>,
-    /// Whether the executor waits now: its last `poll_ring_ready` found nothing.
-    waiting: bool,
-}
-
-/// ringd patch: runs as tokio's park ends. A park that ends with completions in the queue but
-/// no event for the ring (the kernel posts completions as task work, which interrupts the
-/// thread's `epoll_wait` with `EINTR` before the ring's descriptor is reported readable) would
-/// wake nobody, and tokio would park again only to be told of the ring at once. The executor
-/// waiting on the ring is woken here instead: it dispatches them, and by the next park the
-/// queue is empty, so the ring's stale readiness ends no wait (epoll checks it again).
-fn wake_ring_waiter() {
-    RING.with_borrow_mut(|ring| {
-        if !ring.waiting {
-            return;
-        }
-        let Some(fd) = &ring.fd else { return };
-        if fd.get_ref().has_completions() {
-            ring.waiting = false;
-            if let Some(waker) = &ring.waiter {
-                waker.wake_by_ref();
-            }
-        }
-    })
-}
-
-/// ringd patch: see `crate::poll_ring_ready`.
-pub(crate) fn poll_ring_ready(cx: &mut Context<'_>) -> bool {
-    RING.with_borrow_mut(|ring| {
-        let RingWait {
-            fd: Some(fd),
-            waiter,
-            waiting,
-        } = ring
-        else {
-            return false;
-        };
-        RING_TAKEN.set(true);
-        match fd.poll_read_ready(cx) {
-            Poll::Ready(Ok(mut guard)) => {
-                guard.clear_ready();
-                *waiting = false;
-                true
-            }
-            Poll::Pending => {
-                if !waiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *waiter = Some(cx.waker().clone());
-                }
-                *waiting = true;
-                false
-            }
-            // Tokio's I/O driver is gone: the runtime is shutting down.
-            Poll::Ready(Err(_)) => false,
-        }
-    })
 }
 
 /// The Runtime Executor
@@ -148,8 +76,6 @@ impl Runtime {
                         .flush();
                 });
             })
-            // ringd patch: see `wake_ring_waiter`.
-            .on_thread_unpark(wake_ring_waiter)
             .enable_all()
             .build()?;
 
@@ -212,13 +138,6 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        // ringd patch: the wait registered with this runtime's tokio goes with it.
-        RING.with_borrow_mut(|ring| {
-            ring.fd = None;
-            ring.waiter = None;
-            ring.waiting = false;
-        });
-        RING_TAKEN.set(false);
         // drop tasks in correct order
         unsafe {
             ManuallyDrop::drop(&mut self.local);
@@ -239,24 +158,15 @@ fn start_uring_wakes_task(
     // ringd patch: read interest only: the wait descriptor may be an eventfd, which is always
     // writable, and a writable event would end the thread's wait for nothing.
     #[allow(deprecated)]
-    let async_driver_handle =
-        Rc::new(AsyncFd::with_interest(driver, tokio::io::Interest::READABLE).unwrap());
-    RING.with_borrow_mut(|ring| ring.fd = Some(async_driver_handle.clone()));
+    let async_driver_handle = AsyncFd::with_interest(driver, tokio::io::Interest::READABLE).unwrap();
 
     local.spawn_local(drive_uring_wakes(async_driver_handle));
 }
 
-async fn drive_uring_wakes(driver: Rc<AsyncFd<driver::Handle>>) {
+async fn drive_uring_wakes(driver: AsyncFd<driver::Handle>) {
     loop {
         // Wait for read-readiness
         let mut guard = driver.readable().await.unwrap();
-
-        // ringd patch: an executor waits for the completions itself now (it was woken by the
-        // same readiness, and dispatches them): this task ends, so that a completion wakes one
-        // task, not two.
-        if RING_TAKEN.get() {
-            return;
-        }
 
         guard.get_inner().dispatch_completions();
 

@@ -68,20 +68,10 @@ impl Handle {
         }
     }
 
-    /// ringd patch: whether completions wait in the queue (no system call).
-    pub(crate) fn has_completions(&self) -> bool {
-        !self.inner.borrow_mut().uring.completion().is_empty()
-    }
-
-    /// ringd patch: see `crate::submit_and_dispatch`.
-    pub(crate) fn submit_and_dispatch(&self) -> io::Result<usize> {
-        self.inner.borrow_mut().submit_and_dispatch()
-    }
-
     pub(crate) fn flush(&self) -> io::Result<usize> {
         let mut driver = self.inner.borrow_mut();
         // ringd patch: nothing queued and no overflowed completions to flush: no system call
-        // (an executor may have submitted everything already, see `crate::submit_and_dispatch`).
+        // (an executor may have submitted everything already, see `Driver::submit_and_dispatch`).
         // With deferred task work, work the kernel queued is run here too: the thread is about
         // to wait on the eventfd, which is not signalled again for work already queued (the
         // completions the work posts signal it, so the wait ends at once and dispatches them).

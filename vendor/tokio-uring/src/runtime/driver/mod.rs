@@ -354,7 +354,9 @@ impl Driver {
         count
     }
 
-    /// ringd patch: see `crate::submit_and_dispatch`.
+    /// ringd patch: submits what is queued (if anything) and dispatches the completions
+    /// already posted, waking their tasks; returns how many there were (`Ring::park`'s no-wait
+    /// case).
     pub(crate) fn submit_and_dispatch(&mut self) -> io::Result<usize> {
         if self.must_enter() {
             self.submit()?;
