@@ -68,6 +68,17 @@ const CODE_SLOT: [u8; 1000] = {
     }
     slots
 };
+
+/// A status's slot in the counters by status: [`CODE_SLOT`]'s, or the last class's for a
+/// status of 1000 and above.
+#[inline]
+fn status_slot(status: u16) -> usize {
+    match CODE_SLOT.get(usize::from(status)) {
+        Some(&slot) => usize::from(slot),
+        None => CODES.len() + 4,
+    }
+}
+
 /// Upper bounds of the latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5,
@@ -233,10 +244,7 @@ impl WorkerStats {
             Method::Options => 6,
             _ => 7,
         };
-        let c = match CODE_SLOT.get(usize::from(status)) {
-            Some(&slot) => usize::from(slot),
-            None => CODES.len() + 4,
-        };
+        let c = status_slot(status);
         self.requests[m * CODE_SLOTS + c].add(1);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         let b = LATENCY_BUCKETS_NS
@@ -694,10 +702,7 @@ mod tests {
     #[test]
     fn every_status_has_the_slot_of_its_code_or_its_class() {
         for status in 0..=u16::MAX {
-            let slot = match CODE_SLOT.get(usize::from(status)) {
-                Some(&slot) => usize::from(slot),
-                None => CODES.len() + 4,
-            };
+            let slot = status_slot(status);
             let expected = CODES
                 .iter()
                 .position(|x| *x == status)
