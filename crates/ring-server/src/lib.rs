@@ -2,7 +2,8 @@
 //!
 //! One worker thread per core, each pinned, each with its own io_uring ring (tokio-uring's
 //! driver) and an executor that parks in it, its own `SO_REUSEPORT` listener and its own pool of
-//! io_uring registered fixed buffers. Connections on a core never leave it. `DESIGN.md` at the workspace root follows a request through these modules.
+//! io_uring registered fixed buffers. Connections on a core never leave it. `DESIGN.md` at the
+//! workspace root follows a request through these modules.
 #![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

@@ -1,6 +1,6 @@
-//! A worker's thread: pinned to its CPU, its own io_uring ring and executor, its buffers registered, its
-//! state built, and its tasks started: an accept loop per listener, the sweeper and the
-//! controller. It runs until the process exits.
+//! A worker's thread: pinned to its CPU, its own io_uring ring and executor, its buffers
+//! registered, its state built, and its tasks started: an accept loop per listener, the sweeper
+//! and the controller. It runs until the process exits.
 
 use std::net::TcpListener as StdListener;
 use std::rc::Rc;
