@@ -195,8 +195,8 @@ fn handler_panicked(worker: &Worker, head: &RequestHead<'_, '_>) -> Response {
     Response::error(500).header("Connection", "close")
 }
 
-/// Counts an answered request (by method and the status sent, with the handler's time, and by
-/// protocol version) and, if the worker logs, logs it; `entry` is made only then.
+/// Counts an answered request (by method and the status sent, with the time it took to answer,
+/// and by protocol version) and, if the worker logs, logs it; `entry` is made only then.
 #[inline]
 pub(crate) fn record<'a>(
     worker: &Rc<Worker>,
@@ -206,8 +206,22 @@ pub(crate) fn record<'a>(
     took: Duration,
     entry: impl FnOnce() -> Entry<'a>,
 ) {
+    worker.stats().latency(1, took);
+    record_untimed(worker, method, version, status, entry);
+}
+
+/// [`record`] without the latency, which the caller counts with others' (HTTP/1.1 reads the
+/// clock once for the answers of a batch).
+#[inline]
+pub(crate) fn record_untimed<'a>(
+    worker: &Rc<Worker>,
+    method: Method<'_>,
+    version: Version,
+    status: u16,
+    entry: impl FnOnce() -> Entry<'a>,
+) {
     let stats = worker.stats();
-    stats.request(method, status, took);
+    stats.request(method, status);
     stats.protocol(version);
     if let Some(log) = &worker.access_log {
         if log.record(&entry()) {

@@ -25,8 +25,9 @@ pub struct Request<'a> {
     pub(crate) body: &'a [u8],
     pub(crate) params: &'a Params<'a>,
     pub(crate) peer: SocketAddr,
-    /// The connection's clock when the request was read (or the one before it answered): a
-    /// recent reading for code that must not read the clock per request.
+    /// The connection's clock when the request was read (the turn clock of the turn its read
+    /// completed in, or the last reading before it): a recent reading for code that must not
+    /// read the clock per request.
     pub(crate) now: Instant,
 }
 

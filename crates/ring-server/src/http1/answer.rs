@@ -39,7 +39,24 @@ enum Step {
 
 impl Conn {
     /// Answers every complete request in the buffer. `Some` when the connection must close.
+    ///
+    /// The clock is read once for the batch, not once a request: every request answered is
+    /// timed (the latency histogram) from the connection's clock as the batch started (the turn
+    /// clock of the turn its read completed in) to the end of the batch's answers, read once
+    /// when the batch is done or before queued answers are sent mid-batch; its answer leaves
+    /// with the batch's, so that is when it is ready to send. A handler that awaits, or a
+    /// heavy synchronous one, counts its whole time, and so do the answers after it in the
+    /// batch, which waited for it.
     pub(super) async fn answer_all(&mut self) -> Option<Close> {
+        let mut untimed = 0;
+        let close = self.answer_batch(&mut untimed).await;
+        time_answered(&mut self.now, self.slot.worker(), &mut untimed);
+        close
+    }
+
+    /// [`Conn::answer_all`]'s loop; `untimed` counts the requests answered since the clock was
+    /// last read.
+    async fn answer_batch(&mut self, untimed: &mut u64) -> Option<Close> {
         loop {
             if self.rbuf.is_drained() {
                 return None;
@@ -81,13 +98,6 @@ impl Conn {
                         dispatch::respond_within(limit, worker, head, body, &self.peer, self.now).await
                     }
                 };
-                // The request is timed from this connection's clock: the turn clock of the turn its
-                // read completed in (what it waited behind other connections' requests in that turn
-                // counts), or the end of the previous answer of the batch. One clock read per
-                // request, after its handler: a heavy synchronous handler counts its whole time.
-                let answered = Instant::now();
-                let took = answered.saturating_duration_since(self.now);
-                self.now = answered;
                 // 5. Encode the head (and a small body) behind the answers before it.
                 let common = worker.common_lines(self.now);
                 let handler_status = response.status;
@@ -108,7 +118,9 @@ impl Conn {
                 discard(response);
                 // 6. Record what was sent (a 500 replaces a response the handler got wrong).
                 let body_bytes = if status == handler_status { body_bytes } else { None };
-                dispatch::record(worker, head.method, head.version, status, took, || Entry {
+                // Its latency is counted with the batch's (`answer_all`).
+                *untimed += 1;
+                dispatch::record_untimed(worker, head.method, head.version, status, || Entry {
                     peer: self.peer,
                     request: request_line(buf),
                     status,
@@ -129,8 +141,9 @@ impl Conn {
                         let out = out_buf(&mut self.out, &self.slot);
                         match boxed(|| send_rest(rest, out, &mut self.io, worker, self.slot.io(), self.now)).await {
                             Ok(keep_alive) => {
-                                // A send may wait up to the send timeout; what follows counts from its end.
-                                self.now = Instant::now();
+                                // A send may wait up to the send timeout: this request (and those
+                                // answered before it) count up to its end, what follows from there.
+                                time_answered(&mut self.now, worker, untimed);
                                 keep_alive
                             }
                             Err(_) => break 'one Step::Broken,
@@ -159,12 +172,19 @@ impl Conn {
                     if close.is_some() {
                         return close;
                     }
-                    if self.out.as_ref().map_or(0, |o| o.len()) >= STREAM_FLUSH && self.flush().await.is_err() {
-                        return Some(Close::Now);
+                    if self.out.as_ref().map_or(0, |o| o.len()) >= STREAM_FLUSH {
+                        time_answered(&mut self.now, self.slot.worker(), untimed);
+                        if self.flush().await.is_err() {
+                            return Some(Close::Now);
+                        }
                     }
                 }
                 Step::NeedHead => return None,
-                Step::NeedBody(pending) => match boxed(|| self.read_body(pending)).await {
+                // Reading moves the connection's clock: the answers before are timed first.
+                Step::NeedBody(pending) => match {
+                    time_answered(&mut self.now, self.slot.worker(), untimed);
+                    boxed(|| self.read_body(pending)).await
+                } {
                     Ok(()) => {}
                     Err(Some(e)) => return Some(self.malformed(e)),
                     Err(None) => return Some(Close::Now),
@@ -209,6 +229,20 @@ impl Conn {
         );
         Close::Linger
     }
+}
+
+/// Reads the clock into the connection's clock `now` and counts the latency of the `untimed`
+/// requests answered since it was last read, from `now` to the reading.
+#[inline]
+fn time_answered(now: &mut Instant, worker: &Worker, untimed: &mut u64) {
+    if *untimed == 0 {
+        return;
+    }
+    let answered = Instant::now();
+    worker
+        .stats()
+        .latency(std::mem::take(untimed), answered.saturating_duration_since(*now));
+    *now = answered;
 }
 
 /// The body of the request `head` at the front of `buf` (de-chunked into `dechunked` if it was

@@ -121,9 +121,10 @@ pub(super) struct Conn {
     pub(super) served: u64,
     /// When the first byte of the current, incomplete head arrived (header timeout).
     pub(super) head_started: Option<Instant>,
-    /// This connection's clock, for its deadlines, its handlers' latency and the `Date` value:
+    /// This connection's clock, for its deadlines, its requests' latency and the `Date` value:
     /// moved to the executor's turn clock (read once a turn) when a read completes and when a
-    /// batch's send has finished, read when a handler has answered; not read for every use.
+    /// batch's send has finished, read once the answers of a batch are done
+    /// (`Conn::answer_all`); not read for every use.
     pub(super) now: Instant,
     /// A de-chunked request body (boxed: most connections never see one, and every idle
     /// connection would hold the empty vector).

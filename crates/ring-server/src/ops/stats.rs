@@ -230,9 +230,9 @@ impl Default for WorkerStats {
 }
 
 impl WorkerStats {
-    /// Counts one answered request.
+    /// Counts one answered request (its latency is counted by [`WorkerStats::latency`]).
     #[inline]
-    pub(crate) fn request(&self, method: Method<'_>, status: u16, took: Duration) {
+    pub(crate) fn request(&self, method: Method<'_>, status: u16) {
         // In the order of `METHODS`.
         let m = match method {
             Method::Get => 0,
@@ -246,13 +246,18 @@ impl WorkerStats {
         };
         let c = status_slot(status);
         self.requests[m * CODE_SLOTS + c].add(1);
+    }
+
+    /// Counts the latency of `requests` answered requests that each took `took`.
+    #[inline]
+    pub(crate) fn latency(&self, requests: u64, took: Duration) {
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         let b = LATENCY_BUCKETS_NS
             .iter()
             .position(|le| nanos <= *le)
             .unwrap_or(LATENCY_BUCKETS.len());
-        self.latency[b].add(1);
-        self.latency_sum_ns.add(nanos);
+        self.latency[b].add(requests);
+        self.latency_sum_ns.add(nanos.saturating_mul(requests));
     }
 
     /// Counts one request by its protocol version.
@@ -386,7 +391,7 @@ impl Metrics {
             &mut out,
             "ringd_http_request_duration_seconds",
             "histogram",
-            "Handler time: from the read that completed a request (or the end of the previous answer of its pipelined batch) to its handler's answer.",
+            "Time to answer: from the read that completed a request to when its answer was ready to send (HTTP/1.1: the end of the answers to every request that read brought, which are sent together).",
         );
         let mut cumulative = 0;
         for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
@@ -632,9 +637,12 @@ mod tests {
     #[test]
     fn counts_and_renders() {
         let m = Metrics::new(2);
-        m.worker(0).request(Method::Get, 200, Duration::from_micros(30));
-        m.worker(1).request(Method::Get, 200, Duration::from_millis(3));
-        m.worker(1).request(Method::Other("BREW"), 418, Duration::from_secs(5));
+        m.worker(0).request(Method::Get, 200);
+        m.worker(0).latency(1, Duration::from_micros(30));
+        m.worker(1).request(Method::Get, 200);
+        m.worker(1).latency(1, Duration::from_millis(3));
+        m.worker(1).request(Method::Other("BREW"), 418);
+        m.worker(1).latency(1, Duration::from_secs(5));
         m.worker(0).accepted.add(3);
         let text = m.render();
         assert!(
@@ -685,7 +693,7 @@ mod tests {
         ];
         for method in named {
             let m = Metrics::new(1);
-            m.worker(0).request(method, 204, Duration::ZERO);
+            m.worker(0).request(method, 204);
             let line = format!(
                 "ringd_http_requests_total{{method=\"{}\",code=\"204\"}} 1\n",
                 method.as_str()
@@ -693,7 +701,7 @@ mod tests {
             assert!(m.render().contains(&line), "{line}");
         }
         let m = Metrics::new(1);
-        m.worker(0).request(Method::Trace, 204, Duration::ZERO);
+        m.worker(0).request(Method::Trace, 204);
         assert!(m
             .render()
             .contains("ringd_http_requests_total{method=\"OTHER\",code=\"204\"} 1\n"));
@@ -723,13 +731,17 @@ mod tests {
         for (i, ns) in LATENCY_BUCKETS_NS.into_iter().enumerate() {
             for (took, bucket) in [(ns, i), (ns + 1, i + 1)] {
                 let stats = WorkerStats::default();
-                stats.request(Method::Get, 200, Duration::from_nanos(took));
+                stats.latency(1, Duration::from_nanos(took));
                 let counts: Vec<u64> = stats.latency.iter().map(Counter::get).collect();
                 assert_eq!(counts.iter().position(|&n| n == 1), Some(bucket), "{took} ns");
             }
         }
         let stats = WorkerStats::default();
-        stats.request(Method::Get, 200, Duration::MAX);
+        stats.latency(3, Duration::from_micros(70));
+        assert_eq!(stats.latency[1].get(), 3, "three requests in the 0.1 ms bucket");
+        assert_eq!(stats.latency_sum_ns.get(), 210_000);
+        let stats = WorkerStats::default();
+        stats.latency(1, Duration::MAX);
         assert_eq!(stats.latency[LATENCY_BUCKETS.len()].get(), 1);
         assert_eq!(stats.latency_sum_ns.get(), u64::MAX);
     }
