@@ -179,7 +179,52 @@ pub struct Router {
     /// literal, and no pattern of another length can match the same path), so only exact
     /// routes of the same path can come before it: the first exact route that matches the path
     /// and the method is what the walk over every route would find.
-    exact: Vec<(Box<str>, usize)>,
+    exact: Vec<ExactRoute>,
+}
+
+/// An exact route's path as [`Router::find_with`] compares it: its length and its first and
+/// last eight bytes ([`PathWords`]) first, which say whether a path of up to 16 bytes is the
+/// same, then (longer paths only) the whole string.
+struct ExactRoute {
+    words: PathWords,
+    path: Box<str>,
+    /// The route's index in `Router::routes`.
+    index: usize,
+}
+
+/// A path's length and its first and last eight bytes as integers (zero-padded when shorter):
+/// two paths of the same length up to 16 bytes are equal iff these are, since the two words
+/// together cover every byte.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct PathWords {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl PathWords {
+    /// The longest path these words cover whole.
+    const WHOLE: usize = 16;
+
+    #[inline]
+    fn of(path: &str) -> PathWords {
+        let b = path.as_bytes();
+        let word = |bytes: &[u8]| {
+            let mut eight = [0; 8];
+            eight.copy_from_slice(bytes);
+            u64::from_le_bytes(eight)
+        };
+        let n = b.len();
+        if n >= 8 {
+            return PathWords {
+                len: n,
+                head: word(&b[..8]),
+                tail: word(&b[n - 8..]),
+            };
+        }
+        let head = b.iter().rev().fold(0, |w, &byte| w << 8 | u64::from(byte));
+        PathWords { len: n, head, tail: 0 }
+    }
 }
 
 impl Router {
@@ -285,7 +330,14 @@ impl Router {
             .unwrap_or(self.routes.len());
         self.routes.insert(at, route);
         self.exact = (self.routes.iter().enumerate())
-            .filter_map(|(i, r)| Some((r.exact.clone()?, i)))
+            .filter_map(|(index, r)| {
+                let path = r.exact.clone()?;
+                Some(ExactRoute {
+                    words: PathWords::of(&path),
+                    path,
+                    index,
+                })
+            })
             .collect();
         Ok(self)
     }
@@ -305,19 +357,34 @@ impl Router {
 
     /// [`find`](Self::find) with the wildcards captured into `params`, which the caller keeps:
     /// on the request path, returning them inside the match would copy them twice.
+    /// Inlined: the exact routes are searched in the caller (the common case), the other
+    /// routes walked out of line ([`Router::walk`]).
+    #[inline]
     pub(crate) fn find_with<'r, 'p>(&'r self, method: Method<'_>, path: &'p str, params: &mut Params<'p>) -> Routed<'r>
     where
         'r: 'p,
     {
         // Exact routes first (most differ from the path in length alone); a path they match
         // only with other methods is walked as any other, for a wildcard route or the 405.
-        for (exact, i) in &self.exact {
-            let route = &self.routes[*i];
-            if **exact == *path && route.method_matches(method) {
-                params.clear();
-                return Routed::Found(route.handler.as_ref());
+        let words = PathWords::of(path);
+        for exact in &self.exact {
+            if exact.words == words && (words.len <= PathWords::WHOLE || *exact.path == *path) {
+                let route = &self.routes[exact.index];
+                if route.method_matches(method) {
+                    params.clear();
+                    return Routed::Found(route.handler.as_ref());
+                }
             }
         }
+        self.walk(method, path, params)
+    }
+
+    /// [`Router::find_with`] over every route, in order.
+    #[inline(never)]
+    fn walk<'r, 'p>(&'r self, method: Method<'_>, path: &'p str, params: &mut Params<'p>) -> Routed<'r>
+    where
+        'r: 'p,
+    {
         let mut any_path_match = false;
         for route in &self.routes {
             if route.matches(path, params) {
@@ -408,6 +475,43 @@ mod tests {
             RouteMatch::MethodNotAllowed(allow) => format!("405 {allow}"),
             RouteMatch::NotFound => "404".to_owned(),
         }
+    }
+
+    /// Paths of the same length up to 16 bytes are equal iff their words are; longer ones
+    /// that differ only in the middle have the same words (and are compared whole).
+    #[test]
+    fn path_words_tell_paths_apart() {
+        let paths = [
+            "",
+            "/",
+            "/a",
+            "/b",
+            "/json",
+            "/jsoN",
+            "/plaintext",
+            "/plaintexu",
+            "/xplaintext",
+            "/1234567",
+            "/1234568",
+            "/123456789abcdef",
+            "/123456789abcdeg",
+            "/023456789abcdef",
+            "/12345678x9abcdef",
+        ];
+        for a in paths {
+            for b in paths {
+                let same = PathWords::of(a) == PathWords::of(b);
+                if a.len() <= PathWords::WHOLE && b.len() <= PathWords::WHOLE {
+                    assert_eq!(same, a == b, "{a:?} {b:?}");
+                } else if a == b {
+                    assert!(same, "{a:?}");
+                }
+            }
+        }
+        assert!(PathWords::of("/abcdefgh_1_ijklmnop") == PathWords::of("/abcdefgh_2_ijklmnop"));
+        let r = router(&["/abcdefgh_1_ijklmnop", "/abcdefgh_2_ijklmnop"]);
+        assert_eq!(which(&r, "GET", "/abcdefgh_2_ijklmnop"), "/abcdefgh_2_ijklmnop");
+        assert_eq!(which(&r, "GET", "/abcdefgh_1_ijklmnop"), "/abcdefgh_1_ijklmnop");
     }
 
     fn router(patterns: &[&'static str]) -> Router {

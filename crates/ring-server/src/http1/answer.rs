@@ -64,11 +64,12 @@ impl Conn {
             // Parse the request at the front of the buffer and, when its body is here, answer
             // it (a block, not an async fn: a future of its own would be set up, polled and
             // dropped for every request).
+            // Given back after the block, on every way out of it.
+            let mut slots = HeaderSlots::take();
             let step = 'one: {
                 let worker = self.slot.worker();
                 let config = worker.config();
                 let buf = self.rbuf.pending();
-                let mut slots = HeaderSlots::take();
                 // 1. Parse the head.
                 // The head is used where the parser left it: moving it out of the result is a copy.
                 let parsed = parse_request(buf, &config.limits, slots.as_mut());
@@ -163,6 +164,7 @@ impl Conn {
                 };
                 Step::Answered { consumed, close }
             };
+            slots.give_back();
             match step {
                 Step::Answered { consumed, close } => {
                     self.rbuf.consume(consumed);

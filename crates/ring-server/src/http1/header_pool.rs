@@ -20,7 +20,8 @@ thread_local! {
 }
 
 /// Slots for the headers of one request, borrowing from a buffer that lives for `'b`. They
-/// go back to this worker's pool when dropped.
+/// go back to this worker's pool when given back ([`HeaderSlots::give_back`]); dropped instead
+/// (a panic), they are freed, and the next request that finds none allocates.
 pub(crate) struct HeaderSlots<'b> {
     slots: Vec<Header<'b>>,
 }
@@ -49,11 +50,12 @@ fn from_pool() -> Vec<Header<'static>> {
         .unwrap_or_else(|| Vec::with_capacity(MAX_HEADERS))
 }
 
-impl Drop for HeaderSlots<'_> {
+impl HeaderSlots<'_> {
+    /// Gives the slots back to this worker's pool. A method rather than a `Drop`: called where
+    /// the request's answer ends, it is taken in place, where drop glue is a call.
     #[inline]
-    fn drop(&mut self) {
-        let slots = relabel(std::mem::take(&mut self.slots));
-        let before = SPARE.replace(slots);
+    pub(crate) fn give_back(self) {
+        let before = SPARE.replace(relabel(self.slots));
         if before.capacity() > 0 {
             to_pool(before);
         }
@@ -87,7 +89,9 @@ mod tests {
         let first = {
             let mut s = HeaderSlots::take();
             assert_eq!(s.as_mut().capacity(), MAX_HEADERS);
-            s.slots.as_ptr() as usize
+            let at = s.slots.as_ptr() as usize;
+            s.give_back();
+            at
         };
         let again = HeaderSlots::take();
         assert_eq!(
@@ -108,7 +112,10 @@ mod tests {
         };
         let first = {
             let (a, b) = (HeaderSlots::take(), HeaderSlots::take());
-            addrs(&a, &b)
+            let at = addrs(&a, &b);
+            a.give_back();
+            b.give_back();
+            at
         };
         let (a, b) = (HeaderSlots::take(), HeaderSlots::take());
         assert_eq!(addrs(&a, &b), first, "the pooled allocations were not reused");
