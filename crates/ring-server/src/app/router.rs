@@ -359,7 +359,7 @@ impl Router {
     /// on the request path, returning them inside the match would copy them twice.
     /// Inlined: the exact routes are searched in the caller (the common case), the other
     /// routes walked out of line ([`Router::walk`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find_with<'r, 'p>(&'r self, method: Method<'_>, path: &'p str, params: &mut Params<'p>) -> Routed<'r>
     where
         'r: 'p,
