@@ -48,11 +48,11 @@ pub use httparse::Header;
 pub use limits::Limits;
 pub use method::Method;
 pub use proxy::{parse_proxy_header, ProxyAddresses, ProxyError, ProxyHeader, ProxyVersion};
-pub use request::{header_slots, parse_request, HeaderSlots, Parsed, RequestHead, MAX_HEADERS};
+pub use request::{header_slots, parse_request, parse_request_known, HeaderSlots, Parsed, RequestHead, MAX_HEADERS};
 pub use response::{
     is_valid_response_header, reason_phrase, write_chunk_header, write_head, write_head_common, write_last_chunk,
     BodyLength, CommonLines, HeaderBlock, InvalidHeader, ResponseFraming, ResponseHead, WriteBuf, CONTINUE_100,
     OK_HEADS,
 };
-pub use target::Target;
+pub use target::{KnownTargets, Target};
 pub use version::Version;

@@ -16,7 +16,7 @@ use crate::error::ParseError;
 use crate::framing::{list_elements, request_framing, BodyFraming};
 use crate::limits::Limits;
 use crate::method::Method;
-use crate::target::{is_host, split_target, Target};
+use crate::target::{is_host, split_target, KnownTargets, Target};
 use crate::version::Version;
 
 /// The most header slots [`parse_request`] will use, whatever `Limits::max_headers` says.
@@ -108,24 +108,37 @@ pub fn parse_request<'h, 'b>(
     limits: &Limits,
     slots: &'h mut Vec<Header<'b>>,
 ) -> Result<Parsed<RequestHead<'h, 'b>>, ParseError> {
-    parse_head(buf, limits, slots, true)
+    static NONE: KnownTargets = KnownTargets::new();
+    parse_request_known(buf, limits, slots, &NONE)
 }
 
-/// [`parse_request`], and with `simple` false the same without [`simple_head`] (for the tests
-/// that check the two agree).
+/// [`parse_request`], where a target that is one of `known` (as a server's exact routes' paths
+/// are) is taken as that string, its bytes not checked again to be UTF-8: the head is the same,
+/// its strings may be `known`'s.
+pub fn parse_request_known<'h, 'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    slots: &'h mut Vec<Header<'b>>,
+    known: &'b KnownTargets,
+) -> Result<Parsed<RequestHead<'h, 'b>>, ParseError> {
+    parse_head(buf, limits, slots, Some(known))
+}
+
+/// [`parse_request_known`], and with `simple` `None` the same without [`simple_head`] (for the
+/// tests that check the two agree).
 #[inline(always)]
 fn parse_head<'h, 'b>(
     buf: &'b [u8],
     limits: &Limits,
     slots: &'h mut Vec<Header<'b>>,
-    simple: bool,
+    simple: Option<&'b KnownTargets>,
 ) -> Result<Parsed<RequestHead<'h, 'b>>, ParseError> {
     let n_slots = limits.max_headers.min(MAX_HEADERS).min(slots.capacity());
     slots.clear();
     // `simple_head` pushes its fields into `slots` and returns no borrow of it, so either
     // branch below can then lend `slots` for `'h`.
-    let simple = if simple {
-        simple_head(buf, limits, slots, n_slots)
+    let simple = if let Some(known) = simple {
+        simple_head(buf, limits, slots, n_slots, known)
     } else {
         None
     };
@@ -283,6 +296,7 @@ fn simple_head<'b>(
     limits: &Limits,
     slots: &mut Vec<Header<'b>>,
     n_slots: usize,
+    known: &'b KnownTargets,
 ) -> Option<SimpleHead<'b>> {
     let (method, sp) = if buf.starts_with(b"GET ") {
         (Method::Get, 3)
@@ -320,7 +334,12 @@ fn simple_head<'b>(
     if version_at + 9 > limits.max_request_line {
         return None;
     }
-    let target = std::str::from_utf8(&buf[target_at..version_at]).ok()?;
+    // Every byte is visible ASCII: a known target is the same string, with no UTF-8 check.
+    let target = &buf[target_at..version_at];
+    let target = match known.get(target) {
+        Some(target) => target,
+        None => std::str::from_utf8(target).ok()?,
+    };
     let mut line_at = version_at + 11;
     let mut fields = Fields::default();
     if buf.get(line_at..line_at + 2)? == b"\r\n" {

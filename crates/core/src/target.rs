@@ -25,6 +25,78 @@ pub enum Target<'b> {
     Authority(&'b str),
 }
 
+/// Request-targets a server expects, such as the paths of its exact routes, kept as strings:
+/// [`crate::parse_request_known`] takes a target that is one of them as that string, where any
+/// other target's bytes are checked to be UTF-8 to make a `&str` of them.
+#[derive(Debug, Default, Clone)]
+pub struct KnownTargets {
+    /// Bit `n` is set when some target is `n` bytes long (targets of more than
+    /// [`KnownTargets::LONGEST`] bytes are not kept): a target of another length is known not
+    /// to be one of them at once.
+    lengths: u64,
+    /// Each target with its first and last eight bytes ([`words`]), which tell targets of the
+    /// same length apart.
+    targets: Vec<(u64, u64, Box<str>)>,
+}
+
+impl KnownTargets {
+    /// The longest target kept: up to this long, a target's length and first and last eight
+    /// bytes are all of it.
+    pub const LONGEST: usize = 16;
+
+    /// No target.
+    pub const fn new() -> KnownTargets {
+        KnownTargets {
+            lengths: 0,
+            targets: Vec::new(),
+        }
+    }
+
+    /// Adds `target` (ignored when longer than [`KnownTargets::LONGEST`], or already there).
+    pub fn insert(&mut self, target: &str) {
+        if target.len() <= Self::LONGEST && self.get(target.as_bytes()).is_none() {
+            let (head, tail) = words(target.as_bytes());
+            self.lengths |= 1 << target.len();
+            self.targets.push((head, tail, target.into()));
+        }
+    }
+
+    /// The target whose bytes are `bytes`, if it is one of them.
+    #[inline(always)]
+    pub fn get(&self, bytes: &[u8]) -> Option<&str> {
+        if bytes.len() > Self::LONGEST || self.lengths >> bytes.len() & 1 == 0 {
+            return None;
+        }
+        self.find(bytes)
+    }
+
+    /// [`KnownTargets::get`] for a length some target has.
+    fn find(&self, bytes: &[u8]) -> Option<&str> {
+        let (head, tail) = words(bytes);
+        self.targets
+            .iter()
+            .find(|(h, t, target)| *h == head && *t == tail && target.len() == bytes.len())
+            .map(|(_, _, target)| &**target)
+    }
+}
+
+/// The first and last eight bytes of `bytes` (at most 16 long) as integers, zero-padded when
+/// shorter: with the length, they are all of its bytes.
+#[inline]
+fn words(bytes: &[u8]) -> (u64, u64) {
+    let word = |eight: &[u8]| {
+        let mut w = [0; 8];
+        w.copy_from_slice(eight);
+        u64::from_le_bytes(w)
+    };
+    let n = bytes.len();
+    if n >= 8 {
+        (word(&bytes[..8]), word(&bytes[n - 8..]))
+    } else {
+        (bytes.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)), 0)
+    }
+}
+
 /// A request-target split into its form, normalized path and raw query.
 #[derive(Debug)]
 pub(crate) struct SplitTarget<'b> {

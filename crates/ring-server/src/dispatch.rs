@@ -35,12 +35,13 @@ use crate::worker::{spawn_log_flush, Worker};
 /// takes them in its answering loop, where a handler that answers at once then costs no
 /// future of its own (one set up, polled, its response moved out and dropped, for every
 /// request); [`respond`] takes them in a future of their own, for HTTP/2 and the handler
-/// timeout.
+/// timeout. `router` is the worker's router (`Worker::router`) as the caller took it for this
+/// request: HTTP/1.1 parsed the head with it, and the head may borrow its paths.
 macro_rules! respond_here {
     // The arguments are places (a variable, a field), read where they are used: bound to
     // variables of the macro's own, they would be copied into the caller's future, which
     // costs stores on every request.
-    ($worker:expr, $head:expr, $body:expr, $peer:expr, $now:expr) => {
+    ($worker:expr, $router:expr, $head:expr, $body:expr, $peer:expr, $now:expr) => {
         'steps: {
             match $worker.traffic.check(&$head.path, $peer, $now, $worker.log_budget()) {
                 $crate::traffic::Verdict::Pass => {}
@@ -50,9 +51,9 @@ macro_rules! respond_here {
                 }
                 $crate::traffic::Verdict::Refuse(response) => break 'steps response,
             }
-            let router = $worker.router();
+            let router: &$crate::app::router::Router = &$router;
             let mut params = $crate::app::handler::Params::default();
-            let response = match $crate::dispatch::route(&router, $head, &mut params) {
+            let response = match $crate::dispatch::route(router, $head, &mut params) {
                 Err(response) => response,
                 Ok(handler) => {
                     let req = $crate::app::handler::Request {
@@ -86,7 +87,8 @@ pub(crate) async fn respond(
     peer: &SocketAddr,
     now: Instant,
 ) -> Response {
-    respond_here!(worker, head, body, peer, now)
+    let router = worker.router();
+    respond_here!(worker, router, head, body, peer, now)
 }
 
 /// The handler for a request, its wildcards captured into `params`; or, when no handler is

@@ -9,7 +9,7 @@
 
 use std::cmp::Ordering;
 
-use ringd_core::Method;
+use ringd_core::{KnownTargets, Method};
 
 use crate::app::handler::{Handler, Params};
 
@@ -180,6 +180,8 @@ pub struct Router {
     /// routes of the same path can come before it: the first exact route that matches the path
     /// and the method is what the walk over every route would find.
     exact: Vec<ExactRoute>,
+    /// The exact routes' paths, for the parser ([`Router::known_targets`]).
+    known: KnownTargets,
 }
 
 /// An exact route's path as [`Router::find_with`] compares it: its length and its first and
@@ -339,7 +341,17 @@ impl Router {
                 })
             })
             .collect();
+        if let Some(exact) = &self.routes[at].exact {
+            self.known.insert(exact);
+        }
         Ok(self)
+    }
+
+    /// The exact routes' paths: a request-target that is one of them is the path of a request
+    /// the router answers without a wildcard, which the parser can take as this string
+    /// (`ringd_core::parse_request_known`).
+    pub(crate) fn known_targets(&self) -> &KnownTargets {
+        &self.known
     }
 
     /// Finds the handler for `method` and `path` (a normalised path starting with `/`).

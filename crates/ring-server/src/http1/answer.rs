@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ringd_core::{parse_request, BodyFraming, Method, ParseError, Parsed, RequestHead, Version};
+use ringd_core::{parse_request_known, BodyFraming, Method, ParseError, Parsed, RequestHead, Version};
 
 use super::body::PendingBody;
 use super::conn::{out_buf, BodyState, Close, Conn};
@@ -64,6 +64,9 @@ impl Conn {
             // Parse the request at the front of the buffer and, when its body is here, answer
             // it (a block, not an async fn: a future of its own would be set up, polled and
             // dropped for every request).
+            // The router in force for this request: its exact routes' paths are targets the
+            // parser takes as they are (the head may borrow them), and it routes the request.
+            let router = self.slot.worker().router();
             // Given back after the block, on every way out of it.
             let mut slots = HeaderSlots::take();
             let step = 'one: {
@@ -72,7 +75,7 @@ impl Conn {
                 let buf = self.rbuf.pending();
                 // 1. Parse the head.
                 // The head is used where the parser left it: moving it out of the result is a copy.
-                let parsed = parse_request(buf, &config.limits, slots.as_mut());
+                let parsed = parse_request_known(buf, &config.limits, slots.as_mut(), router.known_targets());
                 let head = match &parsed {
                     Ok(Parsed::Complete(head)) => head,
                     Ok(Parsed::Partial) => break 'one Step::NeedHead,
@@ -94,7 +97,7 @@ impl Conn {
                 // handler that answers at once then costs no future of its own.
                 let mut response = match (self.redirect, config.timeouts.handler) {
                     (Some(port), _) => to_https(head, port),
-                    (None, None) => dispatch::respond_here!(worker, head, body, &self.peer, self.now),
+                    (None, None) => dispatch::respond_here!(worker, router, head, body, &self.peer, self.now),
                     (None, Some(limit)) => {
                         dispatch::respond_within(limit, worker, head, body, &self.peer, self.now).await
                     }
