@@ -185,15 +185,15 @@ impl Conn {
                     }
                 }
                 Step::NeedHead => return None,
-                // Reading moves the connection's clock: the answers before are timed first.
-                Step::NeedBody(pending) => match {
+                Step::NeedBody(pending) => {
+                    // Reading moves the connection's clock: the answers before are timed first.
                     time_answered(&mut self.now, self.slot.worker(), untimed);
-                    boxed(|| self.read_body(pending)).await
-                } {
-                    Ok(()) => {}
-                    Err(Some(e)) => return Some(self.malformed(e)),
-                    Err(None) => return Some(Close::Now),
-                },
+                    match boxed(|| self.read_body(pending)).await {
+                        Ok(()) => {}
+                        Err(Some(e)) => return Some(self.malformed(e)),
+                        Err(None) => return Some(Close::Now),
+                    }
+                }
                 Step::Malformed(e) => return Some(self.malformed(e)),
                 Step::Broken => return Some(Close::Now),
             }
