@@ -454,15 +454,21 @@ impl StaticFiles {
             r
         };
         let fields = FileFields::of(req.headers());
-        // Only GET and HEAD are routed here.
-        match evaluate(&fields.conditions, &validators, true) {
-            Precondition::NotModified => return Answer::Done(with_validators(304)),
-            Precondition::Failed => return Answer::Done(Response::error(412).header("ETag", meta.etag.clone())),
-            Precondition::Proceed => {}
+        // Only GET and HEAD are routed here. Without conditions, the answer is to proceed.
+        if !fields.conditions.is_empty() {
+            match evaluate(&fields.conditions, &validators, true) {
+                Precondition::NotModified => return Answer::Done(with_validators(304)),
+                Precondition::Failed => return Answer::Done(Response::error(412).header("ETag", meta.etag.clone())),
+                Precondition::Proceed => {}
+            }
         }
         // Ranges are defined for GET only (RFC 9110 §14.2): HEAD describes the whole file.
         let asked = if is_head { None } else { fields.range };
-        let (response, start, len) = match range(asked, fields.if_range, &validators, size) {
+        let ranged = match asked {
+            None => RangeAnswer::Full,
+            Some(_) => range(asked, fields.if_range, &validators, size),
+        };
+        let (response, start, len) = match ranged {
             RangeAnswer::Full => match self.whole_file_block(req.path(), meta) {
                 // The common answer: its headers were checked and rendered once.
                 Some(block) => (Response::new(200).block(block), 0, size),
@@ -480,6 +486,8 @@ impl StaticFiles {
             }
         };
         Answer::Done(match source {
+            // The whole of it, as it is (a slice of all of it would be a clone and a drop).
+            Source::Memory(bytes) if start == 0 && len == bytes.len() as u64 => response.body(Body::Full(bytes)),
             Source::Memory(bytes) => response.body(Body::Full(bytes.slice(start as usize..(start + len) as usize))),
             Source::File(file) if !is_head && len <= WHOLE_FILE_MAX => {
                 return Answer::Read {
@@ -530,7 +538,7 @@ impl StaticFiles {
                 .chain(others.iter().map(|(n, v)| (&**n, &v[..])))
                 .collect();
             WholeFileBlock {
-                block: ringd_core::HeaderBlock::new(&headers)
+                block: ringd_core::HeaderBlock::with_length(&headers, meta.size)
                     .ok()
                     .map(|lines| Rc::new(SharedHeaders::new(lines))),
                 cache_control: cache_control.cloned(),
