@@ -137,13 +137,10 @@ pub struct ResponseHead<'a> {
 /// [`ResponseHead::headers`] happen once, here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderBlock {
-    /// The lines; for a block made [`with_length`](HeaderBlock::with_length), followed by the
-    /// `Content-Length` line of that length and the empty line.
     lines: Box<[u8]>,
-    /// Where the lines end in `lines`.
-    end: usize,
-    /// The body length the framing after the lines is for, if any.
-    length: Option<u64>,
+    /// For a block made [`with_length`](HeaderBlock::with_length): that length, and the lines
+    /// followed by its `Content-Length` line and the empty line.
+    framed: Option<(u64, Box<[u8]>)>,
     names: Box<[Box<str>]>,
 }
 
@@ -172,14 +169,14 @@ impl HeaderBlock {
             lines.extend_from_slice(value);
             lines.extend_from_slice(b"\r\n");
         }
-        let end = lines.len();
-        if let Some(len) = length {
-            put_ok_end(&mut lines, len, true);
-        }
+        let framed = length.map(|len| {
+            let mut framed = lines.clone();
+            put_ok_end(&mut framed, len, true);
+            (len, framed.into_boxed_slice())
+        });
         Ok(HeaderBlock {
             lines: lines.into(),
-            end,
-            length,
+            framed,
             names: headers.iter().map(|(name, _)| Box::from(*name)).collect(),
         })
     }
@@ -191,13 +188,16 @@ impl HeaderBlock {
 
     /// The rendered lines, each ending in CRLF.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.lines[..self.end]
+        &self.lines
     }
 
     /// The lines, the `Content-Length` line and the empty line, when the block was made
     /// [`with_length`](HeaderBlock::with_length) `len`.
     fn framed(&self, len: u64) -> Option<&[u8]> {
-        (self.length == Some(len)).then_some(&*self.lines)
+        match &self.framed {
+            Some((length, framed)) if *length == len => Some(framed),
+            _ => None,
+        }
     }
 
     /// The headers, as given to [`HeaderBlock::new`].
@@ -206,7 +206,7 @@ impl HeaderBlock {
         self.names
             .iter()
             .zip(
-                self.as_bytes()
+                self.lines
                     .split(|&b| b == b'\n')
                     .filter(|line| !line.is_empty())
                     .map(|line| {

@@ -44,13 +44,10 @@ pub(super) fn encode(
     worker: &Worker,
 ) -> (Encoded, u16) {
     let is_head = head.method == Method::Head;
-    if !config_headers
-        && (encode_common(out, response, head.version, keep_alive, is_head, common, worker)
-            || (response.block.is_some() && encode_block(out, response, head.version, keep_alive, is_head, common)))
-    {
+    if !config_headers && encode_common(out, response, head.version, keep_alive, is_head, common, worker) {
         return (Encoded::Done { keep_alive }, 200);
     }
-    encode_any(out, response, head, keep_alive, common, worker)
+    encode_any(out, response, head, keep_alive, config_headers, common, worker)
 }
 
 /// [`encode`] for every response (by reference: moving a response copies its bytes; the body is
@@ -61,10 +58,17 @@ fn encode_any(
     response: &mut Response,
     head: &RequestHead<'_, '_>,
     keep_alive: bool,
+    config_headers: bool,
     common: &CommonLines,
     worker: &Worker,
 ) -> (Encoded, u16) {
     let is_head = head.method == Method::Head;
+    if !config_headers
+        && response.block.is_some()
+        && encode_block(out, response, head.version, keep_alive, is_head, common)
+    {
+        return (Encoded::Done { keep_alive }, 200);
+    }
     let status = response.status;
     // A handler asking to close (as the panic path does) is honoured, and never written as a header.
     let keep_alive = keep_alive
@@ -141,9 +145,9 @@ fn encode_common(
 /// A cached file's answer, written from its header block rendered with the body's length
 /// (`CommonLines::write_block_ok_head`): a `200` with no header but the block and a body in
 /// memory that goes next to its head. The caller has checked that the configuration adds no
-/// header. `false`, with nothing written, for any other response; then [`encode_any`] writes the
-/// same bytes this would have.
-#[inline(never)]
+/// header. `false`, with nothing written, for any other response; then the rest of
+/// [`encode_any`] writes the same bytes this would have.
+#[inline]
 fn encode_block(
     out: &mut OutBuf,
     response: &Response,
