@@ -459,7 +459,13 @@ impl StaticFiles {
             return None;
         }
         let block = self.whole_file_block(req.path(), &hit.meta)?;
-        Some(Response::new(200).block(block).body(Body::Full(bytes.clone())))
+        Some(Response {
+            status: 200,
+            content_type: None,
+            headers: Vec::new(),
+            body: Body::Full(bytes.clone()),
+            block: Some(block),
+        })
     }
 
     /// [`answer_now`](Self::answer_now) with the request's file fields found.
@@ -551,6 +557,7 @@ impl StaticFiles {
     /// `answer_now` would add one by one, rendered at the first such answer and kept with the
     /// file's description (so in the cache). `None` when the options changed since (a reload)
     /// or the lines did not pass the writer's checks: the ordinary path then answers.
+    #[inline(always)]
     fn whole_file_block(&self, path: &str, meta: &Meta) -> Option<Rc<SharedHeaders>> {
         let cache_control = self.cache_control(path);
         let vary = self.varies(meta);
@@ -624,6 +631,7 @@ struct FileFields<'a> {
 }
 
 impl<'a> FileFields<'a> {
+    #[inline(always)]
     fn of(headers: &[ringd_core::Header<'a>]) -> FileFields<'a> {
         let mut f = FileFields::default();
         for h in headers {
