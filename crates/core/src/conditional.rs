@@ -41,6 +41,16 @@ pub struct Conditions<'a> {
     pub if_unmodified_since: Option<&'a [u8]>,
 }
 
+impl Conditions<'_> {
+    /// Whether the request has none of the conditions ([`evaluate`] then says to proceed).
+    pub fn is_empty(&self) -> bool {
+        self.if_match.is_none()
+            && self.if_none_match.is_none()
+            && self.if_modified_since.is_none()
+            && self.if_unmodified_since.is_none()
+    }
+}
+
 /// Evaluates the preconditions for a request with method `get_or_head` (GET or HEAD) or not.
 pub fn evaluate(c: &Conditions<'_>, v: &Validators<'_>, get_or_head: bool) -> Precondition {
     // 1. If-Match (strong comparison), else 2. If-Unmodified-Since.
@@ -252,6 +262,22 @@ mod tests {
             if_none_match: inm,
             if_modified_since: ims,
             if_unmodified_since: ius,
+        }
+    }
+
+    #[test]
+    fn no_conditions_is_empty_and_proceeds() {
+        let none = Conditions::default();
+        assert!(none.is_empty());
+        assert_eq!(evaluate(&none, &V, true), Precondition::Proceed);
+        assert_eq!(evaluate(&none, &WEAK, false), Precondition::Proceed);
+        for one in [
+            c(Some(b"*"), None, None, None),
+            c(None, Some(b"*"), None, None),
+            c(None, None, Some(DATE), None),
+            c(None, None, None, Some(DATE)),
+        ] {
+            assert!(!one.is_empty());
         }
     }
 

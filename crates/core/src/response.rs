@@ -138,6 +138,9 @@ pub struct ResponseHead<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderBlock {
     lines: Box<[u8]>,
+    /// For a block made [`with_length`](HeaderBlock::with_length): that length, and the lines
+    /// followed by its `Content-Length` line and the empty line.
+    framed: Option<(u64, Box<[u8]>)>,
     names: Box<[Box<str>]>,
 }
 
@@ -145,6 +148,17 @@ impl HeaderBlock {
     /// Checks and renders `headers` as [`write_head`] would (`Name: value` lines). `Err` names
     /// the first invalid or reserved header, as `write_head` does.
     pub fn new(headers: &[(&str, &[u8])]) -> Result<HeaderBlock, InvalidHeader> {
+        Self::render(headers, None)
+    }
+
+    /// [`new`](HeaderBlock::new), and the framing of a body of `len` bytes rendered after the
+    /// lines, for [`CommonLines::write_block_ok_head`] to write the rest of a `200` head with
+    /// such a body in one piece.
+    pub fn with_length(headers: &[(&str, &[u8])], len: u64) -> Result<HeaderBlock, InvalidHeader> {
+        Self::render(headers, Some(len))
+    }
+
+    fn render(headers: &[(&str, &[u8])], length: Option<u64>) -> Result<HeaderBlock, InvalidHeader> {
         let mut lines = Vec::new();
         for (index, (name, value)) in headers.iter().enumerate() {
             if !is_token(name) || is_reserved(name) || !is_field_value(value) {
@@ -155,8 +169,14 @@ impl HeaderBlock {
             lines.extend_from_slice(value);
             lines.extend_from_slice(b"\r\n");
         }
+        let framed = length.map(|len| {
+            let mut framed = lines.clone();
+            put_ok_end(&mut framed, len, true);
+            (len, framed.into_boxed_slice())
+        });
         Ok(HeaderBlock {
             lines: lines.into(),
+            framed,
             names: headers.iter().map(|(name, _)| Box::from(*name)).collect(),
         })
     }
@@ -169,6 +189,15 @@ impl HeaderBlock {
     /// The rendered lines, each ending in CRLF.
     pub fn as_bytes(&self) -> &[u8] {
         &self.lines
+    }
+
+    /// The lines, the `Content-Length` line and the empty line, when the block was made
+    /// [`with_length`](HeaderBlock::with_length) `len`.
+    fn framed(&self, len: u64) -> Option<&[u8]> {
+        match &self.framed {
+            Some((length, framed)) if *length == len => Some(framed),
+            _ => None,
+        }
     }
 
     /// The headers, as given to [`HeaderBlock::new`].
@@ -270,6 +299,35 @@ impl CommonLines {
     /// writes it. Kept apart from the heads of connections that stay open.
     pub fn write_ok_close_head(&self, out: &mut impl WriteBuf, slot: usize, type_line: &[u8], len: u64) {
         self.write_kept(out, slot, type_line, len, false);
+    }
+
+    /// Writes the head of a `200` response whose only headers are `block`'s, with a body of
+    /// `len` bytes: the bytes [`write_head_common`] writes for that head, in two pieces (three
+    /// when a `Connection` line is due). `false`, with nothing written, unless `block` was made
+    /// [`with_length`](HeaderBlock::with_length) `len`.
+    #[inline]
+    pub fn write_block_ok_head(
+        &self,
+        out: &mut impl WriteBuf,
+        block: &HeaderBlock,
+        len: u64,
+        keep_alive: bool,
+        version: Version,
+    ) -> bool {
+        let Some(framed) = block.framed(len) else {
+            return false;
+        };
+        out.put(self.with_ok_status());
+        match connection_line(keep_alive, version) {
+            None => out.put(framed),
+            Some(line) => {
+                // The framing ends with the empty line; the `Connection` line goes before it.
+                out.put(&framed[..framed.len() - 2]);
+                out.put(line);
+                out.put(b"\r\n");
+            }
+        }
+        true
     }
 
     /// The kept head of `slot` for connections that stay open (`keep_alive`) or close.

@@ -351,3 +351,47 @@ fn ok_heads_are_what_write_head_common_writes() {
         }
     }
 }
+
+/// A block made with a length writes, with the common lines, what `write_head_common` writes for
+/// the same `200` head, for each connection outcome; for another length, or a block made without
+/// one, it writes nothing. Its lines are those of the same block made without a length.
+#[test]
+fn block_ok_heads_are_what_write_head_common_writes() {
+    let headers: &[(&str, &[u8])] = &[("Content-Type", b"text/css"), ("ETag", b"\"a-1\"")];
+    let lines = CommonLines::new(DATE, b"ringd");
+    for len in [0, 13, 4096, u64::MAX] {
+        let block = HeaderBlock::with_length(headers, len).unwrap();
+        let plain = HeaderBlock::new(headers).unwrap();
+        assert_eq!(block.as_bytes(), plain.as_bytes());
+        assert_eq!(block.iter().collect::<Vec<_>>(), headers);
+        for (keep_alive, version) in [
+            (true, Version::Http11),
+            (false, Version::Http11),
+            (true, Version::Http10),
+            (false, Version::Http10),
+        ] {
+            for head_request in [false, true] {
+                let h = ResponseHead {
+                    block: Some(&plain),
+                    keep_alive,
+                    request_version: version,
+                    head_request,
+                    ..head(200, BodyLength::Known(len))
+                };
+                let mut expected = Vec::new();
+                write_head_common(&mut expected, &h, &lines).unwrap();
+                let mut written = Vec::new();
+                assert!(lines.write_block_ok_head(&mut written, &block, len, keep_alive, version));
+                assert_eq!(
+                    String::from_utf8(written).unwrap(),
+                    String::from_utf8(expected).unwrap(),
+                    "length {len}, keep-alive {keep_alive}, {version:?}"
+                );
+            }
+            let mut written = Vec::new();
+            assert!(!lines.write_block_ok_head(&mut written, &block, len ^ 1, keep_alive, version));
+            assert!(!lines.write_block_ok_head(&mut written, &plain, len, keep_alive, version));
+            assert!(written.is_empty());
+        }
+    }
+}

@@ -47,7 +47,7 @@ pub(super) fn encode(
     if !config_headers && encode_common(out, response, head.version, keep_alive, is_head, common, worker) {
         return (Encoded::Done { keep_alive }, 200);
     }
-    encode_any(out, response, head, keep_alive, common, worker)
+    encode_any(out, response, head, keep_alive, config_headers, common, worker)
 }
 
 /// [`encode`] for every response (by reference: moving a response copies its bytes; the body is
@@ -58,10 +58,17 @@ fn encode_any(
     response: &mut Response,
     head: &RequestHead<'_, '_>,
     keep_alive: bool,
+    config_headers: bool,
     common: &CommonLines,
     worker: &Worker,
 ) -> (Encoded, u16) {
     let is_head = head.method == Method::Head;
+    if !config_headers
+        && response.block.is_some()
+        && encode_block(out, response, head.version, keep_alive, is_head, common)
+    {
+        return (Encoded::Done { keep_alive }, 200);
+    }
     let status = response.status;
     // A handler asking to close (as the panic path does) is honoured, and never written as a header.
     let keep_alive = keep_alive
@@ -128,6 +135,35 @@ fn encode_common(
         common.write_ok_head(out, slot, line.as_bytes(), bytes.len() as u64);
     } else {
         common.write_ok_close_head(out, slot, line.as_bytes(), bytes.len() as u64);
+    }
+    if !is_head {
+        out.put(bytes);
+    }
+    true
+}
+
+/// A cached file's answer, written from its header block rendered with the body's length
+/// (`CommonLines::write_block_ok_head`): a `200` with no header but the block and a body in
+/// memory that goes next to its head. The caller has checked that the configuration adds no
+/// header. `false`, with nothing written, for any other response; then the rest of
+/// [`encode_any`] writes the same bytes this would have.
+#[inline]
+fn encode_block(
+    out: &mut OutBuf,
+    response: &Response,
+    version: Version,
+    keep_alive: bool,
+    is_head: bool,
+    common: &CommonLines,
+) -> bool {
+    if response.status != 200 || !response.headers.is_empty() || response.content_type.is_some() {
+        return false;
+    }
+    let (Body::Full(bytes), Some(block)) = (&response.body, response.header_block()) else {
+        return false;
+    };
+    if bytes.len() > INLINE_BODY || !common.write_block_ok_head(out, block, bytes.len() as u64, keep_alive, version) {
+        return false;
     }
     if !is_head {
         out.put(bytes);

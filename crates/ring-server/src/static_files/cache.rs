@@ -127,7 +127,9 @@ impl CachedFile {
 struct Entry {
     file: Rc<CachedFile>,
     checks: Checks,
-    checked: Instant,
+    /// Until when the checks made last hold without being made again (`None`: for ever, an
+    /// interval too long for the clock).
+    fresh_until: Option<Instant>,
     cost: u64,
     open: bool,
 }
@@ -167,11 +169,16 @@ pub(crate) enum Lookup {
 /// Memory an entry costs beyond its content: the key, the headers, the checks, the LRU node.
 const ENTRY_OVERHEAD: u64 = 512;
 
+/// Until when checks made now hold, trusted for `revalidate`.
+fn fresh_until(revalidate: Duration) -> Option<Instant> {
+    Instant::now().checked_add(revalidate)
+}
+
 /// Looks `key` up on this worker; `now` is a recent reading of the clock (the request's).
-pub(crate) fn lookup(key: &str, revalidate: Duration, now: Instant) -> Lookup {
+pub(crate) fn lookup(key: &str, now: Instant) -> Lookup {
     CACHE.with_borrow_mut(|cache| match cache.entries.get(key) {
         None => Lookup::Miss,
-        Some(e) if now.saturating_duration_since(e.checked) < revalidate => Lookup::Fresh(e.file.clone()),
+        Some(e) if e.fresh_until.is_none_or(|until| now < until) => Lookup::Fresh(e.file.clone()),
         Some(e) => Lookup::Stale(e.file.clone(), e.checks.clone()),
     })
 }
@@ -187,11 +194,11 @@ pub(crate) async fn still_valid(checks: &Checks) -> bool {
     true
 }
 
-/// Marks `key`'s checks as just made.
-pub(crate) fn confirm(key: &str) {
+/// Marks `key`'s checks as just made, to be trusted for `revalidate`.
+pub(crate) fn confirm(key: &str, revalidate: Duration) {
     CACHE.with_borrow_mut(|cache| {
         if let Some(e) = cache.entries.peek_mut(key) {
-            e.checked = Instant::now();
+            e.fresh_until = fresh_until(revalidate);
         }
     });
 }
@@ -229,7 +236,7 @@ pub(crate) fn insert(key: String, file: Rc<CachedFile>, checks: Checks, options:
             Entry {
                 file,
                 checks,
-                checked: Instant::now(),
+                fresh_until: fresh_until(options.revalidate),
                 cost,
                 open,
             },
@@ -274,9 +281,11 @@ mod tests {
         })
     }
 
+    /// A budget of `max_bytes`; entries stay fresh for the whole test.
     fn options(max_bytes: u64) -> CacheOptions {
         CacheOptions {
             max_bytes,
+            revalidate: Duration::from_secs(3600),
             ..CacheOptions::default()
         }
     }
@@ -289,26 +298,14 @@ mod tests {
         insert("c".into(), file(1000), Vec::new(), &options(budget));
         assert_eq!(usage(), (budget, 3));
         // Using `a` makes `b` the oldest.
-        assert!(matches!(
-            lookup("a", Duration::from_secs(60), Instant::now()),
-            Lookup::Fresh(_)
-        ));
+        assert!(matches!(lookup("a", Instant::now()), Lookup::Fresh(_)));
         insert("d".into(), file(1000), Vec::new(), &options(budget));
         assert_eq!(usage(), (budget, 3));
-        assert!(matches!(
-            lookup("b", Duration::from_secs(60), Instant::now()),
-            Lookup::Miss
-        ));
-        assert!(matches!(
-            lookup("a", Duration::from_secs(60), Instant::now()),
-            Lookup::Fresh(_)
-        ));
+        assert!(matches!(lookup("b", Instant::now()), Lookup::Miss));
+        assert!(matches!(lookup("a", Instant::now()), Lookup::Fresh(_)));
         // Too big for the whole budget: not cached, nothing evicted.
         insert("huge".into(), file(budget as usize), Vec::new(), &options(budget));
-        assert!(matches!(
-            lookup("huge", Duration::from_secs(60), Instant::now()),
-            Lookup::Miss
-        ));
+        assert!(matches!(lookup("huge", Instant::now()), Lookup::Miss));
         assert_eq!(usage().1, 3);
         // Replacing a key does not count it twice.
         insert("a".into(), file(10), Vec::new(), &options(budget));
@@ -324,7 +321,7 @@ mod tests {
         let dir = std::env::temp_dir();
         let options = CacheOptions {
             max_open_files: 2,
-            ..CacheOptions::default()
+            ..options(CacheOptions::default().max_bytes)
         };
         tokio_uring::start(async {
             for name in ["f1", "f2", "f3"] {
@@ -336,10 +333,7 @@ mod tests {
                 insert(name.into(), cached, Vec::new(), &options);
             }
             assert_eq!(open_files(), 2);
-            assert!(matches!(
-                lookup("f1", Duration::from_secs(60), Instant::now()),
-                Lookup::Miss
-            ));
+            assert!(matches!(lookup("f1", Instant::now()), Lookup::Miss));
             remove("f2");
             remove("f3");
             assert_eq!((open_files(), usage()), (0, (0, 0)));
@@ -348,11 +342,22 @@ mod tests {
 
     #[test]
     fn entries_go_stale_after_the_interval() {
-        insert("s".into(), file(1), Vec::new(), &options(1 << 20));
-        assert!(matches!(lookup("s", Duration::ZERO, Instant::now()), Lookup::Stale(..)));
-        confirm("s");
+        let now = CacheOptions {
+            revalidate: Duration::ZERO,
+            ..options(1 << 20)
+        };
+        insert("s".into(), file(1), Vec::new(), &now);
+        assert!(matches!(lookup("s", Instant::now()), Lookup::Stale(..)));
+        confirm("s", Duration::from_secs(60));
+        assert!(matches!(lookup("s", Instant::now()), Lookup::Fresh(_)));
         assert!(matches!(
-            lookup("s", Duration::from_secs(60), Instant::now()),
+            lookup("s", Instant::now() + Duration::from_secs(61)),
+            Lookup::Stale(..)
+        ));
+        // An interval too long for the clock: fresh for ever.
+        confirm("s", Duration::MAX);
+        assert!(matches!(
+            lookup("s", Instant::now() + Duration::from_secs(1 << 40)),
             Lookup::Fresh(_)
         ));
         remove("s");

@@ -60,8 +60,9 @@ pub struct StaticFiles {
     options: Arc<StaticOptions>,
     /// `Cache-Control` rules with their values ready to send.
     cache_rules: Arc<[(String, Bytes)]>,
-    /// Tells this handler's cache entries from another's (clones share it: same files).
-    id: u64,
+    /// Tells this handler's cache entries from another's (clones share it: same files): the
+    /// start of its cache keys, a number and `:`.
+    id: Arc<str>,
 }
 
 /// How files are served; shared by every worker's copy of the handler.
@@ -185,7 +186,7 @@ impl StaticFiles {
             index: "index.html".to_owned(),
             options: Default::default(),
             cache_rules: Arc::new([]),
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: format!("{}:", NEXT_ID.fetch_add(1, Ordering::Relaxed)).into(),
         })
     }
 
@@ -261,7 +262,7 @@ impl StaticFiles {
         let cache = self.options.cache;
         if let (Some(key), Some((hit, checks))) = (&key, stale) {
             if cache::still_valid(&checks).await {
-                cache::confirm(key);
+                cache::confirm(key, cache.revalidate);
                 return self.answer(req, &hit.meta, hit.source()).await;
             }
             cache::remove(key);
@@ -343,10 +344,12 @@ impl StaticFiles {
             accepts = u8::from(accepts_encoding(header, "br")) | u8::from(accepts_encoding(header, "gzip")) << 1;
         }
         let coding = coding.map_or(0, |c| 1 + Coding::ALL.iter().position(|x| *x == c).unwrap_or(0) as u8);
+        // One ASCII character for both: `accepts` < 4, `coding` <= Coding::ALL.len() < 8.
+        const _: () = assert!(Coding::ALL.len() < 8);
+        let variant = b'0' + (accepts << 3 | coding);
         key.clear();
-        key.extend(self.id.to_le_bytes().map(char::from));
-        key.push(char::from(b'0' + accepts));
-        key.push(char::from(b'0' + coding));
+        key.push_str(&self.id);
+        key.push(char::from(variant));
         key.push_str(req.path());
     }
 
@@ -441,6 +444,32 @@ impl StaticFiles {
 
     /// [`answer`](Self::answer) as far as it goes without I/O.
     fn answer_now(&self, req: &Request<'_>, meta: &Meta, source: Source) -> Answer {
+        self.answer_fields(req, meta, source, FileFields::of(req.headers()))
+    }
+
+    /// The common answer of a cache hit: the whole file from memory, with its rendered header
+    /// block, when the request has no condition and no range that applies (what
+    /// [`answer_now`](Self::answer_now) would answer then). `None` otherwise.
+    #[inline]
+    fn answer_whole(&self, req: &Request<'_>, hit: &CachedFile, fields: &FileFields<'_>) -> Option<Response> {
+        let Content::Bytes(bytes) = &hit.content else {
+            return None;
+        };
+        if !fields.conditions.is_empty() || (fields.range.is_some() && req.method() != ringd_core::Method::Head) {
+            return None;
+        }
+        let block = self.whole_file_block(req.path(), &hit.meta)?;
+        Some(Response {
+            status: 200,
+            content_type: None,
+            headers: Vec::new(),
+            body: Body::Full(bytes.clone()),
+            block: Some(block),
+        })
+    }
+
+    /// [`answer_now`](Self::answer_now) with the request's file fields found.
+    fn answer_fields(&self, req: &Request<'_>, meta: &Meta, source: Source, fields: FileFields<'_>) -> Answer {
         let is_head = req.method() == ringd_core::Method::Head;
         let size = meta.size;
         let validators = Validators {
@@ -453,16 +482,21 @@ impl StaticFiles {
             r.headers = self.file_headers(meta, self.cache_control(req.path()));
             r
         };
-        let fields = FileFields::of(req.headers());
-        // Only GET and HEAD are routed here.
-        match evaluate(&fields.conditions, &validators, true) {
-            Precondition::NotModified => return Answer::Done(with_validators(304)),
-            Precondition::Failed => return Answer::Done(Response::error(412).header("ETag", meta.etag.clone())),
-            Precondition::Proceed => {}
+        // Only GET and HEAD are routed here. Without conditions, the answer is to proceed.
+        if !fields.conditions.is_empty() {
+            match evaluate(&fields.conditions, &validators, true) {
+                Precondition::NotModified => return Answer::Done(with_validators(304)),
+                Precondition::Failed => return Answer::Done(Response::error(412).header("ETag", meta.etag.clone())),
+                Precondition::Proceed => {}
+            }
         }
         // Ranges are defined for GET only (RFC 9110 §14.2): HEAD describes the whole file.
         let asked = if is_head { None } else { fields.range };
-        let (response, start, len) = match range(asked, fields.if_range, &validators, size) {
+        let ranged = match asked {
+            None => RangeAnswer::Full,
+            Some(_) => range(asked, fields.if_range, &validators, size),
+        };
+        let (response, start, len) = match ranged {
             RangeAnswer::Full => match self.whole_file_block(req.path(), meta) {
                 // The common answer: its headers were checked and rendered once.
                 Some(block) => (Response::new(200).block(block), 0, size),
@@ -480,6 +514,8 @@ impl StaticFiles {
             }
         };
         Answer::Done(match source {
+            // The whole of it, as it is (a slice of all of it would be a clone and a drop).
+            Source::Memory(bytes) if start == 0 && len == bytes.len() as u64 => response.body(Body::Full(bytes)),
             Source::Memory(bytes) => response.body(Body::Full(bytes.slice(start as usize..(start + len) as usize))),
             Source::File(file) if !is_head && len <= WHOLE_FILE_MAX => {
                 return Answer::Read {
@@ -521,6 +557,7 @@ impl StaticFiles {
     /// `answer_now` would add one by one, rendered at the first such answer and kept with the
     /// file's description (so in the cache). `None` when the options changed since (a reload)
     /// or the lines did not pass the writer's checks: the ordinary path then answers.
+    #[inline(always)]
     fn whole_file_block(&self, path: &str, meta: &Meta) -> Option<Rc<SharedHeaders>> {
         let cache_control = self.cache_control(path);
         let vary = self.varies(meta);
@@ -530,7 +567,7 @@ impl StaticFiles {
                 .chain(others.iter().map(|(n, v)| (&**n, &v[..])))
                 .collect();
             WholeFileBlock {
-                block: ringd_core::HeaderBlock::new(&headers)
+                block: ringd_core::HeaderBlock::with_length(&headers, meta.size)
                     .ok()
                     .map(|lines| Rc::new(SharedHeaders::new(lines))),
                 cache_control: cache_control.cloned(),
@@ -594,6 +631,7 @@ struct FileFields<'a> {
 }
 
 impl<'a> FileFields<'a> {
+    #[inline(always)]
     fn of(headers: &[ringd_core::Header<'a>]) -> FileFields<'a> {
         let mut f = FileFields::default();
         for h in headers {
@@ -626,7 +664,7 @@ impl Handler for StaticFiles {
         // freshness: a hit allocates nothing and reads no clock.
         let looked_up = KEY.with_borrow_mut(|key| {
             self.write_cache_key(req, coding, key);
-            match cache::lookup(key, cache.revalidate, req.now) {
+            match cache::lookup(key, req.now) {
                 Lookup::Fresh(hit) => Err(hit),
                 Lookup::Stale(hit, checks) => Ok((key.clone(), Some((hit, checks)))),
                 Lookup::Miss => Ok((key.clone(), None)),
@@ -635,10 +673,16 @@ impl Handler for StaticFiles {
         match looked_up {
             // The common case: answered at once, without a future, unless a small range of an
             // open file must be read first.
-            Err(hit) => match self.answer_now(req, &hit.meta, hit.source()) {
-                Answer::Done(response) => Reply::Ready(response),
-                read => Reply::Pending(Box::pin(read.finish())),
-            },
+            Err(hit) => {
+                let fields = FileFields::of(req.headers());
+                if let Some(response) = self.answer_whole(req, &hit, &fields) {
+                    return Reply::Ready(response);
+                }
+                match self.answer_fields(req, &hit.meta, hit.source(), fields) {
+                    Answer::Done(response) => Reply::Ready(response),
+                    read => Reply::Pending(Box::pin(read.finish())),
+                }
+            }
             Ok((key, stale)) => Reply::Pending(Box::pin(self.serve(req, Some(key), stale, coding))),
         }
     }
