@@ -16,7 +16,7 @@ use crate::error::ParseError;
 use crate::framing::{list_elements, request_framing, BodyFraming};
 use crate::limits::Limits;
 use crate::method::Method;
-use crate::target::{is_host, split_target, KnownTargets, Target};
+use crate::target::{is_host, split_target, KnownTargets, SplitTarget, Target};
 use crate::version::Version;
 
 /// The most header slots [`parse_request`] will use, whatever `Limits::max_headers` says.
@@ -145,11 +145,12 @@ fn parse_head<'h, 'b>(
     // The fields acted on below are found in one pass over the names (`simple_head`'s own, or
     // one over httparse's); each rule then reads the headers again only if its field is there
     // (most requests carry none but `Host`).
-    let (method, raw_target, version, headers, head_len, fields) = if let Some(simple) = simple {
+    let (method, raw_target, known, version, headers, head_len, fields) = if let Some(simple) = simple {
         let headers: &'h [Header<'b>] = slots;
         (
             simple.method,
             simple.target,
+            simple.known,
             simple.version,
             headers,
             simple.head_len,
@@ -161,13 +162,17 @@ fn parse_head<'h, 'b>(
         slots.clear();
         match httparse_head(buf, limits, &mut slots.spare_capacity_mut()[..n_slots])? {
             Parsed::Complete((method, target, version, headers, head_len)) => {
-                (method, target, version, headers, head_len, Fields::scan(headers))
+                (method, target, false, version, headers, head_len, Fields::scan(headers))
             }
             Parsed::Partial => return Ok(Parsed::Partial),
         }
     };
 
-    let split = split_target(raw_target, method)?;
+    let split = if known && method != Method::Connect {
+        SplitTarget::known(raw_target)
+    } else {
+        split_target(raw_target, method)?
+    };
     let host = host_of(&fields, version, &split.target)?;
     let expect_continue = fields.expect && expect_continue(headers, version)?;
     let body = if fields.framing {
@@ -264,6 +269,8 @@ fn httparse_head<'h, 'b>(
 struct SimpleHead<'b> {
     method: Method<'b>,
     target: &'b str,
+    /// `target` is one of the [`KnownTargets`], so it splits to itself.
+    known: bool,
     version: Version,
     head_len: usize,
     fields: Fields<'b>,
@@ -336,14 +343,14 @@ fn simple_head<'b>(
     }
     // Every byte is visible ASCII: a known target is the same string, with no UTF-8 check.
     let target = &buf[target_at..version_at];
-    let target = match known.get(target) {
-        Some(target) => target,
-        None => std::str::from_utf8(target).ok()?,
+    let (target, known) = match known.get(target) {
+        Some(target) => (target, true),
+        None => (std::str::from_utf8(target).ok()?, false),
     };
     let mut line_at = version_at + 11;
     let mut fields = Fields::default();
     if buf.get(line_at..line_at + 2)? == b"\r\n" {
-        return simple_end(method, target, version, line_at + 2, limits, fields);
+        return simple_end(method, target, known, version, line_at + 2, limits, fields);
     }
     loop {
         // No slot left: httparse says `TooManyHeaders` (the vector must not grow).
@@ -381,7 +388,7 @@ fn simple_head<'b>(
         // The field's CRLF and the empty line's in one look: the last field is the usual case.
         let rest = &buf[value_end..];
         if rest.starts_with(b"\r\n\r\n") {
-            return simple_end(method, target, version, value_end + 4, limits, fields);
+            return simple_end(method, target, known, version, value_end + 4, limits, fields);
         }
         if !rest.starts_with(b"\r\n") {
             return None;
@@ -395,6 +402,7 @@ fn simple_head<'b>(
 fn simple_end<'b>(
     method: Method<'b>,
     target: &'b str,
+    known: bool,
     version: Version,
     head_len: usize,
     limits: &Limits,
@@ -406,6 +414,7 @@ fn simple_end<'b>(
     Some(SimpleHead {
         method,
         target,
+        known,
         version,
         head_len,
         fields,

@@ -52,13 +52,21 @@ impl KnownTargets {
         }
     }
 
-    /// Adds `target` (ignored when longer than [`KnownTargets::LONGEST`], or already there).
+    /// Adds `target` (ignored when longer than [`KnownTargets::LONGEST`], already there, or
+    /// not an origin-form path that is its own normalized path with no query, as exact routes'
+    /// paths are: a known target is taken as path as it stands, see [`KnownTargets::splits_to_itself`]).
     pub fn insert(&mut self, target: &str) {
-        if target.len() <= Self::LONGEST && self.get(target.as_bytes()).is_none() {
+        if target.len() <= Self::LONGEST && Self::splits_to_itself(target) && self.get(target.as_bytes()).is_none() {
             let (head, tail) = words(target.as_bytes());
             self.lengths |= 1 << target.len();
             self.targets.push((head, tail, target.into()));
         }
+    }
+
+    /// Whether the origin-form `target` is its own path, with no query and nothing to
+    /// normalize: what [`split_target`] makes of it for any method but CONNECT.
+    fn splits_to_itself(target: &str) -> bool {
+        target.starts_with('/') && matches!(scan_origin(target), Ok((path, None, false)) if path == target)
     }
 
     /// The target whose bytes are `bytes`, if it is one of them.
@@ -94,6 +102,19 @@ fn words(bytes: &[u8]) -> (u64, u64) {
         (word(&bytes[..8]), word(&bytes[n - 8..]))
     } else {
         (bytes.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)), 0)
+    }
+}
+
+impl<'b> SplitTarget<'b> {
+    /// What [`split_target`] makes of a [`KnownTargets`] target with any method but CONNECT:
+    /// an origin-form target that is its own path, with no query.
+    #[inline(always)]
+    pub(crate) fn known(raw: &'b str) -> SplitTarget<'b> {
+        SplitTarget {
+            target: Target::Origin,
+            path: Cow::Borrowed(raw),
+            query: None,
+        }
     }
 }
 

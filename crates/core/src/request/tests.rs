@@ -784,8 +784,9 @@ fn both_ways(buf: &[u8], limits: &Limits, n_slots: usize) -> (String, String) {
     (fast, slow)
 }
 
-/// Targets the generated heads often have, and some they cannot have: `simple_head` takes them
-/// as these strings, and the head must be the same as when it checks their bytes.
+/// Targets the generated heads often have, and some that are not kept (they do not split to
+/// themselves): `simple_head` takes the kept ones as these strings and skips their split, and
+/// the head must be the same as when it checks their bytes and splits them.
 static KNOWN: std::sync::LazyLock<KnownTargets> = std::sync::LazyLock::new(|| {
     let mut known = KnownTargets::new();
     for target in [
@@ -837,6 +838,35 @@ fn known_targets_are_found_by_their_bytes() {
         ] {
             assert_eq!(known.get(b.as_bytes()), (a == b).then_some(a), "{a} {b}");
         }
+    }
+}
+
+/// Only a target that is its own path (origin-form, no query, nothing to normalize) is kept:
+/// a known target skips the split, so any other would be taken wrongly.
+#[test]
+fn only_targets_that_split_to_themselves_are_known() {
+    for target in [
+        "/a%",
+        "/%2e",
+        "/a?b",
+        "/a/../b",
+        "/./a",
+        "/a/.",
+        "*",
+        "http://h/",
+        "a",
+        "",
+    ] {
+        let mut known = KnownTargets::new();
+        known.insert(target);
+        assert_eq!(known.get(target.as_bytes()), None, "{target}");
+    }
+    for target in ["/", "/a", "/plaintext", "/a/b.json", "/é"] {
+        let mut known = KnownTargets::new();
+        known.insert(target);
+        assert_eq!(known.get(target.as_bytes()), Some(target), "{target}");
+        let split = split_target(target, Method::Get).unwrap();
+        assert_eq!((split.path.as_ref(), split.query), (target, None), "{target}");
     }
 }
 
