@@ -54,5 +54,5 @@ pub use response::{
     BodyLength, CommonLines, HeaderBlock, InvalidHeader, ResponseFraming, ResponseHead, WriteBuf, CONTINUE_100,
     OK_HEADS,
 };
-pub use target::{KnownTargets, Target};
+pub use target::{KnownTargets, Target, Words};
 pub use version::Version;

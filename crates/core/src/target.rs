@@ -34,15 +34,13 @@ pub struct KnownTargets {
     /// [`KnownTargets::LONGEST`] bytes are not kept): a target of another length is known not
     /// to be one of them at once.
     lengths: u64,
-    /// Each target with its first and last eight bytes ([`words`]), which tell targets of the
-    /// same length apart.
-    targets: Vec<(u64, u64, Box<str>)>,
+    /// Each target with its [`Words`], which are all of it.
+    targets: Vec<(Words, Box<str>)>,
 }
 
 impl KnownTargets {
-    /// The longest target kept: up to this long, a target's length and first and last eight
-    /// bytes are all of it.
-    pub const LONGEST: usize = 16;
+    /// The longest target kept: up to this long, a target's [`Words`] are all of it.
+    pub const LONGEST: usize = Words::WHOLE;
 
     /// No target.
     pub const fn new() -> KnownTargets {
@@ -57,9 +55,8 @@ impl KnownTargets {
     /// paths are: a known target is taken as path as it stands, see [`KnownTargets::splits_to_itself`]).
     pub fn insert(&mut self, target: &str) {
         if target.len() <= Self::LONGEST && Self::splits_to_itself(target) && self.get(target.as_bytes()).is_none() {
-            let (head, tail) = words(target.as_bytes());
             self.lengths |= 1 << target.len();
-            self.targets.push((head, tail, target.into()));
+            self.targets.push((Words::of(target.as_bytes()), target.into()));
         }
     }
 
@@ -80,28 +77,53 @@ impl KnownTargets {
 
     /// [`KnownTargets::get`] for a length some target has.
     fn find(&self, bytes: &[u8]) -> Option<&str> {
-        let (head, tail) = words(bytes);
+        let words = Words::of(bytes);
         self.targets
             .iter()
-            .find(|(h, t, target)| *h == head && *t == tail && target.len() == bytes.len())
-            .map(|(_, _, target)| &**target)
+            .find(|(w, _)| *w == words)
+            .map(|(_, target)| &**target)
     }
 }
 
-/// The first and last eight bytes of `bytes` (at most 16 long) as integers, zero-padded when
-/// shorter: with the length, they are all of its bytes.
-#[inline]
-fn words(bytes: &[u8]) -> (u64, u64) {
-    let word = |eight: &[u8]| {
-        let mut w = [0; 8];
-        w.copy_from_slice(eight);
-        u64::from_le_bytes(w)
-    };
-    let n = bytes.len();
-    if n >= 8 {
-        (word(&bytes[..8]), word(&bytes[n - 8..]))
-    } else {
-        (bytes.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)), 0)
+/// A string's length and its first and last eight bytes as integers (zero-padded when
+/// shorter): two strings of up to [`Words::WHOLE`] bytes are equal iff their words are, since
+/// the two words together cover every byte; longer ones with the same words may differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Words {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl Words {
+    /// The longest string whose words are all of it.
+    pub const WHOLE: usize = 16;
+
+    /// The words of `bytes`.
+    #[inline]
+    pub fn of(bytes: &[u8]) -> Words {
+        let word = |eight: &[u8]| {
+            let mut w = [0; 8];
+            w.copy_from_slice(eight);
+            u64::from_le_bytes(w)
+        };
+        let len = bytes.len();
+        if len >= 8 {
+            Words {
+                len,
+                head: word(&bytes[..8]),
+                tail: word(&bytes[len - 8..]),
+            }
+        } else {
+            let head = bytes.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b));
+            Words { len, head, tail: 0 }
+        }
+    }
+
+    /// Whether the words are all of the string (it is at most [`Words::WHOLE`] bytes long).
+    #[inline]
+    pub fn are_whole(&self) -> bool {
+        self.len <= Self::WHOLE
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::cmp::Ordering;
 
-use ringd_core::{KnownTargets, Method};
+use ringd_core::{KnownTargets, Method, Words};
 
 use crate::app::handler::{Handler, Params};
 
@@ -184,49 +184,14 @@ pub struct Router {
     known: KnownTargets,
 }
 
-/// An exact route's path as [`Router::find_with`] compares it: its length and its first and
-/// last eight bytes ([`PathWords`]) first, which say whether a path of up to 16 bytes is the
-/// same, then (longer paths only) the whole string.
+/// An exact route's path as [`Router::find_with`] compares it: its [`Words`] first, which say
+/// whether a path of up to [`Words::WHOLE`] bytes is the same, then (longer paths only) the
+/// whole string.
 struct ExactRoute {
-    words: PathWords,
+    words: Words,
     path: Box<str>,
     /// The route's index in `Router::routes`.
     index: usize,
-}
-
-/// A path's length and its first and last eight bytes as integers (zero-padded when shorter):
-/// two paths of the same length up to 16 bytes are equal iff these are, since the two words
-/// together cover every byte.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct PathWords {
-    len: usize,
-    head: u64,
-    tail: u64,
-}
-
-impl PathWords {
-    /// The longest path these words cover whole.
-    const WHOLE: usize = 16;
-
-    #[inline]
-    fn of(path: &str) -> PathWords {
-        let b = path.as_bytes();
-        let word = |bytes: &[u8]| {
-            let mut eight = [0; 8];
-            eight.copy_from_slice(bytes);
-            u64::from_le_bytes(eight)
-        };
-        let n = b.len();
-        if n >= 8 {
-            return PathWords {
-                len: n,
-                head: word(&b[..8]),
-                tail: word(&b[n - 8..]),
-            };
-        }
-        let head = b.iter().rev().fold(0, |w, &byte| w << 8 | u64::from(byte));
-        PathWords { len: n, head, tail: 0 }
-    }
 }
 
 impl Router {
@@ -335,7 +300,7 @@ impl Router {
             .filter_map(|(index, r)| {
                 let path = r.exact.clone()?;
                 Some(ExactRoute {
-                    words: PathWords::of(&path),
+                    words: Words::of(path.as_bytes()),
                     path,
                     index,
                 })
@@ -378,9 +343,9 @@ impl Router {
     {
         // Exact routes first (most differ from the path in length alone); a path they match
         // only with other methods is walked as any other, for a wildcard route or the 405.
-        let words = PathWords::of(path);
+        let words = Words::of(path.as_bytes());
         for exact in &self.exact {
-            if exact.words == words && (words.len <= PathWords::WHOLE || *exact.path == *path) {
+            if exact.words == words && (words.are_whole() || *exact.path == *path) {
                 let route = &self.routes[exact.index];
                 if route.method_matches(method) {
                     params.clear();
@@ -512,15 +477,15 @@ mod tests {
         ];
         for a in paths {
             for b in paths {
-                let same = PathWords::of(a) == PathWords::of(b);
-                if a.len() <= PathWords::WHOLE && b.len() <= PathWords::WHOLE {
+                let same = Words::of(a.as_bytes()) == Words::of(b.as_bytes());
+                if a.len() <= Words::WHOLE && b.len() <= Words::WHOLE {
                     assert_eq!(same, a == b, "{a:?} {b:?}");
                 } else if a == b {
                     assert!(same, "{a:?}");
                 }
             }
         }
-        assert!(PathWords::of("/abcdefgh_1_ijklmnop") == PathWords::of("/abcdefgh_2_ijklmnop"));
+        assert!(Words::of(b"/abcdefgh_1_ijklmnop") == Words::of(b"/abcdefgh_2_ijklmnop"));
         let r = router(&["/abcdefgh_1_ijklmnop", "/abcdefgh_2_ijklmnop"]);
         assert_eq!(which(&r, "GET", "/abcdefgh_2_ijklmnop"), "/abcdefgh_2_ijklmnop");
         assert_eq!(which(&r, "GET", "/abcdefgh_1_ijklmnop"), "/abcdefgh_1_ijklmnop");
