@@ -52,7 +52,8 @@ impl KnownTargets {
 
     /// Adds `target` (ignored when longer than [`KnownTargets::LONGEST`], already there, or
     /// not an origin-form path that is its own normalized path with no query, as exact routes'
-    /// paths are: a known target is taken as path as it stands, see [`KnownTargets::splits_to_itself`]).
+    /// paths are: a known target is taken as its path as it stands, see
+    /// [`KnownTargets::splits_to_itself`]).
     pub fn insert(&mut self, target: &str) {
         if target.len() <= Self::LONGEST && Self::splits_to_itself(target) && self.get(target.as_bytes()).is_none() {
             self.lengths |= 1 << target.len();
@@ -127,6 +128,14 @@ impl Words {
     }
 }
 
+/// A request-target split into its form, normalized path and raw query.
+#[derive(Debug)]
+pub(crate) struct SplitTarget<'b> {
+    pub(crate) target: Target<'b>,
+    pub(crate) path: Cow<'b, str>,
+    pub(crate) query: Option<&'b str>,
+}
+
 impl<'b> SplitTarget<'b> {
     /// What [`split_target`] makes of a [`KnownTargets`] target with any method but CONNECT:
     /// an origin-form target that is its own path, with no query.
@@ -138,14 +147,6 @@ impl<'b> SplitTarget<'b> {
             query: None,
         }
     }
-}
-
-/// A request-target split into its form, normalized path and raw query.
-#[derive(Debug)]
-pub(crate) struct SplitTarget<'b> {
-    pub(crate) target: Target<'b>,
-    pub(crate) path: Cow<'b, str>,
-    pub(crate) query: Option<&'b str>,
 }
 
 /// Whether `b` may appear in a `uri-host [ ":" port ]` as we accept it: unreserved,
