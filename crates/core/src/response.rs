@@ -137,10 +137,13 @@ pub struct ResponseHead<'a> {
 /// [`ResponseHead::headers`] happen once, here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderBlock {
-    lines: Box<[u8]>,
-    /// For a block made [`with_length`](HeaderBlock::with_length): that length, and the lines
-    /// followed by its `Content-Length` line and the empty line.
-    framed: Option<(u64, Box<[u8]>)>,
+    /// The rendered lines; for a block made [`with_length`](HeaderBlock::with_length), followed
+    /// by its `Content-Length` line and the empty line.
+    bytes: Box<[u8]>,
+    /// How many of `bytes` are the lines.
+    lines_len: usize,
+    /// The body length a block made [`with_length`](HeaderBlock::with_length) is framed for.
+    length: Option<u64>,
     names: Box<[Box<str>]>,
 }
 
@@ -169,14 +172,14 @@ impl HeaderBlock {
             lines.extend_from_slice(value);
             lines.extend_from_slice(b"\r\n");
         }
-        let framed = length.map(|len| {
-            let mut framed = lines.clone();
-            put_ok_end(&mut framed, len, true);
-            (len, framed.into_boxed_slice())
-        });
+        let lines_len = lines.len();
+        if let Some(len) = length {
+            put_ok_end(&mut lines, len, true);
+        }
         Ok(HeaderBlock {
-            lines: lines.into(),
-            framed,
+            bytes: lines.into(),
+            lines_len,
+            length,
             names: headers.iter().map(|(name, _)| Box::from(*name)).collect(),
         })
     }
@@ -188,16 +191,13 @@ impl HeaderBlock {
 
     /// The rendered lines, each ending in CRLF.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.lines
+        &self.bytes[..self.lines_len]
     }
 
     /// The lines, the `Content-Length` line and the empty line, when the block was made
     /// [`with_length`](HeaderBlock::with_length) `len`.
     fn framed(&self, len: u64) -> Option<&[u8]> {
-        match &self.framed {
-            Some((length, framed)) if *length == len => Some(framed),
-            _ => None,
-        }
+        (self.length == Some(len)).then_some(&*self.bytes)
     }
 
     /// The headers, as given to [`HeaderBlock::new`].
@@ -206,7 +206,7 @@ impl HeaderBlock {
         self.names
             .iter()
             .zip(
-                self.lines
+                self.as_bytes()
                     .split(|&b| b == b'\n')
                     .filter(|line| !line.is_empty())
                     .map(|line| {
