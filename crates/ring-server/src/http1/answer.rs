@@ -45,8 +45,8 @@ impl Conn {
     /// clock of the turn its read completed in) to the end of the batch's answers, read once
     /// when the batch is done or before queued answers are sent mid-batch; its answer leaves
     /// with the batch's, so that is when it is ready to send. A handler that awaits, or a
-    /// heavy synchronous one, counts its whole time, and so do the answers after it in the
-    /// batch, which waited for it.
+    /// heavy synchronous one, counts its whole time, and so does every other request of the
+    /// batch (all are timed to its end: their answers leave together).
     pub(super) async fn answer_all(&mut self) -> Option<Close> {
         let mut untimed = 0;
         let close = self.answer_batch(&mut untimed).await;
