@@ -237,3 +237,73 @@ fn many_sequential_connections() {
     }
     s.assert_no_panic();
 }
+
+/// Pipelined requests whose answers are far more than the socket buffers hold, from a client
+/// that starts reading late: the server's sends are cut short by the full socket and must go on
+/// with the rest, in order, as the client reads. Every answer arrives, whole.
+#[test]
+fn a_pipelined_flood_to_a_client_that_reads_late_arrives_whole() {
+    const N: usize = 100_000;
+    let s = Server::start(&["--max-requests-per-conn", "1000000"]);
+    let stream = s.connect();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut batch = Vec::new();
+        for i in 0..N {
+            let close = if i + 1 == N { "Connection: close\r\n" } else { "" };
+            batch.extend_from_slice(format!("GET /plaintext HTTP/1.1\r\nHost: x\r\n{close}\r\n").as_bytes());
+        }
+        writer.write_all(&batch).unwrap();
+    });
+    // The answers fill the socket buffers meanwhile.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut reader = stream;
+    let got = read_to_close(&mut reader);
+    sender.join().unwrap();
+    let ok = got.windows(17).filter(|w| w == b"HTTP/1.1 200 OK\r\n").count();
+    let bodies = got.windows(HELLO.len()).filter(|w| *w == HELLO.as_bytes()).count();
+    assert_eq!((ok, bodies), (N, N), "{} bytes", got.len());
+    assert!(got.ends_with(HELLO.as_bytes()));
+    s.assert_no_panic();
+}
+
+/// Clients that send a flood of pipelined requests, read none of the answers and reset the
+/// connection while the server is still sending them: every connection's descriptor is closed,
+/// and the server goes on serving.
+#[test]
+fn clients_that_reset_with_answers_in_flight_leave_no_descriptor() {
+    let s = Server::start(&[]);
+    let mut c = Conn::open(s.addr);
+    c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.read_response(false).status, 200);
+    drop(c);
+    let baseline = s.fd_count();
+    let request = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20_000);
+    for _ in 0..10 {
+        let stream = s.connect();
+        let mut writer = stream.try_clone().unwrap();
+        let request = request.clone();
+        // The writer blocks once the server stops reading (its answers fill the socket).
+        let sender = std::thread::spawn(move || {
+            let _ = writer.write_all(&request);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Unread answers in the receive queue: closing resets the connection.
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        sender.join().unwrap();
+        drop(stream);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.fd_count() > baseline {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "descriptors did not return to {baseline}: {} now",
+            s.fd_count()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut c = Conn::open(s.addr);
+    c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.read_response(false).status, 200);
+    s.assert_no_panic();
+}

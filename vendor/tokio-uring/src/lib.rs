@@ -80,6 +80,8 @@ pub mod fs;
 pub mod net;
 
 pub use io::write::*;
+// ringd patch: see `net::TcpStream::write_fixed_detached`.
+pub use io::{DetachedWrite, Finish};
 pub use runtime::driver::op::{InFlightOneshot, OneshotOutputTransform, UnsubmittedOneshot};
 pub use runtime::spawn;
 pub use runtime::Runtime;

@@ -269,7 +269,9 @@ fn body_of<'b>(
             let end = head_len + n as usize;
             (&buf[head_len..end], end)
         }
-        (BodyFraming::Chunked, BodyState::Chunked(used)) => (dechunked.map_or(&[], |b| &b[..]), head_len + used),
+        (BodyFraming::Chunked, BodyState::Chunked(used)) => {
+            (dechunked.map_or(&[], |b| &b[..]), head_len + used as usize)
+        }
         (framing, _) => {
             // Whether the handler reads bodies decides whether `100 Continue` is sent.
             let reads_body = match worker

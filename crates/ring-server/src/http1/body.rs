@@ -53,6 +53,8 @@ impl Conn {
                     let body = self.body.as_mut().expect("set above");
                     match decoder.decode(&self.rbuf.pending()[pending.head_len..], body)? {
                         ChunkProgress::Done { consumed } => {
+                            // The encoding left in the read buffer after a read: far below 4 GiB.
+                            let consumed = u32::try_from(consumed).map_err(|_| Some(ParseError::PayloadTooLarge))?;
                             self.body_state = BodyState::Chunked(consumed);
                             break;
                         }

@@ -16,7 +16,7 @@ use tokio_uring::net::TcpStream;
 
 use crate::heap::{boxed, recycled};
 use crate::http2;
-use crate::io::buf::{OutBuf, ReadBuf, READ_BUF_KEEP};
+use crate::io::buf::{DetachedSend, OutBuf, ReadBuf, READ_BUF_KEEP};
 use crate::io::conns::Phase;
 use crate::io::listener::ListenerKind;
 use crate::io::stream::Transport;
@@ -78,6 +78,7 @@ pub(crate) fn serve(
         now: turn_started(),
         body: None,
         body_state: BodyState::Unread,
+        sending: None,
     };
     Some(conn.run())
 }
@@ -87,8 +88,9 @@ pub(crate) fn serve(
 pub(super) enum BodyState {
     /// Not read yet (or in the read buffer right after the head).
     Unread,
-    /// De-chunked into `Conn::body`; the chunked encoding took this many bytes after the head.
-    Chunked(usize),
+    /// De-chunked into `Conn::body`; the chunked encoding took this many bytes after the head
+    /// (4 bytes, not 8: every connection holds this state).
+    Chunked(u32),
     /// Not read: the handler does not want it and the client is waiting for `100 Continue`.
     /// The response closes the connection (RFC 9110 §10.1.1).
     Skipped,
@@ -131,6 +133,10 @@ pub(super) struct Conn {
     #[expect(clippy::box_collection, reason = "8 bytes in every connection, where a Vec is 24")]
     pub(super) body: Option<Box<Vec<u8>>>,
     pub(super) body_state: BodyState,
+    /// A plain connection's last batch of answers, sent from its fixed buffer without waiting
+    /// for the send (`OutBuf::send_detached`): finished as soon as the next read completes,
+    /// before anything else is sent and before the connection closes (`Conn::finish_send`).
+    pub(super) sending: Option<DetachedSend>,
 }
 
 impl Conn {
@@ -149,9 +155,22 @@ impl Conn {
             let mut read_first = self.rbuf.is_drained();
             let close = loop {
                 if read_first {
-                    match self.read_head().await {
-                        Ok(0) | Err(_) => break Close::Now,
-                        Ok(_) => {}
+                    let ended = !matches!(self.read_head().await, Ok(n) if n > 0);
+                    // The last batch's send is finished before anything else is sent, and before
+                    // the connection closes: a client that half-closed after its requests still
+                    // gets every answer. Boxed where it waits: a connection waits there only when
+                    // its client is slow to read its answers.
+                    if self.sending.is_some() {
+                        let sent = match self.try_finish_send() {
+                            Some(res) => res.is_ok(),
+                            None => boxed(|| self.wait_send()).await.is_ok(),
+                        };
+                        if !sent {
+                            break Close::Now;
+                        }
+                    }
+                    if ended {
+                        break Close::Now;
                     }
                 }
                 read_first = true;
@@ -179,6 +198,9 @@ impl Conn {
                 // Everything is sent: a plain connection gives its output buffer back while it waits.
                 self.give_out_back();
             };
+            // Only a wait for the next request leaves a send unfinished, and the loop finishes it
+            // after every read.
+            debug_assert!(self.sending.is_none());
             match close {
                 Close::Linger => boxed(|| self.linger()).await,
                 Close::Now => {
@@ -335,6 +357,18 @@ impl Conn {
             let out = out_buf(&mut self.out, &self.slot);
             let conn = self.slot.io();
             let sent = match self.io.plain_stream() {
+                // Plain, and the connection waits for its next request: the send goes on without
+                // the task (its completion wakes no one), finished after the next read.
+                Some(stream) if close.is_none() && self.sending.is_none() => match out.send_detached(stream) {
+                    Some(send) => {
+                        self.sending = Some(send);
+                        return None;
+                    }
+                    None => {
+                        conn.arm_send(out.fixed_index(), self.now);
+                        out.flush(stream).await
+                    }
+                },
                 // Plain: the buffer's own send, one future layer less than through
                 // `Transport::flush` (which does the same for a plain stream).
                 Some(stream) => {
@@ -352,6 +386,32 @@ impl Conn {
             }
         }
         close
+    }
+
+    /// Finishes the last batch's detached send if it is over (it nearly always is by the next
+    /// read): `Some` with its outcome, `None` while it is in flight (then `Conn::wait_send`).
+    #[inline]
+    fn try_finish_send(&mut self) -> Option<io::Result<()>> {
+        let send = self.sending.take()?;
+        match send.try_finish(self.slot.io().stats()) {
+            Ok(res) => Some(res),
+            Err(send) => {
+                self.sending = Some(send);
+                None
+            }
+        }
+    }
+
+    /// Waits for the detached send in flight, with the send timeout armed.
+    async fn wait_send(&mut self) -> io::Result<()> {
+        let Some(send) = self.sending.take() else {
+            return Ok(());
+        };
+        let conn = self.slot.io();
+        conn.arm_send(None, turn_started());
+        let res = send.finish(conn.stats()).await;
+        conn.disarm();
+        res
     }
 
     /// Sends what is queued; the connection's clock is read again afterwards, since a send may

@@ -63,6 +63,11 @@ pub(crate) mod write;
 
 mod write_fixed;
 
+// ringd patch: writes of a fixed buffer whose completion wakes no one.
+mod write_fixed_detached;
+pub(crate) use write_fixed_detached::DetachedData;
+pub use write_fixed_detached::{DetachedWrite, Finish};
+
 mod writev;
 
 mod writev_all;

@@ -44,5 +44,15 @@ impl RuntimeContext {
     pub(crate) fn handle(&self) -> Option<Handle> {
         self.driver.borrow().clone()
     }
+
+    /// ringd patch: `f` on the driver, if one is set, without taking a handle (a reference
+    /// count up and down).
+    #[inline]
+    pub(crate) fn with_driver<R>(&self, f: impl FnOnce(&mut driver::Driver) -> R) -> Option<R> {
+        let guard = self.driver.borrow();
+        let handle = guard.as_ref()?;
+        let mut driver = handle.inner.borrow_mut();
+        Some(f(&mut driver))
+    }
     // ringd patch: `weak()` removed with the weak handle (see `Op::driver`).
 }

@@ -21,7 +21,7 @@ use tokio_uring::buf::fixed::FixedBufPool;
 use tokio_uring::buf::BufRing;
 
 pub(crate) use crate::heap::{PageBuf, PAGE};
-pub(crate) use out::OutBuf;
+pub(crate) use out::{DetachedSend, OutBuf};
 pub(crate) use read::{ReadBuf, KEEP as READ_BUF_KEEP};
 
 use crate::config::{BufferConfig, RECEIVE_BUFFER_SIZE};
@@ -63,6 +63,10 @@ impl Buffers {
         stats: Arc<WorkerStats>,
     ) -> Result<Buffers, ServerError> {
         let (pool, count) = register_fixed(config)?;
+        // The pool counts its buffers out and back, wherever they come back (a detached send's
+        // completion, in the driver, included).
+        let gauge = stats.clone();
+        pool.on_in_use(move |n| gauge.fixed_in_use.set(n as u64));
         let receive = match config.receive {
             0 => None,
             n => match BufRing::register(0, n as u16, RECEIVE_BUFFER_SIZE) {

@@ -9,6 +9,7 @@ use crate::ops::stats::{Op, WorkerStats};
 use std::sync::Arc;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
+use tokio_uring::DetachedWrite;
 
 /// Response bytes waiting to be sent, in order: first into a registered fixed buffer, then,
 /// once that is full or when the pool had none, into a heap `Vec` (`spill`).
@@ -88,6 +89,26 @@ impl OutBuf {
         self.fixed.as_ref().map(FixedBuf::buf_index)
     }
 
+    /// Submits the send of the queued bytes and returns without waiting for it, when they are
+    /// all in the fixed buffer (else `None`, and nothing is sent): the driver gives the buffer
+    /// back to the pool once everything is sent, waking no one. The send must be finished
+    /// ([`DetachedSend`]) before anything else is sent on `stream`.
+    #[inline]
+    pub(crate) fn send_detached(&mut self, stream: &TcpStream) -> Option<DetachedSend> {
+        if !self.spill.is_empty() || self.fixed_len == 0 {
+            return None;
+        }
+        let fixed = self.fixed.take()?;
+        self.asked = false;
+        let len = std::mem::take(&mut self.fixed_len);
+        self.stats.op(Op::WriteFixed);
+        Some(DetachedSend {
+            write: stream.write_fixed_detached(fixed.slice(0..len)),
+            // A fixed buffer is far smaller than 4 GiB.
+            len: len as u32,
+        })
+    }
+
     /// Sends everything, in order, and gives the fixed buffer back to the pool.
     pub(crate) async fn flush(&mut self, stream: &TcpStream) -> io::Result<()> {
         self.asked = false;
@@ -112,10 +133,8 @@ impl OutBuf {
                 drop(fixed);
                 Ok(())
             };
-            // The slice (or the buffer) is dropped by now: it is back in the pool.
-            self.stats
-                .fixed_in_use
-                .set(self.stats.fixed_in_use.get().saturating_sub(1));
+            // The slice (or the buffer) is dropped by now: it is back in the pool (which keeps
+            // `fixed_in_use`, see `Buffers::register`).
             res?;
             self.stats.bytes_out.add(len as u64);
         }
@@ -135,6 +154,34 @@ impl OutBuf {
     }
 }
 
+/// A send submitted by [`OutBuf::send_detached`], in flight or over: finished, it says whether
+/// every byte was sent (and counts them out). Dropped unfinished (its connection's task is
+/// dropped), the send goes on in the driver.
+#[derive(Debug)]
+pub(crate) struct DetachedSend {
+    write: DetachedWrite,
+    len: u32,
+}
+
+impl DetachedSend {
+    /// The outcome if the send is over (`Err(self)` while it is in flight).
+    #[inline]
+    pub(crate) fn try_finish(self, stats: &WorkerStats) -> Result<io::Result<()>, DetachedSend> {
+        let len = self.len;
+        match self.write.try_finish() {
+            Ok(res) => Ok(res.map(|()| stats.bytes_out.add(u64::from(len)))),
+            Err(write) => Err(DetachedSend { write, len }),
+        }
+    }
+
+    /// Waits until the send is over: `Ok` when every byte was sent.
+    pub(crate) async fn finish(self, stats: &WorkerStats) -> io::Result<()> {
+        self.write.finish().await?;
+        stats.bytes_out.add(u64::from(self.len));
+        Ok(())
+    }
+}
+
 impl OutBuf {
     /// `put` when the bytes do not simply go into the fixed buffer already held: the first put
     /// of a batch asks the pool for one, and what does not fit spills to the heap.
@@ -143,9 +190,7 @@ impl OutBuf {
         if self.spill.is_empty() && !self.asked {
             self.asked = true;
             self.fixed = self.pool.try_next(self.buf_size);
-            if self.fixed.is_some() {
-                self.stats.fixed_in_use.add(1);
-            } else {
+            if self.fixed.is_none() {
                 self.stats.fixed_fallbacks.add(1);
             }
             if self.try_put_fixed(bytes) {

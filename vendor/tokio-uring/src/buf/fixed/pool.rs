@@ -241,6 +241,13 @@ impl<T: IoBufMut> FixedBufPool<T> {
         })
     }
 
+    /// ringd patch: calls `f` with the number of buffers checked out of the pool now, and
+    /// again every time that number changes: as a buffer is taken, and as its last handle is
+    /// dropped wherever that is (a task, or an operation's completion in the driver).
+    pub fn on_in_use(&self, f: impl Fn(usize) + 'static) {
+        self.inner.borrow_mut().set_on_in_use(Box::new(f));
+    }
+
     /// Resolves to a buffer of requested capacity
     /// when it is or becomes available in this pool.
     /// This may happen when a [`FixedBuf`] handle owning a buffer

@@ -206,6 +206,17 @@ impl TcpStream {
         crate::runtime::driver::op::Op::write_fixed_at(&self.inner.fd, buf, 0).unwrap()
     }
 
+    /// ringd patch: submits a write of all of `buf` whose completion wakes no task: the driver
+    /// keeps the socket and the buffer, writes the rest itself after a short write, and gives
+    /// the buffer back to its pool once everything is sent. The returned [`DetachedWrite`]
+    /// tells how it ended once it is finished; the bytes are sent in order before those of
+    /// any write submitted after it only if that write waits for it to finish.
+    pub fn write_fixed_detached(&self, buf: crate::buf::Slice<FixedBuf>) -> crate::DetachedWrite {
+        crate::runtime::CONTEXT
+            .with(|x| x.with_driver(|driver| driver.submit_detached(&self.inner.fd, buf)))
+            .expect("Not in a runtime context")
+    }
+
     /// Attempts to write an entire buffer to the stream.
     ///
     /// This method will continuously call [`write_fixed`] until there is no more data to be

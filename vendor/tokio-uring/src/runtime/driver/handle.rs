@@ -28,7 +28,8 @@ use crate::runtime::driver::Driver;
 
 #[derive(Clone)]
 pub(crate) struct Handle {
-    pub(super) inner: Rc<RefCell<Driver>>,
+    // ringd patch: seen by the runtime's context too (`RuntimeContext::with_driver`).
+    pub(in crate::runtime) inner: Rc<RefCell<Driver>>,
 }
 
 // ringd patch: the weak handle is gone: operations hold a strong one (see `Op::driver`).

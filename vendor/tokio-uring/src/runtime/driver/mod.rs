@@ -79,6 +79,17 @@ struct Ops {
 
     /// Received but unserviced Op completions
     completions: Slab<op::Completion>,
+
+    /// ringd patch: the detached writes in flight (see `crate::io::DetachedWrite`), by the
+    /// `data` of their `Lifecycle::Detached`.
+    detached: Slab<crate::io::DetachedData>,
+
+    /// ringd patch: the slots of detached writes whose completion was short, to be submitted
+    /// again for the rest once the completion queue is released.
+    resubmit: Vec<usize>,
+
+    /// ringd patch: the number given to the next detached write (never 0).
+    gen: u32,
 }
 
 impl Driver {
@@ -351,7 +362,124 @@ impl Driver {
 
             self.ops.complete(index, cqe);
         }
+        // ringd patch: short detached writes go on with the rest.
+        if !self.ops.resubmit.is_empty() {
+            self.resubmit_detached();
+        }
         count
+    }
+
+    /// ringd patch: submits a write of `buf` (all of it, resumed by the driver after a short
+    /// write) to `fd`; its completion wakes no one (see `crate::io::DetachedWrite`).
+    pub(crate) fn submit_detached(
+        &mut self,
+        fd: &crate::io::SharedFd,
+        buf: crate::buf::Slice<crate::buf::fixed::FixedBuf>,
+    ) -> crate::io::DetachedWrite {
+        let gen = match std::num::NonZeroU32::new(self.ops.gen) {
+            Some(gen) => gen,
+            None => std::num::NonZeroU32::MIN,
+        };
+        self.ops.gen = gen.get().wrapping_add(1);
+        let data = crate::io::DetachedData {
+            fd: fd.clone(),
+            buf: Some(buf),
+            waker: None,
+            abandoned: false,
+        };
+        let sqe = data.sqe();
+        let key = self.ops.detached.insert(data) as u32;
+        let index = self.ops.lifecycle.insert(Lifecycle::Detached { data: key, gen });
+        let sqe = sqe.user_data(index as _);
+        // SAFETY: the entry reads the fixed buffer held in the driver's table of detached writes
+        // until its completion, and names a file whose `SharedFd` the table holds too.
+        while unsafe { self.uring.submission().push(&sqe).is_err() } {
+            if let Err(e) = self.submit() {
+                // The kernel never saw the entry: the write fails at once.
+                self.ops.detached.remove(key as usize);
+                let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                if let Some(lifecycle) = self.ops.lifecycle.get_mut(index) {
+                    *lifecycle = Lifecycle::DetachedFailed { gen, errno };
+                }
+                break;
+            }
+        }
+        crate::io::DetachedWrite {
+            index: index as u32,
+            gen,
+        }
+    }
+
+    /// ringd patch: submits the rest of every short detached write, in the slot it had.
+    #[cold]
+    fn resubmit_detached(&mut self) {
+        let mut resubmit = mem::take(&mut self.ops.resubmit);
+        for index in resubmit.drain(..) {
+            let Some(&Lifecycle::Detached { data, gen }) = self.ops.lifecycle.get(index) else {
+                continue;
+            };
+            let sqe = self.ops.detached[data as usize].sqe().user_data(index as _);
+            // SAFETY: as in `submit_detached`: the table holds the buffer and the file.
+            while unsafe { self.uring.submission().push(&sqe).is_err() } {
+                if let Err(e) = self.submit_queued() {
+                    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                    self.ops.fail_detached(index, data, gen, errno);
+                    break;
+                }
+            }
+        }
+        // The vector's memory is kept for the next time.
+        if self.ops.resubmit.is_empty() {
+            self.ops.resubmit = resubmit;
+        }
+    }
+
+    /// ringd patch: the outcome of the detached write `index`/`gen` if it is over (its slot is
+    /// freed then); while it is in flight, `waker` (if any) is woken when it is over.
+    pub(crate) fn poll_detached(
+        &mut self,
+        index: u32,
+        gen: std::num::NonZeroU32,
+        waker: Option<&std::task::Waker>,
+    ) -> Poll<io::Result<()>> {
+        let index = index as usize;
+        match self.ops.lifecycle.get(index) {
+            Some(&Lifecycle::Detached { data, gen: g }) if g == gen => {
+                if let Some(waker) = waker {
+                    let slot = &mut self.ops.detached[data as usize].waker;
+                    if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                        *slot = Some(waker.clone());
+                    }
+                }
+                Poll::Pending
+            }
+            Some(&Lifecycle::DetachedFailed { gen: g, errno }) if g == gen => {
+                self.ops.lifecycle.remove(index);
+                Poll::Ready(Err(match errno {
+                    0 => io::ErrorKind::WriteZero.into(),
+                    errno => io::Error::from_raw_os_error(errno),
+                }))
+            }
+            // Done: it left the driver as it completed (the slot may be another's by now).
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// ringd patch: the `DetachedWrite` of `index`/`gen` was dropped unfinished: a write in
+    /// flight leaves the driver as it completes, a failed one now.
+    pub(crate) fn abandon_detached(&mut self, index: u32, gen: std::num::NonZeroU32) {
+        let index = index as usize;
+        match self.ops.lifecycle.get(index) {
+            Some(&Lifecycle::Detached { data, gen: g }) if g == gen => {
+                let data = &mut self.ops.detached[data as usize];
+                data.abandoned = true;
+                data.waker = None;
+            }
+            Some(&Lifecycle::DetachedFailed { gen: g, .. }) if g == gen => {
+                self.ops.lifecycle.remove(index);
+            }
+            _ => {}
+        }
     }
 
     /// ringd patch: submits what is queued (if anything) and dispatches the completions
@@ -486,7 +614,8 @@ impl Driver {
                     self.ops.remove(op.index());
                 }
             }
-            Lifecycle::Ignored(..) => unreachable!(),
+            // ringd patch: a detached write is never an `Op`.
+            Lifecycle::Ignored(..) | Lifecycle::Detached { .. } | Lifecycle::DetachedFailed { .. } => unreachable!(),
         }
     }
 
@@ -521,7 +650,8 @@ impl Driver {
                     self.ops.remove(index);
                 }
             }
-            Lifecycle::Ignored(..) => unreachable!(),
+            // ringd patch: a detached write is never an `Op`.
+            Lifecycle::Ignored(..) | Lifecycle::Detached { .. } | Lifecycle::DetachedFailed { .. } => unreachable!(),
         }
     }
 
@@ -540,7 +670,8 @@ impl Driver {
                 }
                 Poll::Pending
             }
-            Lifecycle::Ignored(..) => unreachable!(),
+            // ringd patch: a detached write is never an `Op`.
+            Lifecycle::Ignored(..) | Lifecycle::Detached { .. } | Lifecycle::DetachedFailed { .. } => unreachable!(),
             Lifecycle::Completed(cqe) => {
                 let cqe = cqe.clone();
                 self.ops.remove(index);
@@ -574,7 +705,8 @@ impl Driver {
                 }
                 Poll::Pending
             }
-            Lifecycle::Ignored(..) => unreachable!(),
+            // ringd patch: a detached write is never an `Op`.
+            Lifecycle::Ignored(..) | Lifecycle::Detached { .. } | Lifecycle::DetachedFailed { .. } => unreachable!(),
             Lifecycle::Completed(cqe) => {
                 let cqe = cqe.clone();
                 self.ops.remove(op.index());
@@ -613,7 +745,8 @@ impl Driver {
                 *lifecycle = Lifecycle::Waiting(waker);
                 Poll::Pending
             }
-            Lifecycle::Ignored(..) => unreachable!(),
+            // ringd patch: a detached write is never an `Op`.
+            Lifecycle::Ignored(..) | Lifecycle::Detached { .. } | Lifecycle::DetachedFailed { .. } => unreachable!(),
             Lifecycle::Completed(cqe) => {
                 // This is possible. We may have previously polled a CompletionList,
                 // and the final CQE registered as Completed
@@ -687,6 +820,12 @@ impl Drop for Driver {
                     *cycle = lc;
                 }
 
+                // ringd patch: a failed detached write is no longer the kernel's (the loop below
+                // removes it).
+                lc @ Lifecycle::DetachedFailed { .. } => {
+                    *cycle = lc;
+                }
+
                 Lifecycle::CompletionList(indices) => {
                     let mut list = indices.clone().into_list(&mut self.ops.completions);
                     if !io_uring::cqueue::more(list.peek_end().unwrap().flags) {
@@ -755,6 +894,9 @@ impl Drop for Driver {
                 }
             }
         }
+        // ringd patch: every detached write has completed or been cancelled: the kernel reads
+        // their buffers no more.
+        self.ops.detached.clear();
     }
 }
 
@@ -764,6 +906,9 @@ impl Ops {
         Ops {
             lifecycle: OpSlots::with_capacity(64),
             completions: Slab::with_capacity(64),
+            detached: Slab::new(),
+            resubmit: Vec::new(),
+            gen: 1,
         }
     }
 
@@ -803,9 +948,61 @@ impl Ops {
                 }
                 return;
             }
+            // ringd patch: a detached write, which wakes no one unless it failed.
+            if let Lifecycle::Detached { data, gen } = *lifecycle {
+                self.complete_detached(index, data, gen, cqe.result());
+                return;
+            }
         }
         if lifecycle.complete(completions, cqe) {
             self.lifecycle.remove(index);
+        }
+    }
+
+    /// ringd patch: the completion of the detached write in slot `index` (its data at `data`):
+    /// a short write is queued to go on with the rest; one that sent everything leaves the
+    /// driver (its buffer goes back to its pool); a failed one keeps its error.
+    #[inline]
+    fn complete_detached(&mut self, index: usize, data: u32, gen: std::num::NonZeroU32, res: i32) {
+        let entry = &mut self.detached[data as usize];
+        if res > 0 {
+            let written = res as usize;
+            let buf = entry.buf.take().expect("a detached write holds its buffer");
+            if written < crate::buf::BoundedBuf::bytes_init(&buf) {
+                entry.buf = Some(crate::buf::BoundedBuf::slice(buf, written..));
+                if !entry.abandoned {
+                    self.resubmit.push(index);
+                    return;
+                }
+            } else {
+                // Everything is sent: the buffer goes back now, no one is woken unless it waits.
+                drop(buf);
+                let entry = self.detached.remove(data as usize);
+                self.lifecycle.remove(index);
+                if let Some(waker) = entry.waker {
+                    waker.wake();
+                }
+                return;
+            }
+        }
+        let errno = if res < 0 { -res } else { 0 };
+        self.fail_detached(index, data, gen, errno);
+    }
+
+    /// ringd patch: the detached write in slot `index` is over without sending everything: its
+    /// data goes, and its error stays for its `DetachedWrite` (unless that was dropped).
+    #[cold]
+    fn fail_detached(&mut self, index: usize, data: u32, gen: std::num::NonZeroU32, errno: i32) {
+        let entry = self.detached.remove(data as usize);
+        if entry.abandoned {
+            self.lifecycle.remove(index);
+        } else if let Some(lifecycle) = self.lifecycle.get_mut(index) {
+            *lifecycle = Lifecycle::DetachedFailed { gen, errno };
+        }
+        drop(entry.fd);
+        drop(entry.buf);
+        if let Some(waker) = entry.waker {
+            waker.wake();
         }
     }
 }

@@ -53,6 +53,11 @@ pub(crate) struct Pool<T: IoBufMut> {
     buffers: Vec<T>,
     // Used to notify tasks pending on `next`
     notify_next_by_cap: HashMap<usize, Arc<Notify>>,
+    // ringd patch: how many buffers are checked out, and who is told each time it changes
+    // (`FixedBufPool::on_in_use`): a buffer comes back wherever its last handle drops, an
+    // operation's completion included.
+    in_use: usize,
+    on_in_use: Option<Box<dyn Fn(usize)>>,
 }
 
 /// ringd patch: the free list of buffers of `cap` bytes in `lists`, if the pool holds such
@@ -137,6 +142,8 @@ impl<T: IoBufMut> Pool<T> {
             free_heads,
             buffers,
             notify_next_by_cap: HashMap::default(),
+            in_use: 0,
+            on_in_use: None,
         }
     }
 
@@ -158,6 +165,11 @@ impl<T: IoBufMut> Pool<T> {
 
         // Update the head of the free list for this capacity.
         list.head = next;
+        // ringd patch: see `Pool::in_use`.
+        self.in_use += 1;
+        if let Some(f) = &self.on_in_use {
+            f(self.in_use);
+        }
 
         // Safety: the allocated array under the pointer is valid
         // for the lifetime of self, a free buffer index is inside the array,
@@ -170,6 +182,12 @@ impl<T: IoBufMut> Pool<T> {
             init_len,
             index: index as u16,
         })
+    }
+
+    /// ringd patch: see `FixedBufPool::on_in_use`.
+    pub(crate) fn set_on_in_use(&mut self, f: Box<dyn Fn(usize)>) {
+        f(self.in_use);
+        self.on_in_use = Some(f);
     }
 
     // Returns a `Notify` to use for waking up tasks awaiting a buffer of
@@ -203,6 +221,11 @@ impl<T: IoBufMut> Pool<T> {
         let next = list.head.replace(index);
 
         *state = BufState::Free { init_len, next };
+        // ringd patch: see `Pool::in_use`.
+        self.in_use -= 1;
+        if let Some(f) = &self.on_in_use {
+            f(self.in_use);
+        }
 
         // ringd patch: no lookup while no task waits for a buffer (the common case).
         if self.notify_next_by_cap.is_empty() {

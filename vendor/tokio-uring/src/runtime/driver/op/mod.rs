@@ -180,6 +180,15 @@ pub(crate) enum Lifecycle {
     /// One or more completion results have been recieved
     /// This holds the indices uniquely identifying the list within the slab
     CompletionList(SlabListIndices),
+
+    /// ringd patch: a detached write in flight (`crate::io::DetachedWrite`): its data is at
+    /// `data` in the driver's table of detached writes; `gen` tells it from the slot's later
+    /// operations.
+    Detached { data: u32, gen: std::num::NonZeroU32 },
+
+    /// ringd patch: a detached write that failed (`errno`; 0: it wrote nothing), kept until its
+    /// `DetachedWrite` is finished or dropped. The kernel is done with it.
+    DetachedFailed { gen: std::num::NonZeroU32, errno: i32 },
 }
 
 /// A single CQE entry
@@ -318,6 +327,11 @@ impl Lifecycle {
                     // This Op has completed, we can drop
                     true
                 }
+            }
+
+            // ringd patch: a detached write's completion is dispatched by `Ops::complete`.
+            Lifecycle::Detached { .. } | Lifecycle::DetachedFailed { .. } => {
+                unreachable!("a detached write completed as an operation")
             }
 
             Lifecycle::Completed(..) => {
