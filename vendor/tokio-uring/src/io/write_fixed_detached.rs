@@ -78,7 +78,9 @@ impl DetachedWrite {
 
     fn poll(&self, cx: Option<&mut Context<'_>>) -> Poll<io::Result<()>> {
         CONTEXT
-            .with(|x| x.with_driver(|driver| driver.poll_detached(self.index, self.gen, cx.map(|cx| cx.waker()))))
+            .try_with(|x| x.with_driver(|driver| driver.poll_detached(self.index, self.gen, cx.map(|cx| cx.waker()))))
+            .ok()
+            .flatten()
             // The driver is gone, and with it every write it had.
             .unwrap_or_else(|| Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())))
     }
@@ -86,7 +88,9 @@ impl DetachedWrite {
 
 impl Drop for DetachedWrite {
     fn drop(&mut self) {
-        CONTEXT.with(|x| x.with_driver(|driver| driver.abandon_detached(self.index, self.gen)));
+        // Nothing to do once the driver (or the thread's context, as the thread ends) is gone:
+        // the driver's drop let go of every write it had.
+        let _ = CONTEXT.try_with(|x| x.with_driver(|driver| driver.abandon_detached(self.index, self.gen)));
     }
 }
 
