@@ -135,7 +135,8 @@ pub(super) struct Conn {
     pub(super) body_state: BodyState,
     /// A plain connection's last batch of answers, sent from its fixed buffer without waiting
     /// for the send (`OutBuf::send_detached`): finished as soon as the next read completes,
-    /// before anything else is sent and before the connection closes (`Conn::finish_send`).
+    /// before anything else is sent and before the connection closes (`Conn::try_finish_send`,
+    /// `Conn::wait_send`).
     pub(super) sending: Option<DetachedSend>,
 }
 
