@@ -285,9 +285,9 @@ impl Conn {
             if self.rbuf.is_drained() {
                 if let Some(ring) = self.io.provided(&self.slot.worker().io) {
                     // Waits holding no read buffer: the kernel picks one from the worker's ring when
-                    // the request arrives, and its bytes are copied into `rbuf`. Only the operation is
-                    // kept across the wait (the phase and deadline are worked out again if it falls
-                    // back).
+                    // the request arrives, and `rbuf` holds it while the requests in it are answered.
+                    // Only the operation is kept across the wait (the phase and deadline are worked
+                    // out again if it falls back).
                     let (phase, deadline) = self.wait();
                     let conn = self.slot.io();
                     let received = self.io.recv_provided(ring, conn, phase, deadline).await;
@@ -295,8 +295,9 @@ impl Conn {
                     self.now = turn_started();
                     match received {
                         Ok(Some(buf)) => {
-                            self.rbuf.receive(&conn.io.buffers, &buf);
-                            return Ok(buf.len());
+                            let n = buf.len();
+                            self.rbuf.adopt(&conn.io.buffers, buf);
+                            return Ok(n);
                         }
                         Ok(None) => return Ok(0),
                         // The ring is empty for now: a plain read, below.
