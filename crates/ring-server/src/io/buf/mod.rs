@@ -5,7 +5,8 @@
 //!   and the end of the send that carries it, so a small pool serves many connections; when the
 //!   pool is empty the bytes go to the heap instead ([`OutBuf`]).
 //! - **The receive ring** (provided buffers): a plain connection waiting for its next request
-//!   holds no read buffer; the kernel picks one of the ring's when the request arrives.
+//!   holds no read buffer; the kernel picks one of the ring's when the request arrives, and it
+//!   is the connection's read buffer until the requests in it are answered.
 //! - **Free lists** of read buffers ([`ReadBuf`]'s memory) and output buffers, taken by a
 //!   connection while it works and given back when it goes idle: at a few hundred requests a
 //!   tick, malloc's per-thread cache would overflow into its slow path.
