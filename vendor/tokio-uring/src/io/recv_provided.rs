@@ -24,6 +24,7 @@ pub(crate) struct RecvProvided {
 }
 
 impl Op<RecvProvided> {
+    #[inline]
     pub(crate) fn recv_provided(fd: &SharedFd, ring: &BufRing) -> io::Result<Op<RecvProvided>> {
         let ring = ring.inner().clone();
         let bgid = ring.bgid();
@@ -50,6 +51,7 @@ impl Completable for RecvProvided {
     /// `Ok(None)`: the end of the stream.
     type Output = io::Result<Option<ProvidedBuf>>;
 
+    #[inline]
     fn complete(self, cqe: CqeResult) -> Self::Output {
         let buf = cqueue::buffer_select(cqe.flags).map(|bid| ProvidedBuf::new(self.ring, bid, 0));
         match cqe.result? {
@@ -69,6 +71,7 @@ pub struct ProvidedRecv {
 }
 
 impl ProvidedRecv {
+    #[inline]
     pub(crate) fn new(fd: &SharedFd, ring: &BufRing) -> ProvidedRecv {
         ProvidedRecv {
             op: Op::recv_provided(fd, ring).map_err(Some),
@@ -79,6 +82,7 @@ impl ProvidedRecv {
 impl Future for ProvidedRecv {
     type Output = io::Result<Option<ProvidedBuf>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match &mut this.op {
