@@ -85,8 +85,8 @@ impl Buffers {
             pool,
             size: config.size,
             receive,
-            read_bufs: RefCell::new(Vec::new()),
-            out_bufs: RefCell::new(Vec::new()),
+            read_bufs: RefCell::new(Vec::with_capacity(READ_BUFS_KEPT)),
+            out_bufs: RefCell::new(Vec::with_capacity(OUT_BUFS_KEPT)),
             stats,
         })
     }
@@ -121,15 +121,24 @@ impl Buffers {
     }
 
     /// An empty output buffer for a plain connection.
+    #[inline]
     pub(crate) fn take_out_buf(&self) -> Box<OutBuf> {
-        self.out_bufs
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| Box::new(OutBuf::new(self.pool.clone(), self.size, self.stats.clone())))
+        match self.out_bufs.borrow_mut().pop() {
+            Some(out) => out,
+            None => self.new_out_buf(),
+        }
+    }
+
+    /// [`take_out_buf`](Self::take_out_buf) with none kept.
+    #[cold]
+    #[inline(never)]
+    fn new_out_buf(&self) -> Box<OutBuf> {
+        Box::new(OutBuf::new(self.pool.clone(), self.size, self.stats.clone()))
     }
 
     /// Keeps an empty output buffer (holding no fixed buffer) for
     /// [`take_out_buf`](Self::take_out_buf), unless enough are kept.
+    #[inline]
     pub(crate) fn give_out_buf(&self, mut out: Box<OutBuf>) {
         let mut kept = self.out_bufs.borrow_mut();
         if kept.len() < OUT_BUFS_KEPT {

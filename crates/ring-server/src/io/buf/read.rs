@@ -228,15 +228,21 @@ impl ReadBuf {
     /// After a batch of requests is answered: an incomplete request moves to the front; an
     /// empty buffer goes back to the free list (`receive_ring`: the next request arrives in a
     /// ring buffer), or is shrunk back after a large request.
+    #[inline]
     pub(crate) fn compact(&mut self, buffers: &Buffers, receive_ring: bool) {
-        let bytes = match &mut self.bytes {
+        match &self.bytes {
             // Nothing read since the last compaction (or a ring buffer given back whole).
-            Storage::Owned(bytes) if bytes.capacity() == 0 => return,
-            Storage::Owned(bytes) => bytes,
-            Storage::Ring(_) => {
-                self.release(buffers);
-                return;
-            }
+            Storage::Owned(bytes) if bytes.capacity() == 0 => {}
+            Storage::Owned(_) => self.compact_owned(buffers, receive_ring),
+            Storage::Ring(_) => self.release(buffers),
+        }
+    }
+
+    /// [`ReadBuf::compact`] of memory of its own.
+    #[inline(never)]
+    fn compact_owned(&mut self, buffers: &Buffers, receive_ring: bool) {
+        let Storage::Owned(bytes) = &mut self.bytes else {
+            return;
         };
         let drained = self.start == bytes.len();
         if drained && receive_ring {
