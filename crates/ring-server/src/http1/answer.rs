@@ -242,7 +242,7 @@ impl Conn {
 
 /// Reads the clock into the connection's clock `now` and counts the latency of the `untimed`
 /// requests answered since it was last read, from `now` to the reading.
-#[inline]
+#[inline(always)]
 fn time_answered(now: &mut Instant, worker: &Worker, untimed: &mut u64) {
     if *untimed == 0 {
         return;

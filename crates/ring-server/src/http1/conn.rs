@@ -373,6 +373,7 @@ impl Conn {
 
     /// Moves an incomplete request to the front of the buffer and returns memory after a large
     /// request.
+    #[inline]
     fn compact(&mut self) {
         let ring = self.io.provided(&self.slot.worker().io).is_some();
         self.rbuf.compact(&self.slot.worker().io.buffers, ring);
