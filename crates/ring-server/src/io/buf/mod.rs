@@ -85,8 +85,8 @@ impl Buffers {
             pool,
             size: config.size,
             receive,
-            read_bufs: RefCell::new(Vec::with_capacity(READ_BUFS_KEPT)),
-            out_bufs: RefCell::new(Vec::with_capacity(OUT_BUFS_KEPT)),
+            read_bufs: RefCell::new(Vec::new()),
+            out_bufs: RefCell::new(Vec::new()),
             stats,
         })
     }
