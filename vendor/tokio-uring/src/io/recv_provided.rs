@@ -86,13 +86,10 @@ impl Future for ProvidedRecv {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match &mut this.op {
-            Ok(op) => {
-                let res = std::task::ready!(Pin::new(op).poll(cx));
-                // Completed: the driver has let go of the op's slot, which the next op may
-                // take; the op must not be polled or dropped as in flight again.
-                this.op = Err(None);
-                Poll::Ready(res)
-            }
+            // Completed: the driver has let go of the op's slot, which the next op may take; the
+            // op is not polled again (and its drop leaves the driver alone).
+            Ok(op) if op.is_complete() => Poll::Ready(Err(io::Error::other("polled after completion"))),
+            Ok(op) => Pin::new(op).poll(cx),
             Err(e) => Poll::Ready(Err(e
                 .take()
                 .unwrap_or_else(|| io::Error::other("polled after completion")))),
