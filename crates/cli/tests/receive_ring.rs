@@ -115,6 +115,32 @@ fn requests_larger_than_a_ring_buffer_are_answered() {
     s.assert_no_panic();
 }
 
+/// A receive that holds whole requests and the start of the next: the whole ones are answered
+/// from the ring buffer, and the start of the next waits (outside the ring) for its rest. The
+/// first answer is read before the rest is sent, so the rest arrives in a receive of its own.
+#[test]
+fn a_batch_that_ends_mid_request_is_completed_by_the_next_receive() {
+    let s = Server::start(&[]);
+    let mut c = Conn::open(s.addr);
+    let second = "GET /json HTTP/1.1\r\nHost: x\r\nX-Pad: 0123456789\r\n\r\n";
+    for cut in [1, 10, 20, second.len() - 1] {
+        let mut first = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        first.extend_from_slice(&second.as_bytes()[..cut]);
+        c.send(&first);
+        let r = c.read_response(false);
+        assert_eq!(r.status, 200, "cut at {cut}: {}", r.raw_head);
+        assert_eq!(r.body_str(), HELLO, "cut at {cut}");
+        c.send(&second.as_bytes()[cut..]);
+        let r = c.read_response(false);
+        assert_eq!(r.status, 200, "cut at {cut}: {}", r.raw_head);
+        assert!(r.body_str().starts_with('{'), "cut at {cut}: {}", r.body_str());
+    }
+    // The connection goes on waiting on the ring.
+    c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.read_response(false).body_str(), HELLO);
+    s.assert_no_panic();
+}
+
 #[test]
 fn a_ring_size_that_is_not_a_power_of_two_is_refused_at_startup() {
     let err = Server::try_start(&["--receive-buffers", "500"])

@@ -53,7 +53,7 @@ macro_rules! respond_here {
             }
             let router: &$crate::app::router::Router = &$router;
             let mut params = $crate::app::handler::Params::default();
-            let response = match $crate::dispatch::route(router, $head, &mut params) {
+            let mut response = match $crate::dispatch::route(router, $head, &mut params) {
                 Err(response) => response,
                 Ok(handler) => {
                     let req = $crate::app::handler::Request {
@@ -73,7 +73,8 @@ macro_rules! respond_here {
                     }
                 }
             };
-            $crate::dispatch::compressed($worker, response, $head)
+            $crate::dispatch::compress($worker, &mut response, $head);
+            response
         }
     };
 }
@@ -156,13 +157,20 @@ pub(crate) async fn finish(
     caught.unwrap_or_else(|_| handler_panicked(worker, head))
 }
 
-/// The handler's response, compressed when the worker compresses and the request allows.
+/// Compresses the handler's response in place when the worker compresses and the request
+/// allows (in place: the response is not moved through a call when nothing is compressed).
 #[inline(always)]
-pub(crate) fn compressed(worker: &Worker, response: Response, head: &RequestHead<'_, '_>) -> Response {
+pub(crate) fn compress(worker: &Worker, response: &mut Response, head: &RequestHead<'_, '_>) {
     if worker.traffic.compressing() {
-        return worker.traffic.compress(response, head, &worker.config().compression);
+        compress_now(worker, response, head);
     }
-    response
+}
+
+/// [`compress`] where the worker compresses.
+#[inline(never)]
+fn compress_now(worker: &Worker, response: &mut Response, head: &RequestHead<'_, '_>) {
+    let handler = std::mem::replace(response, Response::new(response.status));
+    *response = worker.traffic.compress(handler, head, &worker.config().compression);
 }
 
 /// [`respond`], with the handler given at most `limit`: past it the client gets 503 (with

@@ -42,24 +42,31 @@ const KEEP: usize = 64;
 struct FreeLists(Vec<(Layout, Vec<NonNull<u8>>)>);
 
 impl FreeLists {
+    #[inline]
     fn take(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         self.0.iter_mut().find(|(l, _)| *l == layout)?.1.pop()
     }
 
     /// Keeps `ptr` (allocated with `layout`) for later; `false` when the list is full.
+    #[inline]
     fn keep(&mut self, layout: Layout, ptr: NonNull<u8>) -> bool {
         let list = match self.0.iter().position(|(l, _)| *l == layout) {
             Some(i) => &mut self.0[i].1,
-            None => {
-                self.0.push((layout, Vec::new()));
-                &mut self.0.last_mut().expect("just pushed").1
-            }
+            None => self.add(layout),
         };
         if list.len() >= KEEP {
             return false;
         }
         list.push(ptr);
         true
+    }
+
+    /// A new, empty list for `layout`, with room for as many as it keeps.
+    #[cold]
+    #[inline(never)]
+    fn add(&mut self, layout: Layout) -> &mut Vec<NonNull<u8>> {
+        self.0.push((layout, Vec::with_capacity(KEEP)));
+        &mut self.0.last_mut().expect("just pushed").1
     }
 }
 

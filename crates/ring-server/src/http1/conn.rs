@@ -308,9 +308,9 @@ impl Conn {
             if self.rbuf.is_drained() {
                 if let Some(ring) = self.io.provided(&self.slot.worker().io) {
                     // Waits holding no read buffer: the kernel picks one from the worker's ring when
-                    // the request arrives, and its bytes are copied into `rbuf`. Only the operation is
-                    // kept across the wait (the phase and deadline are worked out again if it falls
-                    // back).
+                    // the request arrives, and `rbuf` holds it while the requests in it are answered.
+                    // Only the operation is kept across the wait (the phase and deadline are worked
+                    // out again if it falls back).
                     let (phase, deadline) = self.wait();
                     let conn = self.slot.io();
                     let received = self.io.recv_provided(ring, conn, phase, deadline).await;
@@ -318,8 +318,9 @@ impl Conn {
                     self.now = turn_started();
                     match received {
                         Ok(Some(buf)) => {
-                            self.rbuf.receive(&conn.io.buffers, &buf);
-                            return Ok(buf.len());
+                            let n = buf.len();
+                            self.rbuf.adopt(&conn.io.buffers, buf);
+                            return Ok(n);
                         }
                         Ok(None) => return Ok(0),
                         // The ring is empty for now: a plain read, below.
@@ -433,6 +434,7 @@ impl Conn {
 
     /// Moves an incomplete request to the front of the buffer and returns memory after a large
     /// request.
+    #[inline]
     fn compact(&mut self) {
         let ring = self.io.provided(&self.slot.worker().io).is_some();
         self.rbuf.compact(&self.slot.worker().io.buffers, ring);

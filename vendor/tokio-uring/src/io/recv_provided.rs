@@ -24,6 +24,7 @@ pub(crate) struct RecvProvided {
 }
 
 impl Op<RecvProvided> {
+    #[inline]
     pub(crate) fn recv_provided(fd: &SharedFd, ring: &BufRing) -> io::Result<Op<RecvProvided>> {
         let ring = ring.inner().clone();
         let bgid = ring.bgid();
@@ -50,6 +51,7 @@ impl Completable for RecvProvided {
     /// `Ok(None)`: the end of the stream.
     type Output = io::Result<Option<ProvidedBuf>>;
 
+    #[inline]
     fn complete(self, cqe: CqeResult) -> Self::Output {
         let buf = cqueue::buffer_select(cqe.flags).map(|bid| ProvidedBuf::new(self.ring, bid, 0));
         match cqe.result? {
@@ -69,6 +71,7 @@ pub struct ProvidedRecv {
 }
 
 impl ProvidedRecv {
+    #[inline]
     pub(crate) fn new(fd: &SharedFd, ring: &BufRing) -> ProvidedRecv {
         ProvidedRecv {
             op: Op::recv_provided(fd, ring).map_err(Some),
@@ -79,16 +82,14 @@ impl ProvidedRecv {
 impl Future for ProvidedRecv {
     type Output = io::Result<Option<ProvidedBuf>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match &mut this.op {
-            Ok(op) => {
-                let res = std::task::ready!(Pin::new(op).poll(cx));
-                // Completed: the driver has let go of the op's slot, which the next op may
-                // take; the op must not be polled or dropped as in flight again.
-                this.op = Err(None);
-                Poll::Ready(res)
-            }
+            // Completed: the driver has let go of the op's slot, which the next op may take; the
+            // op is not polled again (and its drop leaves the driver alone).
+            Ok(op) if op.is_complete() => Poll::Ready(Err(io::Error::other("polled after completion"))),
+            Ok(op) => Pin::new(op).poll(cx),
             Err(e) => Poll::Ready(Err(e
                 .take()
                 .unwrap_or_else(|| io::Error::other("polled after completion")))),

@@ -5,7 +5,8 @@
 //!   and the end of the send that carries it, so a small pool serves many connections; when the
 //!   pool is empty the bytes go to the heap instead ([`OutBuf`]).
 //! - **The receive ring** (provided buffers): a plain connection waiting for its next request
-//!   holds no read buffer; the kernel picks one of the ring's when the request arrives.
+//!   holds no read buffer; the kernel picks one of the ring's when the request arrives, and it
+//!   is the connection's read buffer until the requests in it are answered.
 //! - **Free lists** of read buffers ([`ReadBuf`]'s memory) and output buffers, taken by a
 //!   connection while it works and given back when it goes idle: at a few hundred requests a
 //!   tick, malloc's per-thread cache would overflow into its slow path.
@@ -124,15 +125,24 @@ impl Buffers {
     }
 
     /// An empty output buffer for a plain connection.
+    #[inline]
     pub(crate) fn take_out_buf(&self) -> Box<OutBuf> {
-        self.out_bufs
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| Box::new(OutBuf::new(self.pool.clone(), self.size, self.stats.clone())))
+        match self.out_bufs.borrow_mut().pop() {
+            Some(out) => out,
+            None => self.new_out_buf(),
+        }
+    }
+
+    /// [`take_out_buf`](Self::take_out_buf) with none kept.
+    #[cold]
+    #[inline(never)]
+    fn new_out_buf(&self) -> Box<OutBuf> {
+        Box::new(OutBuf::new(self.pool.clone(), self.size, self.stats.clone()))
     }
 
     /// Keeps an empty output buffer (holding no fixed buffer) for
     /// [`take_out_buf`](Self::take_out_buf), unless enough are kept.
+    #[inline]
     pub(crate) fn give_out_buf(&self, mut out: Box<OutBuf>) {
         let mut kept = self.out_bufs.borrow_mut();
         if kept.len() < OUT_BUFS_KEPT {

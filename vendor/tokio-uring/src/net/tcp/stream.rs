@@ -269,6 +269,7 @@ impl TcpStream {
     /// stream; an empty ring fails with `ENOBUFS`.
     ///
     /// The receive is submitted when this is called, so the future holds only the operation.
+    #[inline]
     pub fn recv_provided(&self, ring: &crate::buf::BufRing) -> crate::buf::ProvidedRecv {
         crate::buf::ProvidedRecv::new(&self.inner.fd, ring)
     }

@@ -224,6 +224,13 @@ impl<T, CqeType> Op<T, CqeType> {
         }
     }
 
+    /// ringd patch: whether the completion was taken (the operation has left the driver, whose
+    /// slot may be another operation's by now: it must not be polled again).
+    #[inline]
+    pub(crate) fn is_complete(&self) -> bool {
+        self.state.data.is_none()
+    }
+
     // ringd patch: the driver works on `OpState`; this is left for its unit tests.
     #[allow(dead_code)]
     pub(super) fn index(&self) -> usize {
