@@ -327,14 +327,19 @@ fn simple_head<'b>(
         return None;
     }
     let version_at = target_at + visible_run(&buf[target_at..], 0x21);
-    let mut eight = [0; 8];
-    eight.copy_from_slice(buf.get(version_at..version_at + 8)?);
-    if u64::from_le_bytes(eight) != u64::from_le_bytes(*b" HTTP/1.") {
+    // The version and its CRLF, 11 bytes, as two words that overlap in three.
+    let end = buf.get(version_at..version_at + 11)?;
+    let word = |at: usize| {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(&end[at..at + 8]);
+        u64::from_le_bytes(eight)
+    };
+    if word(0) != u64::from_le_bytes(*b" HTTP/1.") {
         return None;
     }
-    let version = match buf.get(version_at + 8..version_at + 11)? {
-        b"1\r\n" => Version::Http11,
-        b"0\r\n" => Version::Http10,
+    let version = match word(3) {
+        w if w == u64::from_le_bytes(*b"TP/1.1\r\n") => Version::Http11,
+        w if w == u64::from_le_bytes(*b"TP/1.0\r\n") => Version::Http10,
         _ => return None,
     };
     // The request line without its CRLF.
