@@ -327,14 +327,19 @@ fn simple_head<'b>(
         return None;
     }
     let version_at = target_at + visible_run(&buf[target_at..], 0x21);
-    let mut eight = [0; 8];
-    eight.copy_from_slice(buf.get(version_at..version_at + 8)?);
-    if u64::from_le_bytes(eight) != u64::from_le_bytes(*b" HTTP/1.") {
+    // The version and its CRLF, 11 bytes, as two words that overlap in three.
+    let end = buf.get(version_at..version_at + 11)?;
+    let word = |at: usize| {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(&end[at..at + 8]);
+        u64::from_le_bytes(eight)
+    };
+    if word(0) != u64::from_le_bytes(*b" HTTP/1.") {
         return None;
     }
-    let version = match buf.get(version_at + 8..version_at + 11)? {
-        b"1\r\n" => Version::Http11,
-        b"0\r\n" => Version::Http10,
+    let version = match word(3) {
+        w if w == u64::from_le_bytes(*b"TP/1.1\r\n") => Version::Http11,
+        w if w == u64::from_le_bytes(*b"TP/1.0\r\n") => Version::Http10,
         _ => return None,
     };
     // The request line without its CRLF.
@@ -345,7 +350,7 @@ fn simple_head<'b>(
     let target = &buf[target_at..version_at];
     let (target, known) = match known.get(target) {
         Some(target) => (target, true),
-        None => (std::str::from_utf8(target).ok()?, false),
+        None => (ascii_str(buf, target_at, version_at)?, false),
     };
     let mut line_at = version_at + 11;
     let mut fields = Fields::default();
@@ -449,6 +454,21 @@ fn field_name(name: &[u8]) -> Option<(&str, Kind)> {
             (name, Kind::of(name))
         }
     })
+}
+
+/// `buf[at..end]` as a `str`, for a caller that has found every byte of `buf[..end]` to be
+/// ASCII (`None` if some byte is not UTF-8). std's UTF-8 check takes a byte at a time until it
+/// reaches an address that is a multiple of eight, and from there a word or two at a time, so
+/// it starts at the last such address at or before `at` when `buf` has one (the bytes before
+/// `at` are the method's and the SP).
+#[inline]
+fn ascii_str(buf: &[u8], at: usize, end: usize) -> Option<&str> {
+    let back = buf.as_ptr().addr().wrapping_add(at) % 8;
+    if back <= at {
+        std::str::from_utf8(&buf[at - back..end]).ok()?.get(back..)
+    } else {
+        std::str::from_utf8(&buf[at..end]).ok()
+    }
 }
 
 /// [`is_tchar`] as a table.

@@ -1072,3 +1072,25 @@ fn connection_and_close_checks_are_exact() {
         }
     }
 }
+
+/// The target taken as a `str` is the target's bytes wherever the head stands in memory (the
+/// UTF-8 check starts at an address that is a multiple of eight when there is one before it),
+/// and a target with a byte that is not UTF-8 is refused.
+#[test]
+fn ascii_str_is_the_target_at_every_alignment() {
+    let head = b"GET /static/a-longer-path/4k.bin HTTP/1.1\r\n";
+    let end = head.len() - 11;
+    for shift in 0..16 {
+        let mut mem = vec![b'x'; shift];
+        mem.extend_from_slice(head);
+        let buf = &mem[shift..];
+        for at in 0..8 {
+            for stop in at..=end {
+                assert_eq!(ascii_str(buf, at, stop), std::str::from_utf8(&buf[at..stop]).ok());
+            }
+        }
+        let mut bad = mem.clone();
+        bad[shift + 9] = 0xc3;
+        assert_eq!(ascii_str(&bad[shift..], 4, end), None, "{shift}");
+    }
+}

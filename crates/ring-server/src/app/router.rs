@@ -63,7 +63,63 @@ struct Route {
     /// then matching is comparing the strings (most routes are such, and most of them differ
     /// from the path in length).
     exact: Option<Box<str>>,
+    /// When the pattern is literal segments followed by `{name...}` or a trailing `/` (as a
+    /// mount of static files is): the paths it matches are those that start with this.
+    lead: Option<Lead>,
     handler: Box<dyn Handler>,
+}
+
+/// The start every path a route of literal segments and then `{name...}` (or a trailing `/`)
+/// matches has: `/`, each literal followed by `/`. Such a route matches exactly the paths
+/// that start with it (each literal must be followed by `/`, and `{name...}` takes any rest,
+/// even an empty one), capturing the rest of the path as `rest`'s wildcard.
+struct Lead {
+    text: Box<str>,
+    /// `text`'s [`Words`]: all of it when it is up to [`Words::WHOLE`] bytes long.
+    words: Words,
+    /// The `{name...}` wildcard's name (`None` for a trailing `/`).
+    rest: Option<Box<str>>,
+}
+
+impl Lead {
+    /// `Some` for a pattern of literal segments then `{name...}`, or literal segments and a
+    /// trailing `/`.
+    fn of(segments: &[Segment], prefix: bool) -> Option<Lead> {
+        let (literals, rest) = match segments.split_last() {
+            Some((Segment::Rest(name), literals)) if !prefix => (literals, Some(name.clone())),
+            _ if prefix => (segments, None),
+            _ => return None,
+        };
+        let mut text = String::from("/");
+        for segment in literals {
+            let Segment::Literal(lit) = segment else {
+                return None;
+            };
+            text.push_str(lit);
+            text.push('/');
+        }
+        Some(Lead {
+            words: Words::of(text.as_bytes()),
+            text: text.into(),
+            rest,
+        })
+    }
+
+    /// [`Route::path_matches`] for the route this is the lead of.
+    #[inline]
+    fn matches<'p>(&'p self, path: &'p str, params: &mut Params<'p>) -> bool {
+        let Some(start) = path.as_bytes().get(..self.text.len()) else {
+            return false;
+        };
+        if Words::of(start) != self.words || (!self.words.are_whole() && start != self.text.as_bytes()) {
+            return false;
+        }
+        params.clear();
+        if let (Some(name), Some(rest)) = (&self.rest, path.get(self.text.len()..)) {
+            params.push(name, rest);
+        }
+        true
+    }
 }
 
 impl Route {
@@ -95,16 +151,17 @@ impl Route {
     }
 
     /// Whether the route matches `path`, capturing wildcards into `params` ([`Route::path_matches`],
-    /// or a string comparison for an exact route).
+    /// or a string comparison for an exact route, or [`Lead::matches`]).
     #[inline]
     fn matches<'p>(&'p self, path: &'p str, params: &mut Params<'p>) -> bool {
-        match &self.exact {
-            Some(exact) if **exact == *path => {
+        match (&self.exact, &self.lead) {
+            (Some(exact), _) if **exact == *path => {
                 params.clear();
                 true
             }
-            Some(_) => false,
-            None => self.path_matches(path, params),
+            (Some(_), _) => false,
+            (None, Some(lead)) => lead.matches(path, params),
+            (None, None) => self.path_matches(path, params),
         }
     }
 
@@ -275,6 +332,7 @@ impl Router {
             pattern: pattern.to_owned(),
             method: method.map(Into::into),
             get: method == Some("GET"),
+            lead: Lead::of(&segments, prefix),
             segments,
             prefix,
             exact,
@@ -556,6 +614,78 @@ mod tests {
         assert_eq!(which(&r, "GET", "/x/7/z"), "/x/{id}/z id=7");
         assert_eq!(which(&r, "GET", "/a/b"), "/a/b");
         assert_eq!(which(&r, "POST", "/a/b/c"), "405 GET, HEAD");
+    }
+
+    /// A lead's comparison says what the segment walk says (short and long leads, `{$}`, an
+    /// empty literal), captures the same rest, and leaves no stale capture behind.
+    #[test]
+    fn leads_match_as_their_segments_do() {
+        let r = router(&[
+            "/",
+            "/{all...}",
+            "/static/",
+            "/files/{path...}",
+            "/a/b/c/d/e/f/g/{p...}",
+            "/a/b/c/d/e/f/h/",
+            "/a//{p...}",
+            "/s/{$}/",
+            "/x/{id}/{p...}",
+            "/x/{id}/",
+        ]);
+        let paths = [
+            "/",
+            "/a",
+            "/static",
+            "/static/",
+            "/static/s",
+            "/static/s/t.txt",
+            "/staticx/s",
+            "/Static/s",
+            "/files",
+            "/files/",
+            "/files/f/g",
+            "/a/b/c/d/e/f/g",
+            "/a/b/c/d/e/f/g/",
+            "/a/b/c/d/e/f/g/x/y",
+            "/a/b/c/d/e/f/h/x",
+            "/a/b/c/d/e/f/x/x",
+            "/b/b/c/d/e/f/g/x",
+            "/a//b",
+            "/a/b",
+            "/s/",
+            "/s//x",
+            "/x/1/y",
+            "/x/1/",
+            "/é/x",
+        ];
+        let mut leads = 0;
+        for route in &r.routes {
+            leads += usize::from(route.lead.is_some());
+            for path in paths {
+                let mut walked = Params::default();
+                let mut compared = Params::default();
+                compared.push("id", "stale");
+                let by_segments = route.path_matches(path, &mut walked);
+                assert_eq!(
+                    route.matches(path, &mut compared),
+                    by_segments,
+                    "{} on {path:?}",
+                    route.pattern
+                );
+                if by_segments {
+                    for name in ["id", "all", "path", "p"] {
+                        assert_eq!(compared.get(name), walked.get(name), "{} on {path:?}", route.pattern);
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            leads, 8,
+            "every pattern of literals and then a rest or a trailing slash"
+        );
+        assert_eq!(which(&r, "GET", "/static/s/t.txt"), "/static/");
+        assert_eq!(which(&r, "GET", "/files/f/g"), "/files/{path...} path=f/g");
+        assert_eq!(which(&r, "GET", "/files/"), "/files/{path...} path=");
     }
 
     /// The search over exact routes finds what the walk over every route in order finds, for

@@ -634,6 +634,15 @@ impl<'a> FileFields<'a> {
     #[inline(always)]
     fn of(headers: &[ringd_core::Header<'a>]) -> FileFields<'a> {
         let mut f = FileFields::default();
+        f.scan(headers);
+        f
+    }
+
+    /// Takes in the fields of `headers` (the first of each name counts): [`FileFields::of`] for
+    /// a value the caller holds, so that it is filled in place.
+    #[inline(always)]
+    fn scan(&mut self, headers: &[ringd_core::Header<'a>]) {
+        let f = self;
         for h in headers {
             let (name, value) = (h.name, Some(h.value));
             let slot = match name.len() {
@@ -649,7 +658,6 @@ impl<'a> FileFields<'a> {
                 *slot = value;
             }
         }
-        f
     }
 }
 
@@ -674,7 +682,8 @@ impl Handler for StaticFiles {
             // The common case: answered at once, without a future, unless a small range of an
             // open file must be read first.
             Err(hit) => {
-                let fields = FileFields::of(req.headers());
+                let mut fields = FileFields::default();
+                fields.scan(req.headers());
                 if let Some(response) = self.answer_whole(req, &hit, &fields) {
                     return Reply::Ready(response);
                 }
