@@ -136,7 +136,7 @@ fn unrouted(router: &Router, head: &RequestHead<'_, '_>, routed: Routed<'_>) -> 
 }
 
 /// Calls `handler` with `req`; a handler that panics gets a 500.
-#[inline]
+#[inline(always)]
 pub(crate) fn call<'a>(worker: &Worker, handler: &'a dyn Handler, req: &'a Request<'a>) -> Reply<'a> {
     catch_unwind(AssertUnwindSafe(|| handler.call(req)))
         .unwrap_or_else(|_| Reply::Ready(handler_panicked(worker, req.head)))
