@@ -591,9 +591,18 @@ mod tests {
             "/files/f/g",
             "/b",
         ];
-        let mut exact = 0;
+        matches_as_segments(&r, &paths, &["id"]);
+        let exact = r.routes.iter().filter(|route| route.exact.is_some()).count();
+        assert_eq!(exact, 6, "every all-literal, non-prefix pattern is exact");
+        assert_eq!(which(&r, "GET", "/x/7/z"), "/x/{id}/z id=7");
+        assert_eq!(which(&r, "GET", "/a/b"), "/a/b");
+        assert_eq!(which(&r, "POST", "/a/b/c"), "405 GET, HEAD");
+    }
+
+    /// Every route of `r` matches each of `paths` as its segment walk does, and captures the
+    /// same `names` (a stale capture is never left behind).
+    fn matches_as_segments(r: &Router, paths: &[&str], names: &[&str]) {
         for route in &r.routes {
-            exact += usize::from(route.exact.is_some());
             for path in paths {
                 let mut walked = Params::default();
                 let mut compared = Params::default();
@@ -606,14 +615,12 @@ mod tests {
                     route.pattern
                 );
                 if by_segments {
-                    assert_eq!(compared.get("id"), walked.get("id"), "{} on {path:?}", route.pattern);
+                    for name in names {
+                        assert_eq!(compared.get(name), walked.get(name), "{} on {path:?}", route.pattern);
+                    }
                 }
             }
         }
-        assert_eq!(exact, 6, "every all-literal, non-prefix pattern is exact");
-        assert_eq!(which(&r, "GET", "/x/7/z"), "/x/{id}/z id=7");
-        assert_eq!(which(&r, "GET", "/a/b"), "/a/b");
-        assert_eq!(which(&r, "POST", "/a/b/c"), "405 GET, HEAD");
     }
 
     /// A lead's comparison says what the segment walk says (short and long leads, `{$}`, an
@@ -658,27 +665,8 @@ mod tests {
             "/x/1/",
             "/é/x",
         ];
-        let mut leads = 0;
-        for route in &r.routes {
-            leads += usize::from(route.lead.is_some());
-            for path in paths {
-                let mut walked = Params::default();
-                let mut compared = Params::default();
-                compared.push("id", "stale");
-                let by_segments = route.path_matches(path, &mut walked);
-                assert_eq!(
-                    route.matches(path, &mut compared),
-                    by_segments,
-                    "{} on {path:?}",
-                    route.pattern
-                );
-                if by_segments {
-                    for name in ["id", "all", "path", "p"] {
-                        assert_eq!(compared.get(name), walked.get(name), "{} on {path:?}", route.pattern);
-                    }
-                }
-            }
-        }
+        matches_as_segments(&r, &paths, &["id", "all", "path", "p"]);
+        let leads = r.routes.iter().filter(|route| route.lead.is_some()).count();
         assert_eq!(
             leads, 8,
             "every pattern of literals and then a rest or a trailing slash"
