@@ -123,9 +123,15 @@ impl ReadBuf {
     #[cold]
     #[inline(never)]
     fn release_rest(&mut self, buffers: &Buffers) {
+        self.copy_out_into(|len| buffers.take_read_buf(len));
+    }
+
+    /// Moves the pending bytes of a ring buffer into memory of its own, from `take` (given the
+    /// capacity wanted), at the front; the ring buffer goes back to the ring.
+    fn copy_out_into(&mut self, take: impl FnOnce(usize) -> Vec<u8>) {
         if let Storage::Ring(ring) = &self.bytes {
             let rest = &ring[self.start..];
-            let mut owned = buffers.take_read_buf(rest.len().max(START));
+            let mut owned = take(rest.len().max(START));
             owned.extend_from_slice(rest);
             self.bytes = Storage::Owned(owned);
             self.start = 0;
@@ -133,7 +139,8 @@ impl ReadBuf {
     }
 
     /// The buffer as memory of its own, for appending to: the pending bytes of a ring buffer
-    /// are copied out of it, and it goes back to the ring.
+    /// are copied out of it (to the front: `start` is 0 afterwards, so a caller reads `start`
+    /// only after this), and it goes back to the ring.
     #[inline]
     fn owned(&mut self) -> &mut Vec<u8> {
         if let Storage::Ring(_) = &self.bytes {
@@ -149,13 +156,7 @@ impl ReadBuf {
     #[cold]
     #[inline(never)]
     fn copy_out(&mut self) {
-        if let Storage::Ring(ring) = &self.bytes {
-            let rest = &ring[self.start..];
-            let mut owned = Vec::with_capacity(rest.len().max(START));
-            owned.extend_from_slice(rest);
-            self.bytes = Storage::Owned(owned);
-            self.start = 0;
-        }
+        self.copy_out_into(Vec::with_capacity);
     }
 
     /// Makes room for reading more of a head: at least [`HEAD_ROOM`], doubling.
