@@ -112,6 +112,14 @@ pub enum ServerError {
         /// What the OS said.
         cause: io::Error,
     },
+    /// A worker's eventfd, through which other threads wake its executor, cannot be made.
+    #[error("worker {worker} cannot create its eventfd for wakes from other threads: {cause}; if that is too many open files, raise LimitNOFILE (shell: ulimit -n)")]
+    WakeFd {
+        /// Worker index.
+        worker: usize,
+        /// What the kernel said.
+        cause: io::Error,
+    },
     /// A worker died (it panicked or its runtime stopped).
     #[error("worker {worker} stopped unexpectedly: {reason}")]
     WorkerDied {

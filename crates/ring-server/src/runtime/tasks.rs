@@ -150,20 +150,31 @@ impl Tasks {
         self.inner.slab.borrow().len()
     }
 
-    /// Runs the executor on this thread, on `ring` (this thread's), until `stop` says so after
-    /// a turn; a worker's never stops. Fails only if the ring fails, or if the eventfd for
-    /// wakes from other threads cannot be made.
-    pub(crate) fn run(&self, ring: &tokio_uring::Ring, stop: &dyn Fn() -> bool) -> io::Result<()> {
-        let inner = &*self.inner;
+    /// Makes the eventfd through which wakes from other threads reach the executor, and the
+    /// task that reads it. A worker does this before it says it is ready: the executor's loop
+    /// then opens no descriptor, so a process out of descriptors (or whose limit was lowered
+    /// after start) keeps running and only pauses its accepts. Idempotent.
+    pub(crate) fn open_wakes(&self) -> io::Result<()> {
+        if self.inner.shared.wake_fd.get().is_some() {
+            return Ok(());
+        }
         // Blocking: io_uring answers a read of a non-blocking descriptor with nothing to read
         // by `EAGAIN` instead of waiting for it. Writers never block on it (the count only
         // blocks past 2^64 - 2).
         let fd = std::fs::File::from(rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)?);
         let reader = tokio_uring::fs::File::from_std(fd.try_clone()?);
-        if inner.shared.wake_fd.set(fd).is_err() {
-            return Err(io::Error::other("an executor runs once"));
-        }
+        // The executor is this thread's only: no other call can have set it meanwhile.
+        let _ = self.inner.shared.wake_fd.set(fd);
         self.spawn(wakes_from_other_threads(reader));
+        Ok(())
+    }
+
+    /// Runs the executor on this thread, on `ring` (this thread's), until `stop` says so after
+    /// a turn; a worker's never stops. Fails only if the ring fails, or if the eventfd for
+    /// wakes from other threads was not made before ([`Tasks::open_wakes`]) and cannot be.
+    pub(crate) fn run(&self, ring: &tokio_uring::Ring, stop: &dyn Fn() -> bool) -> io::Result<()> {
+        let inner = &*self.inner;
+        self.open_wakes()?;
         loop {
             let now = Instant::now();
             timer::start_turn(now);

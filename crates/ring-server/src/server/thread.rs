@@ -15,6 +15,7 @@ use super::control::{Control, Heartbeats, RouterFactory, WorkerEvent};
 use super::controller::controller;
 use super::sweeper::sweeper;
 use crate::config::ServerConfig;
+use crate::error::ServerError;
 use crate::io::buf::Buffers;
 use crate::io::conn_io::WorkerIo;
 use crate::io::listener::ListenerKind;
@@ -149,6 +150,16 @@ pub(crate) fn run(setup: WorkerSetup) {
     }
     worker.tasks.spawn(sweeper(id, worker.clone(), heartbeats));
     worker.tasks.spawn(controller(id, worker.clone(), control, dups));
+    // Every descriptor the worker needs is open before it is ready: from here on, running out
+    // of them pauses accepts and never stops the worker.
+    if let Err(cause) = worker.tasks.open_wakes() {
+        let _ = events.send(WorkerEvent::Failed(ServerError::WakeFd { worker: id, cause }));
+        // The server stops on that error; its tasks are left as they are, never dropped
+        // outside the executor that owns them.
+        std::mem::forget(worker);
+        std::mem::forget(ring);
+        return;
+    }
     let _ = events.send(WorkerEvent::Ready);
     // The ring must never be dropped while operations are in flight (the kernel would write
     // into freed buffers), so the worker runs until the process exits.
