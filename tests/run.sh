@@ -95,6 +95,14 @@ if ((PIPESTATUS[0] != 0)); then
   grep -qE ' \.\.\. FAILED$' "$log" || failures+=("cargo test: $(grep -E '^error' "$log" | head -1)")
 fi
 
+# The vendored tokio-uring's unit tests, ringd's patches' among them (it is outside the
+# workspace, with a lock file of its own); only in a whole run, not when arguments pick tests.
+if (($# == 0)); then
+  cargo test --manifest-path vendor/tokio-uring/Cargo.toml --locked --lib --target-dir target/vendor-tokio-uring 2>&1 |
+    tee "$log"
+  ((PIPESTATUS[0] == 0)) || failures+=("cargo test: vendor/tokio-uring (its FAILED lines above)")
+fi
+
 # A short soak of the real binary under mixed load: no fd leak, bounded RSS, no wrong answer
 # (benches/soak --seconds 600 is the long version).
 if [ -x target/debug/ringd ]; then

@@ -145,3 +145,78 @@ fn symlinks_out_of_the_root_are_refused_unless_allowed() {
         assert!(!r.body_str().contains("not for the web"), "{target}");
     }
 }
+
+/// A cached body of a kilobyte or more is sent from the cache's memory after its head (one
+/// gathered write, not copied into the fixed buffer). Its bytes arrive whole and in order to a
+/// client that reads late (the kernel takes the writes in parts and the server writes the
+/// rest), after pipelined requests (a body with an answer queued after it is copied in after
+/// all), with `Connection: close`, and never for `HEAD`; and no fixed buffer stays in use.
+#[test]
+fn cached_bodies_sent_from_memory_arrive_whole_in_every_case() {
+    let dir = TempDir::new("cache-gather");
+    let big: Vec<u8> = (0..12 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let small = vec![b's'; 900];
+    dir.write("site/big.bin", &big);
+    dir.write("site/small.bin", &small);
+    let conf = dir.write("ringd.toml", format!("root = {:?}\n", dir.join("site")).as_bytes());
+    let server = Server::start(&["--config", conf.to_str().unwrap(), "--admin", "127.0.0.1:0"]);
+    let req = |path: &str, extra: &str| format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n").into_bytes();
+
+    // A client with a small receive buffer sends its requests before it reads any answer, each
+    // once the one before is answered (so that each is a batch of its own, whose body is
+    // gathered): 40 bodies are far more than the two sockets' buffers hold, so the server's
+    // writes stall and complete in parts.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let stream: std::net::TcpStream = socket.into();
+    stream.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    let mut late = common::Conn::new(stream);
+    // The request counter's series exist once a request is answered.
+    assert!(roundtrip(server.addr, &req("/small.bin", "Connection: close\r\n")).body == small);
+    let answered = || server.metric("ringd_http_requests_total");
+    for i in 0..40 {
+        let before = answered();
+        late.send(&req("/big.bin", ""));
+        assert!(
+            common::poll_until(common::IO_TIMEOUT, || answered() > before),
+            "request {i} was not answered"
+        );
+    }
+    for i in 0..40 {
+        let r = late.read_response(false);
+        assert_eq!(r.status, 200, "answer {i}");
+        assert!(r.body == big, "answer {i}: {} bytes, not the file's", r.body.len());
+    }
+
+    // Pipelined: the first body has answers after it in the same batch.
+    let mut c = common::Conn::open(server.addr);
+    let batch = [req("/big.bin", ""), req("/small.bin", ""), req("/big.bin", "")].concat();
+    c.send(&batch);
+    for expected in [&big, &small, &big] {
+        let r = c.read_response(false);
+        assert_eq!(r.status, 200);
+        assert!(&r.body == expected, "{} bytes, not the file's", r.body.len());
+    }
+    // HEAD: the length, no body; the next answer on the connection is whole.
+    c.send(b"HEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = c.read_response(true);
+    assert_eq!(head.header("content-length"), Some("12288"));
+    c.send(&req("/big.bin", ""));
+    assert!(c.read_response(false).body == big);
+
+    // Connection: close: the body, then the end of the stream.
+    let mut closing = common::Conn::open(server.addr);
+    closing.send(&req("/big.bin", "Connection: close\r\n"));
+    assert!(closing.read_response(false).body == big);
+    closing.expect_eof();
+
+    drop((late, c));
+    let in_use = "ringd_fixed_buffers_in_use{worker=\"0\"}";
+    assert!(
+        common::poll_until(common::IO_TIMEOUT, || server.metric(in_use) == 0.0),
+        "{in_use} = {}",
+        server.metric(in_use)
+    );
+    server.assert_no_panic();
+}

@@ -87,7 +87,7 @@ fn encode_any(
     let encoded = match (framing, std::mem::replace(&mut response.body, Body::Empty)) {
         (ResponseFraming::NoBody, _) | (_, Body::Empty) => Encoded::Done { keep_alive },
         (_, Body::Full(bytes)) if bytes.len() <= INLINE_BODY => {
-            out.put(&bytes);
+            out.put_body(&bytes);
             Encoded::Done { keep_alive }
         }
         (_, Body::Full(bytes)) => Encoded::Large { bytes, keep_alive },
@@ -137,7 +137,7 @@ fn encode_common(
         common.write_ok_close_head(out, slot, line.as_bytes(), bytes.len() as u64);
     }
     if !is_head {
-        out.put(bytes);
+        out.put_body(bytes);
     }
     true
 }
@@ -166,7 +166,7 @@ fn encode_block(
         return false;
     }
     if !is_head {
-        out.put(bytes);
+        out.put_body(bytes);
     }
     true
 }

@@ -65,7 +65,7 @@ mod write_fixed;
 
 // ringd patch: writes of a fixed buffer whose completion wakes no one.
 mod write_fixed_detached;
-pub(crate) use write_fixed_detached::DetachedData;
+pub(crate) use write_fixed_detached::{DetachedData, Gather};
 pub use write_fixed_detached::{DetachedWrite, Finish};
 
 mod writev;

@@ -2,6 +2,8 @@
 
 use std::io;
 
+use bytes::Bytes;
+
 use tokio_uring::buf::fixed::{FixedBuf, FixedBufPool};
 
 use super::PageBuf;
@@ -12,7 +14,9 @@ use tokio_uring::net::TcpStream;
 use tokio_uring::DetachedWrite;
 
 /// Response bytes waiting to be sent, in order: first into a registered fixed buffer, then,
-/// once that is full or when the pool had none, into a heap `Vec` (`spill`).
+/// once that is full or when the pool had none, into a heap `Vec` (`spill`). A body in memory
+/// that follows bytes in the fixed buffer may stay where it is (`gathered`, see
+/// [`OutBuf::put_body`]).
 ///
 /// The pool's buffers are zero-filled [`PageBuf`]s, so a `FixedBuf` derefs to its whole capacity
 /// and copying into it needs no `unsafe`.
@@ -22,6 +26,11 @@ pub(crate) struct OutBuf {
     fixed: Option<FixedBuf>,
     fixed_len: usize,
     spill: Vec<u8>,
+    /// The fixed buffer (its first `fixed_len` bytes queued) and a body that follows them,
+    /// sent from its own memory. While it is set `fixed` is `None`, so that a later `put`
+    /// takes the slow path, which copies the body in first (the order stays the queue's).
+    /// `spill` is empty while it is set.
+    gathered: Option<(FixedBuf, Bytes)>,
     /// Whether this batch already asked the pool (so an empty pool is asked once per batch).
     asked: bool,
     stats: Arc<WorkerStats>,
@@ -31,6 +40,10 @@ pub(crate) struct OutBuf {
 /// keep memory pinned to an idle connection.
 const SPILL_KEEP: usize = 64 * 1024;
 
+/// A body shorter than this is copied after its head ([`OutBuf::put_body`]): below about a
+/// kilobyte, copying costs less than what a gathered send adds (its box, its second `iovec`).
+const GATHER_MIN: usize = 1024;
+
 impl OutBuf {
     pub(crate) fn new(pool: FixedBufPool<PageBuf>, buf_size: usize, stats: Arc<WorkerStats>) -> OutBuf {
         OutBuf {
@@ -39,6 +52,7 @@ impl OutBuf {
             fixed: None,
             fixed_len: 0,
             spill: Vec::new(),
+            gathered: None,
             asked: false,
             stats,
         }
@@ -77,16 +91,44 @@ impl OutBuf {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.fixed_len + self.spill.len()
+        self.fixed_len + self.spill.len() + self.gathered.as_ref().map_or(0, |(_, body)| body.len())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
+        // A gathered body always follows bytes in the fixed buffer.
+        self.fixed_len + self.spill.len() == 0
     }
 
     /// The index of the fixed buffer held, if any.
     pub(crate) fn fixed_index(&self) -> Option<u16> {
-        self.fixed.as_ref().map(FixedBuf::buf_index)
+        self.fixed
+            .as_ref()
+            .or(self.gathered.as_ref().map(|(fixed, _)| fixed))
+            .map(FixedBuf::buf_index)
+    }
+
+    /// Queues `body` after what is queued. Unless it is short, it is not copied when what is
+    /// queued is all in the fixed buffer: [`OutBuf::send_detached`] sends it from its own
+    /// memory after the buffer's bytes. A `put` after it, or a [`OutBuf::flush`], copies it in
+    /// after all.
+    #[inline(always)]
+    pub(crate) fn put_body(&mut self, body: &Bytes) {
+        if body.len() < GATHER_MIN || !self.gather(body) {
+            ringd_core::WriteBuf::put(self, body);
+        }
+    }
+
+    /// Keeps `body` to send after the fixed buffer's bytes, if everything queued is in it.
+    #[inline(never)]
+    fn gather(&mut self, body: &Bytes) -> bool {
+        if self.fixed_len == 0 || !self.spill.is_empty() {
+            return false;
+        }
+        let Some(fixed) = self.fixed.take() else {
+            return false;
+        };
+        self.gathered = Some((fixed, body.clone()));
+        true
     }
 
     /// Submits the send of the queued bytes and returns without waiting for it, when they are
@@ -98,7 +140,9 @@ impl OutBuf {
         if !self.spill.is_empty() || self.fixed_len == 0 {
             return None;
         }
-        let fixed = self.fixed.take()?;
+        let Some(fixed) = self.fixed.take() else {
+            return self.send_gathered(stream);
+        };
         self.asked = false;
         let len = std::mem::take(&mut self.fixed_len);
         self.stats.op(Op::WriteFixed);
@@ -109,8 +153,27 @@ impl OutBuf {
         })
     }
 
+    /// [`send_detached`](Self::send_detached) of the fixed buffer's bytes and a gathered body
+    /// (`None` if there is none).
+    #[inline(never)]
+    fn send_gathered(&mut self, stream: &TcpStream) -> Option<DetachedSend> {
+        let (fixed, body) = self.gathered.take()?;
+        self.asked = false;
+        let len = std::mem::take(&mut self.fixed_len);
+        self.stats.op(Op::WriteFixed);
+        // A fixed buffer and a body of at most `encode::INLINE_BODY`: far below 4 GiB.
+        let sent = (len + body.len()) as u32;
+        Some(DetachedSend {
+            write: stream.write_fixed_detached_then(fixed.slice(0..len), body),
+            len: sent,
+        })
+    }
+
     /// Sends everything, in order, and gives the fixed buffer back to the pool.
     pub(crate) async fn flush(&mut self, stream: &TcpStream) -> io::Result<()> {
+        if self.gathered.is_some() {
+            self.ungather();
+        }
         self.asked = false;
         if let Some(fixed) = self.fixed.take() {
             let len = std::mem::take(&mut self.fixed_len);
@@ -187,6 +250,10 @@ impl OutBuf {
     /// of a batch asks the pool for one, and what does not fit spills to the heap.
     #[cold]
     fn put_slow(&mut self, bytes: &[u8]) {
+        if self.gathered.is_some() {
+            self.ungather();
+            return ringd_core::WriteBuf::put(self, bytes);
+        }
         if self.spill.is_empty() && !self.asked {
             self.asked = true;
             self.fixed = self.pool.try_next(self.buf_size);
@@ -198,6 +265,16 @@ impl OutBuf {
             }
         }
         self.spill.extend_from_slice(bytes);
+    }
+
+    /// Copies a gathered body in after all: something is put after it, or the queue is
+    /// flushed (only a detached send gathers).
+    #[inline(never)]
+    fn ungather(&mut self) {
+        if let Some((fixed, body)) = self.gathered.take() {
+            self.fixed = Some(fixed);
+            ringd_core::WriteBuf::put(self, &body);
+        }
     }
 
     /// Appends to the fixed buffer if one is held, nothing has spilled, and the bytes fit.

@@ -211,10 +211,23 @@ impl TcpStream {
     /// the buffer back to its pool once everything is sent. The returned [`DetachedWrite`]
     /// tells how it ended once it is finished; the bytes are sent in order before those of
     /// any write submitted after it only if that write waits for it to finish.
+    // Never inlined: `write_fixed_detached_then` calls it too, and the driver's submission
+    // stays inlined in this one body.
+    #[inline(never)]
     pub fn write_fixed_detached(&self, buf: crate::buf::Slice<FixedBuf>) -> crate::DetachedWrite {
         crate::runtime::CONTEXT
             .with(|x| x.with_driver(|driver| driver.submit_detached(&self.inner.fd, buf)))
             .expect("Not in a runtime context")
+    }
+
+    /// ringd patch: [`write_fixed_detached`](Self::write_fixed_detached) of `buf` followed by
+    /// `body`, in one `writev` that reads the body where it is (no copy into the fixed
+    /// buffer); the driver holds both until everything is sent.
+    pub fn write_fixed_detached_then(&self, buf: crate::buf::Slice<FixedBuf>, body: bytes::Bytes) -> crate::DetachedWrite {
+        crate::runtime::CONTEXT
+            .with(|x| x.with_driver(|driver| driver.gather_next(body)))
+            .expect("Not in a runtime context");
+        self.write_fixed_detached(buf)
     }
 
     /// Attempts to write an entire buffer to the stream.

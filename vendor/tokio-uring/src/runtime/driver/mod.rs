@@ -88,6 +88,13 @@ struct Ops {
     /// again for the rest once the completion queue is released.
     resubmit: Vec<usize>,
 
+    /// ringd patch: the boxes of gathered detached writes that are over, for the next ones
+    /// (an allocation and a free cost more than the rest of such a write's submission).
+    spare_gathers: Vec<Box<crate::io::Gather>>,
+
+    /// ringd patch: the body the next detached write gathers (`Driver::gather_next`).
+    next_gather: Option<Box<crate::io::Gather>>,
+
     /// ringd patch: the number given to the next detached write (never 0).
     gen: u32,
 }
@@ -370,7 +377,8 @@ impl Driver {
     }
 
     /// ringd patch: submits a write of `buf` (all of it, resumed by the driver after a short
-    /// write) to `fd`; its completion wakes no one (see `crate::io::DetachedWrite`).
+    /// write) to `fd`, followed by the body given to `gather_next` just before if one was;
+    /// its completion wakes no one (see `crate::io::DetachedWrite`).
     pub(crate) fn submit_detached(
         &mut self,
         fd: &crate::io::SharedFd,
@@ -381,9 +389,10 @@ impl Driver {
             None => std::num::NonZeroU32::MIN,
         };
         self.ops.gen = gen.get().wrapping_add(1);
-        let data = crate::io::DetachedData {
+        let mut data = crate::io::DetachedData {
             fd: fd.clone(),
             buf: Some(buf),
+            gather: self.ops.next_gather.take(),
             waker: None,
             abandoned: false,
         };
@@ -391,8 +400,9 @@ impl Driver {
         let key = self.ops.detached.insert(data) as u32;
         let index = self.ops.lifecycle.insert(Lifecycle::Detached { data: key, gen });
         let sqe = sqe.user_data(index as _);
-        // SAFETY: the entry reads the fixed buffer held in the driver's table of detached writes
-        // until its completion, and names a file whose `SharedFd` the table holds too.
+        // SAFETY: the entry reads the fixed buffer (and a gathered body, with its `iovec`s in
+        // their box) held in the driver's table of detached writes until its completion, and
+        // names a file whose `SharedFd` the table holds too.
         while unsafe { self.uring.submission().push(&sqe).is_err() } {
             if let Err(e) = self.submit() {
                 // The kernel never saw the entry: the write fails at once.
@@ -408,6 +418,14 @@ impl Driver {
             index: index as u32,
             gen,
         }
+    }
+
+    /// ringd patch: makes the next `submit_detached` write `body` after its fixed buffer (one
+    /// `writev` that reads the body where it is). Set apart so that the detached write has one
+    /// submission path.
+    pub(crate) fn gather_next(&mut self, body: bytes::Bytes) {
+        let gather = self.ops.gather(body);
+        self.ops.next_gather = Some(gather);
     }
 
     /// ringd patch: submits the rest of every short detached write, in the slot it had.
@@ -908,6 +926,8 @@ impl Ops {
             completions: Slab::with_capacity(64),
             detached: Slab::new(),
             resubmit: Vec::new(),
+            spare_gathers: Vec::new(),
+            next_gather: None,
             gen: 1,
         }
     }
@@ -959,6 +979,27 @@ impl Ops {
         }
     }
 
+    /// ringd patch: the box of a gathered detached write of `body`, a spare one if there is.
+    #[inline(never)]
+    fn gather(&mut self, body: bytes::Bytes) -> Box<crate::io::Gather> {
+        match self.spare_gathers.pop() {
+            Some(mut gather) => {
+                gather.reuse(body);
+                gather
+            }
+            None => crate::io::Gather::new(body),
+        }
+    }
+
+    /// ringd patch: keeps the box of a gathered detached write that is over, for the next.
+    #[inline(never)]
+    fn keep_gather(&mut self, mut gather: Box<crate::io::Gather>) {
+        if self.spare_gathers.len() < SPARE_GATHERS {
+            gather.release();
+            self.spare_gathers.push(gather);
+        }
+    }
+
     /// ringd patch: the completion of the detached write in slot `index` (its data at `data`):
     /// a short write is queued to go on with the rest; one that sent everything leaves the
     /// driver (its buffer goes back to its pool); a failed one keeps its error.
@@ -966,18 +1007,17 @@ impl Ops {
     fn complete_detached(&mut self, index: usize, data: u32, gen: std::num::NonZeroU32, res: i32) {
         let entry = &mut self.detached[data as usize];
         if res > 0 {
-            let written = res as usize;
-            let buf = entry.buf.take().expect("a detached write holds its buffer");
-            if written < crate::buf::BoundedBuf::bytes_init(&buf) {
-                entry.buf = Some(crate::buf::BoundedBuf::slice(buf, written..));
+            if entry.advance(res as usize) {
                 if !entry.abandoned {
                     self.resubmit.push(index);
                     return;
                 }
             } else {
-                // Everything is sent: the buffer goes back now, no one is woken unless it waits.
-                drop(buf);
-                let entry = self.detached.remove(data as usize);
+                // Everything is sent: the buffer went back, no one is woken unless it waits.
+                let mut entry = self.detached.remove(data as usize);
+                if let Some(gather) = entry.gather.take() {
+                    self.keep_gather(gather);
+                }
                 self.lifecycle.remove(index);
                 if let Some(waker) = entry.waker {
                     waker.wake();
@@ -1006,6 +1046,10 @@ impl Ops {
         }
     }
 }
+
+/// ringd patch: the boxes of gathered detached writes kept for reuse at most
+/// (`Ops::spare_gathers`).
+const SPARE_GATHERS: usize = 64;
 
 /// ringd patch: the lifecycles of the operations in flight, by index (their entries'
 /// `user_data`): a vector whose vacant entries link the free indices, as in `slab::Slab`, with
