@@ -79,7 +79,7 @@ fn a_client_over_its_rate_gets_429_with_retry_after_and_the_zone_counts_it() {
     );
     assert_eq!(server.metric("ringd_rate_limit_clients{zone=\"api\"}"), 1.0);
     assert!(
-        server.log().contains("rate limit: refused a request"),
+        server.wait_log(|log| log.contains("rate limit: refused a request")),
         "{}",
         server.log()
     );
@@ -125,7 +125,7 @@ fn a_dry_run_counts_and_logs_what_it_would_refuse_but_serves_it() {
     assert_eq!(zone_count(&server, "try", "rejected_dry_run"), 4.0);
     assert_eq!(zone_count(&server, "try", "rejected"), 0.0);
     assert!(
-        server.log().contains("rate limit (dry run): would refuse"),
+        server.wait_log(|log| log.contains("rate limit (dry run): would refuse")),
         "{}",
         server.log()
     );
@@ -376,7 +376,11 @@ fn connections_past_the_limit_are_refused_over_every_worker() {
         }),
         "no connection was served after one closed"
     );
-    assert!(server.log().contains("connection limit: refused a connection"));
+    assert!(
+        server.wait_log(|log| log.contains("connection limit: refused a connection")),
+        "{}",
+        server.log()
+    );
     server.assert_no_panic();
 }
 

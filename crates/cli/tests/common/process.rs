@@ -6,6 +6,8 @@ use super::*;
 #[derive(Clone, Default)]
 pub struct LogBuf {
     inner: Arc<(Mutex<Vec<u8>>, Condvar)>,
+    /// Set once the drain thread has read the end of its pipe (every byte is in `inner`).
+    ended: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl LogBuf {
@@ -27,9 +29,18 @@ impl LogBuf {
                     }
                 }
             }
-            let (_, cv) = &*me.inner;
+            let (m, cv) = &*me.inner;
+            let _held = m.lock().unwrap();
+            me.ended.store(true, Ordering::SeqCst);
             cv.notify_all();
         })
+    }
+
+    /// Wait (bounded) until the drain thread has read everything the process wrote (the end of
+    /// the pipe, once the process has exited); returns whether it did.
+    pub fn wait_for_end(&self, timeout: Duration) -> bool {
+        let ended = self.ended.clone();
+        self.wait_for(timeout, |_| ended.load(Ordering::SeqCst))
     }
 
     /// Wait (bounded) until `pred(text)` holds; returns whether it did.

@@ -195,6 +195,13 @@ impl Server {
         self.log.text()
     }
 
+    /// Wait (bounded, [`IO_TIMEOUT`]) until the log read so far satisfies `pred`: a line the
+    /// server wrote before the client saw its effect reaches this process through a pipe and
+    /// a drain thread, later on a busy machine. Returns whether it did.
+    pub fn wait_log(&self, pred: impl FnMut(&str) -> bool) -> bool {
+        self.log.wait_for(IO_TIMEOUT, pred)
+    }
+
     pub fn assert_no_panic(&self) {
         let log = self.log();
         assert!(!log.contains("panicked"), "server log contains a panic:\n{log}");
@@ -224,6 +231,8 @@ impl Server {
         loop {
             if let Some(st) = child.try_wait().unwrap() {
                 self.status = Some(st);
+                // Its last lines (a drain's "drained in") may still be in the pipe.
+                self.log.wait_for_end(IO_TIMEOUT);
                 return st;
             }
             if Instant::now() >= deadline {

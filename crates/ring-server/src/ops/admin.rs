@@ -8,8 +8,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ringd_core::{header_slots, parse_request, Limits, Method, Parsed};
@@ -24,43 +23,72 @@ pub fn serve_metrics(addr: SocketAddr, metrics: Metrics) -> io::Result<SocketAdd
     std::thread::Builder::new()
         .name("ringd-admin".to_owned())
         .spawn(move || {
-            let busy = Arc::new(AtomicUsize::new(0));
+            let slots = Arc::new(Slots::default());
             loop {
+                // Each scrape on its own short-lived thread, a few at a time, so one slow client
+                // cannot hold the others up; beyond that, a connection waits in the listen
+                // backlog until one of them ends (a slow client is cut after EXCHANGE).
+                // Refusing it instead would refuse a client that asks one request after another
+                // whenever the threads of its earlier requests have sent their answers but not
+                // yet ended, as a busy machine leaves them.
+                let slot = Slots::acquire(&slots);
                 let stream = match listener.accept() {
                     Ok((stream, _)) => stream,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
                         tracing::debug!("admin accept: {e}");
+                        drop(slot);
                         std::thread::sleep(Duration::from_millis(100));
                         continue;
                     }
                 };
-                // Each scrape on its own short-lived thread, a few at a time, so one slow client
-                // cannot hold the others up; beyond that, new ones are closed at once.
-                if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT {
-                    busy.fetch_sub(1, Ordering::SeqCst);
-                    continue;
-                }
-                let (metrics, done) = (metrics.clone(), busy.clone());
-                let spawned = std::thread::Builder::new()
+                let metrics = metrics.clone();
+                // A failed spawn drops the closure, and with it the slot.
+                let _ = std::thread::Builder::new()
                     .name("ringd-scrape".to_owned())
                     .spawn(move || {
                         if let Err(e) = answer(stream, &metrics) {
                             tracing::debug!("admin connection: {e}");
                         }
-                        done.fetch_sub(1, Ordering::SeqCst);
+                        drop(slot);
                     });
-                if spawned.is_err() {
-                    // The closure (and its count) was dropped with the failed spawn.
-                    busy.fetch_sub(1, Ordering::SeqCst);
-                }
             }
         })?;
     Ok(local)
 }
 
-/// Scrapes answered at once; more are refused.
+/// Scrapes answered at once; more wait for one of them to end.
 const MAX_CONCURRENT: usize = 4;
+
+/// The admin connections being answered, at most [`MAX_CONCURRENT`].
+#[derive(Default)]
+struct Slots {
+    busy: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One of the [`Slots`], given back when dropped.
+struct Slot(Arc<Slots>);
+
+impl Slots {
+    /// Waits until fewer than [`MAX_CONCURRENT`] connections are being answered, and takes a slot.
+    fn acquire(slots: &Arc<Slots>) -> Slot {
+        let mut busy = slots.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy >= MAX_CONCURRENT {
+            busy = slots.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy += 1;
+        Slot(slots.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *self.0.busy.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
 /// A whole admin exchange must fit in this, however slowly the client sends.
 const EXCHANGE: Duration = Duration::from_secs(5);
 
