@@ -92,24 +92,20 @@ impl DetachedData {
     #[inline(never)]
     fn gathered_sqe(&mut self) -> squeue::Entry {
         let buf = self.buf.as_ref().expect("a detached write holds its buffer");
-        let ptr = buf.stable_ptr();
-        let len = buf.bytes_init();
-        {
-            let g = self.gather.as_mut().expect("a gathered write");
-            let rest = &g.body[g.sent..];
-            g.iov = [
-                libc::iovec {
-                    iov_base: ptr as *mut _,
-                    iov_len: len,
-                },
-                libc::iovec {
-                    iov_base: rest.as_ptr() as *mut _,
-                    iov_len: rest.len(),
-                },
-            ];
-            let iov = g.iov.as_ptr();
-            on_file!(self.fd, |file| opcode::Writev::new(file, iov, 2).offset(0).build())
-        }
+        let g = self.gather.as_mut().expect("a gathered write");
+        let rest = &g.body[g.sent..];
+        g.iov = [
+            libc::iovec {
+                iov_base: buf.stable_ptr() as *mut _,
+                iov_len: buf.bytes_init(),
+            },
+            libc::iovec {
+                iov_base: rest.as_ptr() as *mut _,
+                iov_len: rest.len(),
+            },
+        ];
+        let iov = g.iov.as_ptr();
+        on_file!(self.fd, |file| opcode::Writev::new(file, iov, 2).offset(0).build())
     }
 
     /// Takes `written` bytes off what is left; whether anything is left.
@@ -131,17 +127,15 @@ impl DetachedData {
     #[inline(never)]
     fn advance_gathered(&mut self, written: usize) -> bool {
         let buf = self.buf.take().expect("a detached write holds its buffer");
+        let g = self.gather.as_mut().expect("a gathered write");
         let head = buf.bytes_init();
-        let rest = self.gather.as_ref().map_or(0, |g| g.body.len() - g.sent);
-        if written >= head + rest {
+        if written >= head + (g.body.len() - g.sent) {
             // Dropped here: the buffer goes back to its pool.
             return false;
         }
         let taken = written.min(head);
         self.buf = Some(buf.slice(taken..));
-        if let Some(g) = self.gather.as_mut() {
-            g.sent += written - taken;
-        }
+        g.sent += written - taken;
         true
     }
 }
