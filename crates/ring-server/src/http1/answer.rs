@@ -38,7 +38,8 @@ enum Step {
 }
 
 impl Conn {
-    /// Answers every complete request in the buffer. `Some` when the connection must close.
+    /// Answers every complete request in the buffer and sends the answers. `Some` when the
+    /// connection must close.
     ///
     /// The clock is read once for the batch, not once a request: every request answered is
     /// timed (the latency histogram) from the connection's clock as the batch started (the turn
@@ -47,24 +48,16 @@ impl Conn {
     /// with the batch's, so that is when it is ready to send. A handler that awaits, or a
     /// heavy synchronous one, counts its whole time, and so does every other request of the
     /// batch (all are timed to its end: their answers leave together).
-    pub(super) async fn answer_all(&mut self) -> Option<Close> {
+    pub(super) async fn answer_and_send(&mut self) -> Option<Close> {
+        // Requests answered since the clock was last read. One future for the whole batch: a
+        // loop of its own in an inner `async fn` would be one more state set up, polled and
+        // dropped for every batch.
         let mut untimed = 0;
-        let close = self.answer_batch(&mut untimed).await;
-        time_answered(&mut self.now, self.slot.worker(), &mut untimed);
-        // A buffer of the receive ring is not held while the answers are sent (a slow client
-        // would keep it from the ring for up to the send timeout).
-        self.rbuf.release(&self.slot.worker().io.buffers);
-        close
-    }
-
-    /// [`Conn::answer_all`]'s loop; `untimed` counts the requests answered since the clock was
-    /// last read.
-    async fn answer_batch(&mut self, untimed: &mut u64) -> Option<Close> {
-        loop {
+        let close = 'batch: loop {
             // The bytes read and not answered yet, looked up once a request.
             let buf = self.rbuf.pending();
             if buf.is_empty() {
-                return None;
+                break 'batch None;
             }
             // Parse the request at the front of the buffer and, when its body is here, answer
             // it (a block, not an async fn: a future of its own would be set up, polled and
@@ -126,8 +119,8 @@ impl Conn {
                 discard(response);
                 // 6. Record what was sent (a 500 replaces a response the handler got wrong).
                 let body_bytes = if status == handler_status { body_bytes } else { None };
-                // Its latency is counted with the batch's (`answer_all`).
-                *untimed += 1;
+                // Its latency is counted with the batch's (`answer_and_send`).
+                untimed += 1;
                 dispatch::record_untimed(worker, head.method, head.version, status, || Entry {
                     peer: self.peer,
                     request: request_line(buf),
@@ -151,7 +144,7 @@ impl Conn {
                             Ok(keep_alive) => {
                                 // A send may wait up to the send timeout: this request (and those
                                 // answered before it) count up to its end, what follows from there.
-                                time_answered(&mut self.now, worker, untimed);
+                                time_answered(&mut self.now, worker, &mut untimed);
                                 keep_alive
                             }
                             Err(_) => break 'one Step::Broken,
@@ -179,28 +172,38 @@ impl Conn {
                     self.head_started = None;
                     self.body_state = BodyState::Unread;
                     if close.is_some() {
-                        return close;
+                        break 'batch close;
                     }
                     if self.out.as_ref().map_or(0, |o| o.len()) >= STREAM_FLUSH {
-                        time_answered(&mut self.now, self.slot.worker(), untimed);
+                        time_answered(&mut self.now, self.slot.worker(), &mut untimed);
                         if self.flush().await.is_err() {
-                            return Some(Close::Now);
+                            break 'batch Some(Close::Now);
                         }
                     }
                 }
-                Step::NeedHead => return None,
+                Step::NeedHead => break 'batch None,
                 Step::NeedBody(pending) => {
                     // Reading moves the connection's clock: the answers before are timed first.
-                    time_answered(&mut self.now, self.slot.worker(), untimed);
+                    time_answered(&mut self.now, self.slot.worker(), &mut untimed);
                     match boxed(|| self.read_body(pending)).await {
                         Ok(()) => {}
-                        Err(Some(e)) => return Some(self.malformed(e)),
-                        Err(None) => return Some(Close::Now),
+                        Err(Some(e)) => break 'batch Some(self.malformed(e)),
+                        Err(None) => break 'batch Some(Close::Now),
                     }
                 }
-                Step::Malformed(e) => return Some(self.malformed(e)),
-                Step::Broken => return Some(Close::Now),
+                Step::Malformed(e) => break 'batch Some(self.malformed(e)),
+                Step::Broken => break 'batch Some(Close::Now),
             }
+        };
+        time_answered(&mut self.now, self.slot.worker(), &mut untimed);
+        // A buffer of the receive ring is not held while the answers are sent (a slow client
+        // would keep it from the ring for up to the send timeout).
+        self.rbuf.release(&self.slot.worker().io.buffers);
+        // 9. Send the batch: one future for answering and sending (an inner one would be set up,
+        // polled and dropped for every batch), the send awaited only when it cannot go on alone.
+        match self.send_batch_detached(close) {
+            Ok(close) => close,
+            Err(close) => self.send_batch(close).await,
         }
     }
 

@@ -126,7 +126,7 @@ pub(super) struct Conn {
     /// This connection's clock, for its deadlines, its requests' latency and the `Date` value:
     /// moved to the executor's turn clock (read once a turn) when a read completes and when a
     /// batch's send has finished, read once the answers of a batch are done
-    /// (`Conn::answer_all`); not read for every use.
+    /// (`Conn::answer_and_send`); not read for every use.
     pub(super) now: Instant,
     /// A de-chunked request body (boxed: most connections never see one, and every idle
     /// connection would hold the empty vector).
@@ -351,41 +351,48 @@ impl Conn {
         res
     }
 
-    /// Answers every complete request in the buffer and sends what is queued. `Some` when the
-    /// connection must close.
-    async fn answer_and_send(&mut self) -> Option<Close> {
-        let close = self.answer_all().await;
-        if !out_is_empty(&self.out) {
-            let out = out_buf(&mut self.out, &self.slot);
-            let conn = self.slot.io();
-            let sent = match self.io.plain_stream() {
-                // Plain, and the connection waits for its next request: the send goes on without
-                // the task (its completion wakes no one), finished after the next read.
-                Some(stream) if close.is_none() && self.sending.is_none() => match out.send_detached(stream) {
-                    Some(send) => {
-                        self.sending = Some(send);
-                        return None;
-                    }
-                    None => {
-                        conn.arm_send(out.fixed_index(), self.now);
-                        out.flush(stream).await
-                    }
-                },
-                // Plain: the buffer's own send, one future layer less than through
-                // `Transport::flush` (which does the same for a plain stream).
-                Some(stream) => {
-                    conn.arm_send(out.fixed_index(), self.now);
-                    out.flush(stream).await
+    /// Submits the send of a batch's answers without waiting for it when it can (a plain
+    /// connection that waits for its next request, its answers all in the fixed buffer): `Ok`
+    /// with how the connection goes on. `Err(close)` when the send must be awaited
+    /// ([`Conn::send_batch`]).
+    #[inline]
+    pub(super) fn send_batch_detached(&mut self, close: Option<Close>) -> Result<Option<Close>, Option<Close>> {
+        if out_is_empty(&self.out) {
+            return Ok(close);
+        }
+        if close.is_none() && self.sending.is_none() {
+            if let Some(stream) = self.io.plain_stream() {
+                // The send goes on without the task (its completion wakes no one), finished
+                // after the next read.
+                if let Some(send) = out_buf(&mut self.out, &self.slot).send_detached(stream) {
+                    self.sending = Some(send);
+                    return Ok(None);
                 }
-                None => self.io.flush(out, conn, self.now).await,
-            };
-            // What follows is a wait for the next request (or the close), whose deadline is
-            // counted in seconds: the executor's turn clock is enough (the send may have waited,
-            // so the clock moves on; the next request's handler is timed from its own read).
-            self.now = self.now.max(turn_started());
-            if sent.is_err() {
-                return Some(Close::Now);
             }
+        }
+        Err(close)
+    }
+
+    /// Sends a batch's answers and waits until they are sent; `Some` when the connection must
+    /// close.
+    pub(super) async fn send_batch(&mut self, close: Option<Close>) -> Option<Close> {
+        let out = out_buf(&mut self.out, &self.slot);
+        let conn = self.slot.io();
+        let sent = match self.io.plain_stream() {
+            // Plain: the buffer's own send, one future layer less than through
+            // `Transport::flush` (which does the same for a plain stream).
+            Some(stream) => {
+                conn.arm_send(out.fixed_index(), self.now);
+                out.flush(stream).await
+            }
+            None => self.io.flush(out, conn, self.now).await,
+        };
+        // What follows is a wait for the next request (or the close), whose deadline is
+        // counted in seconds: the executor's turn clock is enough (the send may have waited,
+        // so the clock moves on; the next request's handler is timed from its own read).
+        self.now = self.now.max(turn_started());
+        if sent.is_err() {
+            return Some(Close::Now);
         }
         close
     }

@@ -278,7 +278,7 @@ impl OutBuf {
     }
 
     /// Appends to the fixed buffer if one is held, nothing has spilled, and the bytes fit.
-    #[inline]
+    #[inline(always)]
     fn try_put_fixed(&mut self, bytes: &[u8]) -> bool {
         if !self.spill.is_empty() {
             return false;
@@ -299,7 +299,8 @@ impl OutBuf {
 }
 
 impl ringd_core::WriteBuf for OutBuf {
-    #[inline]
+    // Always: every head and small body goes through here, and a call costs more than the copy.
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
         if !self.try_put_fixed(bytes) {
             self.put_slow(bytes);
