@@ -155,7 +155,9 @@ pub(crate) struct WorkerStats {
     pub(crate) open: Counter,
     pub(crate) bytes_in: Counter,
     pub(crate) bytes_out: Counter,
-    pub(crate) fixed_in_use: Counter,
+    /// Fixed buffers checked out now: a gauge the worker's pool stores into as they go and
+    /// come back (`FixedBufPool::count_in_use`).
+    pub(crate) fixed_in_use: Arc<AtomicU64>,
     pub(crate) fixed_fallbacks: Counter,
     /// Keep-alive sockets placed in the ring's file table.
     pub(crate) fixed_files: Counter,
@@ -202,7 +204,7 @@ impl Default for WorkerStats {
             open: Counter::default(),
             bytes_in: Counter::default(),
             bytes_out: Counter::default(),
-            fixed_in_use: Counter::default(),
+            fixed_in_use: Arc::default(),
             fixed_fallbacks: Counter::default(),
             fixed_files: Counter::default(),
             fixed_total: Counter::default(),
@@ -463,7 +465,7 @@ impl Metrics {
                 "ringd_fixed_buffers_in_use",
                 "gauge",
                 "Registered fixed buffers holding unsent responses now.",
-                |w| w.fixed_in_use.get(),
+                |w| w.fixed_in_use.load(Ordering::Relaxed),
             ),
             (
                 "ringd_fixed_buffer_fallbacks_total",

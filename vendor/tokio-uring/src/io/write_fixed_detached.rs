@@ -153,6 +153,9 @@ pub struct DetachedWrite {
 impl DetachedWrite {
     /// The outcome if the write is over: `Ok(Ok(()))` when every byte was sent, `Ok(Err(_))`
     /// when it failed; `Err(self)` while it is still in flight.
+    // ringd patch: inlined, with the lookup below: a keep-alive connection finishes one a
+    // request.
+    #[inline]
     pub fn try_finish(self) -> Result<io::Result<()>, DetachedWrite> {
         match self.poll(None) {
             Poll::Ready(res) => {
@@ -169,6 +172,7 @@ impl DetachedWrite {
         Finish { write: Some(self) }
     }
 
+    #[inline]
     fn poll(&self, cx: Option<&mut Context<'_>>) -> Poll<io::Result<()>> {
         CONTEXT
             .try_with(|x| x.with_driver(|driver| driver.poll_detached(self.index, self.gen, cx.map(|cx| cx.waker()))))

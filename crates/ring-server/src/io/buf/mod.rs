@@ -66,8 +66,7 @@ impl Buffers {
         let (pool, count) = register_fixed(config)?;
         // The pool counts its buffers out and back, wherever they come back (a detached send's
         // completion, in the driver, included).
-        let gauge = stats.clone();
-        pool.on_in_use(move |n| gauge.fixed_in_use.set(n as u64));
+        pool.count_in_use(stats.fixed_in_use.clone());
         let receive = match config.receive {
             0 => None,
             n => match BufRing::register(0, n as u16, RECEIVE_BUFFER_SIZE) {

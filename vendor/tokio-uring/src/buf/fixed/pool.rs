@@ -241,11 +241,12 @@ impl<T: IoBufMut> FixedBufPool<T> {
         })
     }
 
-    /// ringd patch: calls `f` with the number of buffers checked out of the pool now, and
+    /// ringd patch: stores the number of buffers checked out of the pool in `gauge` now, and
     /// again every time that number changes: as a buffer is taken, and as its last handle is
-    /// dropped wherever that is (a task, or an operation's completion in the driver).
-    pub fn on_in_use(&self, f: impl Fn(usize) + 'static) {
-        self.inner.borrow_mut().set_on_in_use(Box::new(f));
+    /// dropped wherever that is (a task, or an operation's completion in the driver). A relaxed
+    /// store, for another thread to read (a metrics scrape).
+    pub fn count_in_use(&self, gauge: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        self.inner.borrow_mut().set_in_use_gauge(gauge);
     }
 
     /// Resolves to a buffer of requested capacity

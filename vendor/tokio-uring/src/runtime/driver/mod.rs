@@ -454,6 +454,7 @@ impl Driver {
 
     /// ringd patch: the outcome of the detached write `index`/`gen` if it is over (its slot is
     /// freed then); while it is in flight, `waker` (if any) is woken when it is over.
+    #[inline]
     pub(crate) fn poll_detached(
         &mut self,
         index: u32,

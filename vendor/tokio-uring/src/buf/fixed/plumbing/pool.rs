@@ -9,6 +9,7 @@ use std::collections::HashMap as StdHashMap;
 use std::mem;
 use std::ptr;
 use std::slice;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// ringd patch: the map of waiting tasks is keyed by buffer capacity (a handful of values the
@@ -54,10 +55,10 @@ pub(crate) struct Pool<T: IoBufMut> {
     // Used to notify tasks pending on `next`
     notify_next_by_cap: HashMap<usize, Arc<Notify>>,
     // ringd patch: how many buffers are checked out, and who is told each time it changes
-    // (`FixedBufPool::on_in_use`): a buffer comes back wherever its last handle drops, an
-    // operation's completion included.
+    // (`FixedBufPool::count_in_use`): a buffer comes back wherever its last handle drops, an
+    // operation's completion included. A store, not a call: it happens twice a response.
     in_use: usize,
-    on_in_use: Option<Box<dyn Fn(usize)>>,
+    in_use_gauge: Option<Arc<AtomicU64>>,
 }
 
 /// ringd patch: the free list of buffers of `cap` bytes in `lists`, if the pool holds such
@@ -143,7 +144,7 @@ impl<T: IoBufMut> Pool<T> {
             buffers,
             notify_next_by_cap: HashMap::default(),
             in_use: 0,
-            on_in_use: None,
+            in_use_gauge: None,
         }
     }
 
@@ -167,8 +168,8 @@ impl<T: IoBufMut> Pool<T> {
         list.head = next;
         // ringd patch: see `Pool::in_use`.
         self.in_use += 1;
-        if let Some(f) = &self.on_in_use {
-            f(self.in_use);
+        if let Some(gauge) = &self.in_use_gauge {
+            gauge.store(self.in_use as u64, Ordering::Relaxed);
         }
 
         // Safety: the allocated array under the pointer is valid
@@ -184,10 +185,10 @@ impl<T: IoBufMut> Pool<T> {
         })
     }
 
-    /// ringd patch: see `FixedBufPool::on_in_use`.
-    pub(crate) fn set_on_in_use(&mut self, f: Box<dyn Fn(usize)>) {
-        f(self.in_use);
-        self.on_in_use = Some(f);
+    /// ringd patch: see `FixedBufPool::count_in_use`.
+    pub(crate) fn set_in_use_gauge(&mut self, gauge: Arc<AtomicU64>) {
+        gauge.store(self.in_use as u64, Ordering::Relaxed);
+        self.in_use_gauge = Some(gauge);
     }
 
     // Returns a `Notify` to use for waking up tasks awaiting a buffer of
@@ -223,8 +224,8 @@ impl<T: IoBufMut> Pool<T> {
         *state = BufState::Free { init_len, next };
         // ringd patch: see `Pool::in_use`.
         self.in_use -= 1;
-        if let Some(f) = &self.on_in_use {
-            f(self.in_use);
+        if let Some(gauge) = &self.in_use_gauge {
+            gauge.store(self.in_use as u64, Ordering::Relaxed);
         }
 
         // ringd patch: no lookup while no task waits for a buffer (the common case).
