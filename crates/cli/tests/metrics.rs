@@ -68,6 +68,10 @@ fn metrics_parse_and_move_with_traffic() {
     let count = get(&after, "ringd_http_request_duration_seconds_count");
     assert!(count >= ok + 1.0, "histogram count {count} < requests");
     assert_eq!(get(&after, "ringd_http_request_duration_seconds_bucket|le=+Inf"), count);
+    // Answering one of these takes microseconds: a mean of a second or more would be a clock
+    // read wrongly (another unit, or a start never set), not a slow machine.
+    let mean = get(&after, "ringd_http_request_duration_seconds_sum") / count;
+    assert!(mean > 0.0 && mean < 1.0, "mean request duration {mean} s");
     for key in ["ringd_received_bytes_total", "ringd_sent_bytes_total"] {
         assert!(get(&after, key) > get(&before, key) + 1000.0, "{key} did not grow");
     }

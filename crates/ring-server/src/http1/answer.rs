@@ -18,7 +18,7 @@ use crate::app::router::Routed;
 use crate::dispatch;
 use crate::heap::boxed;
 use crate::ops::access_log::Entry;
-use crate::worker::Worker;
+use crate::worker::{clock_ns, turn_ns, Worker};
 
 /// Chunked output is sent once this much is buffered.
 pub(super) const STREAM_FLUSH: usize = 64 * 1024;
@@ -42,8 +42,8 @@ impl Conn {
     /// connection must close.
     ///
     /// The clock is read once for the batch, not once a request: every request answered is
-    /// timed (the latency histogram) from the connection's clock as the batch started (the turn
-    /// clock of the turn its read completed in) to the end of the batch's answers, read once
+    /// timed (the latency histogram) from the turn clock of the turn its answering started in
+    /// (the turn its read completed in) to the end of the batch's answers, read once
     /// when the batch is done or before queued answers are sent mid-batch; its answer leaves
     /// with the batch's, so that is when it is ready to send. A handler that awaits, or a
     /// heavy synchronous one, counts its whole time, and so does every other request of the
@@ -53,6 +53,8 @@ impl Conn {
         // loop of its own in an inner `async fn` would be one more state set up, polled and
         // dropped for every batch.
         let mut untimed = 0;
+        // When they are timed from ([`time_answered`]): the turn clock, in nanoseconds.
+        let mut since = turn_ns();
         let close = 'batch: loop {
             // The bytes read and not answered yet, looked up once a request.
             let buf = self.rbuf.pending();
@@ -144,7 +146,7 @@ impl Conn {
                             Ok(keep_alive) => {
                                 // A send may wait up to the send timeout: this request (and those
                                 // answered before it) count up to its end, what follows from there.
-                                time_answered(&mut self.now, worker, &mut untimed);
+                                time_answered(&mut since, &mut self.now, worker, &mut untimed);
                                 keep_alive
                             }
                             Err(_) => break 'one Step::Broken,
@@ -175,18 +177,20 @@ impl Conn {
                         break 'batch close;
                     }
                     if self.out.as_ref().map_or(0, |o| o.len()) >= STREAM_FLUSH {
-                        time_answered(&mut self.now, self.slot.worker(), &mut untimed);
+                        time_answered(&mut since, &mut self.now, self.slot.worker(), &mut untimed);
                         if self.flush().await.is_err() {
                             break 'batch Some(Close::Now);
                         }
+                        since = clock_ns();
                     }
                 }
                 Step::NeedHead => break 'batch None,
                 Step::NeedBody(pending) => {
                     // Reading moves the connection's clock: the answers before are timed first.
-                    time_answered(&mut self.now, self.slot.worker(), &mut untimed);
+                    time_answered(&mut since, &mut self.now, self.slot.worker(), &mut untimed);
                     match boxed(|| self.read_body(pending)).await {
-                        Ok(()) => {}
+                        // Timed from the turn the body's last read completed in, as a head.
+                        Ok(()) => since = turn_ns(),
                         Err(Some(e)) => break 'batch Some(self.malformed(e)),
                         Err(None) => break 'batch Some(Close::Now),
                     }
@@ -195,7 +199,7 @@ impl Conn {
                 Step::Broken => break 'batch Some(Close::Now),
             }
         };
-        time_answered(&mut self.now, self.slot.worker(), &mut untimed);
+        time_answered(&mut since, &mut self.now, self.slot.worker(), &mut untimed);
         // A buffer of the receive ring is not held while the answers are sent (a slow client
         // would keep it from the ring for up to the send timeout).
         self.rbuf.release(&self.slot.worker().io.buffers);
@@ -243,19 +247,26 @@ impl Conn {
     }
 }
 
-/// Reads the clock into the connection's clock `now` and counts the latency of the `untimed`
-/// requests answered since it was last read, from `now` to the reading.
+/// Reads the clock and counts the latency of the `untimed` requests answered since `since` (a
+/// [`clock_ns`] reading), which becomes the reading. The connection's clock `now` (deadlines,
+/// `Date`) is read again only when that took [`SLOW_ANSWER_NS`] or more: otherwise it stays
+/// within that of the present, as good as a clock read once a turn.
 #[inline(always)]
-fn time_answered(now: &mut Instant, worker: &Worker, untimed: &mut u64) {
+fn time_answered(since: &mut u64, now: &mut Instant, worker: &Worker, untimed: &mut u64) {
     if *untimed == 0 {
         return;
     }
-    let answered = Instant::now();
-    worker
-        .stats()
-        .latency(std::mem::take(untimed), answered.saturating_duration_since(*now));
-    *now = answered;
+    let answered = clock_ns();
+    let took = answered.saturating_sub(*since);
+    worker.stats().latency_ns(std::mem::take(untimed), took);
+    *since = answered;
+    if took >= SLOW_ANSWER_NS {
+        *now = Instant::now();
+    }
 }
+
+/// Answering that takes this long moves the connection's clock on ([`time_answered`]).
+const SLOW_ANSWER_NS: u64 = 1_000_000;
 
 /// The body of the request `head` at the front of `buf` (de-chunked into `dechunked` if it was
 /// chunked), and how many bytes the request takes; or, when the body is not all here yet, what

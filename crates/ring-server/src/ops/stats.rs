@@ -253,7 +253,12 @@ impl WorkerStats {
     /// Counts the latency of `requests` answered requests that each took `took`.
     #[inline]
     pub(crate) fn latency(&self, requests: u64, took: Duration) {
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.latency_ns(requests, u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// [`latency`](Self::latency) in nanoseconds.
+    #[inline]
+    pub(crate) fn latency_ns(&self, requests: u64, nanos: u64) {
         let b = LATENCY_BUCKETS_NS
             .iter()
             .position(|le| nanos <= *le)

@@ -5,4 +5,4 @@ mod tasks;
 pub(crate) mod timer;
 
 pub(crate) use tasks::Tasks;
-pub(crate) use timer::turn_started;
+pub(crate) use timer::{clock_ns, turn_ns, turn_started};

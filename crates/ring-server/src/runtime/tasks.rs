@@ -194,11 +194,12 @@ impl Tasks {
             }
             // Tasks still queued (out of budget): reap without waiting. Otherwise wait for a
             // completion, a wake from another thread (its eventfd read completes) or the
-            // earliest timer.
+            // earliest timer, counted from the turn's start (not the clock read again: a timer
+            // fires late by at most the turn's work, which its wait is long beside).
             let wait = if READY.with_borrow(|ready| !ready.is_empty()) {
                 Some(Duration::ZERO)
             } else {
-                timer::next_deadline().map(|at| at.saturating_duration_since(Instant::now()))
+                timer::next_deadline().map(|at| at.saturating_duration_since(now))
             };
             ring.park(wait)?;
         }

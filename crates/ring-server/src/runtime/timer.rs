@@ -30,11 +30,36 @@ thread_local! {
     static NEXT: Cell<u64> = const { Cell::new(0) };
     /// When the executor's current (or last) turn started.
     static TURN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The same, as [`clock_ns`] read it.
+    static TURN_NS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Sets the turn clock: the executor's, as each turn starts.
 pub(crate) fn start_turn(now: Instant) {
     TURN_STARTED.set(Some(now));
+    TURN_NS.set(clock_ns());
+}
+
+/// The monotonic clock (`Instant`'s, `CLOCK_MONOTONIC`) in nanoseconds: read at the cost of
+/// `Instant::now`, and the time between two readings is one subtraction, where between two
+/// `Instant`s it is a call that checks and normalises (for the latency of every batch of
+/// answers).
+#[inline]
+pub(crate) fn clock_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    // Both fields are non-negative (the clock counts from boot).
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
+}
+
+/// [`turn_started`] as [`clock_ns`] read it (`clock_ns()` off the executor).
+#[inline]
+pub(crate) fn turn_ns() -> u64 {
+    if TURN_STARTED.get().is_none() {
+        return clock_ns();
+    }
+    TURN_NS.get()
 }
 
 /// When this thread's executor began its current turn (the present, off the executor): a

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use ringd_core::CommonLines;
 
-pub(crate) use crate::runtime::{turn_started, Tasks};
+pub(crate) use crate::runtime::{clock_ns, turn_ns, turn_started, Tasks};
 pub(crate) use slot::ConnSlot;
 
 use crate::app::router::Router;
