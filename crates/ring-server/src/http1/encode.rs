@@ -150,7 +150,7 @@ fn encode_common(
 #[inline]
 fn encode_block(
     out: &mut OutBuf,
-    response: &Response,
+    response: &mut Response,
     version: Version,
     keep_alive: bool,
     is_head: bool,
@@ -166,7 +166,10 @@ fn encode_block(
         return false;
     }
     if !is_head {
-        out.put_body(bytes);
+        if let Body::Full(bytes) = &mut response.body {
+            // The caller is done with the body: a kept one is moved, not counted up and down.
+            out.take_body(bytes);
+        }
     }
     true
 }

@@ -113,21 +113,31 @@ impl OutBuf {
     /// after all.
     #[inline(always)]
     pub(crate) fn put_body(&mut self, body: &Bytes) {
-        if body.len() < GATHER_MIN || !self.gather(body) {
+        if body.len() < GATHER_MIN || !self.gather(|| body.clone()) {
             ringd_core::WriteBuf::put(self, body);
         }
     }
 
-    /// Keeps `body` to send after the fixed buffer's bytes, if everything queued is in it.
+    /// [`OutBuf::put_body`] of a body its caller is done with: kept, it is taken out of `body`
+    /// (left empty), not cloned (a reference count up now and down as `body` drops).
+    #[inline(always)]
+    pub(crate) fn take_body(&mut self, body: &mut Bytes) {
+        if body.len() < GATHER_MIN || !self.gather(|| std::mem::take(body)) {
+            ringd_core::WriteBuf::put(self, body);
+        }
+    }
+
+    /// Keeps the body `body` gives to send after the fixed buffer's bytes, if everything
+    /// queued is in it.
     #[inline(never)]
-    fn gather(&mut self, body: &Bytes) -> bool {
+    fn gather(&mut self, body: impl FnOnce() -> Bytes) -> bool {
         if self.fixed_len == 0 || !self.spill.is_empty() {
             return false;
         }
         let Some(fixed) = self.fixed.take() else {
             return false;
         };
-        self.gathered = Some((fixed, body.clone()));
+        self.gathered = Some((fixed, body()));
         true
     }
 

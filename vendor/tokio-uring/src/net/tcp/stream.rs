@@ -225,9 +225,8 @@ impl TcpStream {
     /// buffer); the driver holds both until everything is sent.
     pub fn write_fixed_detached_then(&self, buf: crate::buf::Slice<FixedBuf>, body: bytes::Bytes) -> crate::DetachedWrite {
         crate::runtime::CONTEXT
-            .with(|x| x.with_driver(|driver| driver.gather_next(body)))
-            .expect("Not in a runtime context");
-        self.write_fixed_detached(buf)
+            .with(|x| x.with_driver(|driver| driver.submit_detached_then(&self.inner.fd, buf, body)))
+            .expect("Not in a runtime context")
     }
 
     /// Attempts to write an entire buffer to the stream.

@@ -92,7 +92,7 @@ struct Ops {
     /// (an allocation and a free cost more than the rest of such a write's submission).
     spare_gathers: Vec<Box<crate::io::Gather>>,
 
-    /// ringd patch: the body the next detached write gathers (`Driver::gather_next`).
+    /// ringd patch: the body the next detached write gathers (`Driver::submit_detached_then`).
     next_gather: Option<Box<crate::io::Gather>>,
 
     /// ringd patch: the number given to the next detached write (never 0).
@@ -377,7 +377,7 @@ impl Driver {
     }
 
     /// ringd patch: submits a write of `buf` (all of it, resumed by the driver after a short
-    /// write) to `fd`, followed by the body given to `gather_next` just before if one was;
+    /// write) to `fd`, followed by the body `submit_detached_then` gave it, if it did;
     /// its completion wakes no one (see `crate::io::DetachedWrite`).
     pub(crate) fn submit_detached(
         &mut self,
@@ -420,12 +420,18 @@ impl Driver {
         }
     }
 
-    /// ringd patch: makes the next `submit_detached` write `body` after its fixed buffer (one
-    /// `writev` that reads the body where it is). Set apart so that the detached write has one
-    /// submission path.
-    pub(crate) fn gather_next(&mut self, body: bytes::Bytes) {
+    /// ringd patch: `submit_detached` of `buf` followed by `body` (one `writev` that reads the
+    /// body where it is). The body's box is handed over through `Ops::next_gather`, so that the
+    /// detached write has one submission path.
+    pub(crate) fn submit_detached_then(
+        &mut self,
+        fd: &crate::io::SharedFd,
+        buf: crate::buf::Slice<crate::buf::fixed::FixedBuf>,
+        body: bytes::Bytes,
+    ) -> crate::io::DetachedWrite {
         let gather = self.ops.gather(body);
         self.ops.next_gather = Some(gather);
+        self.submit_detached(fd, buf)
     }
 
     /// ringd patch: submits the rest of every short detached write, in the slot it had.
