@@ -378,7 +378,9 @@ impl Driver {
 
     /// ringd patch: submits a write of `buf` (all of it, resumed by the driver after a short
     /// write) to `fd`, followed by the body `submit_detached_then` gave it, if it did;
-    /// its completion wakes no one (see `crate::io::DetachedWrite`).
+    /// its completion wakes no one (see `crate::io::DetachedWrite`). Always inlined: into
+    /// `TcpStream::write_fixed_detached` (a keep-alive answer's send) and the gathered write's.
+    #[inline(always)]
     pub(crate) fn submit_detached(
         &mut self,
         fd: &crate::io::SharedFd,
