@@ -38,18 +38,30 @@ pub(crate) fn boxed<F>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
 /// allocator (as many answers as are in flight at once on a thread, then a few to spare).
 const KEEP: usize = 64;
 
-/// This thread's free allocations, by layout (a thread builds few kinds of recycled futures).
-struct FreeLists(Vec<(Layout, Vec<NonNull<u8>>)>);
+/// This thread's free allocations, by layout (a thread builds few kinds of recycled futures),
+/// and the one given back last, outside the lists: a worker answers one batch after another, so
+/// the allocation a batch gives back is the one the next batch takes, with no list searched.
+struct FreeLists(Vec<(Layout, Vec<NonNull<u8>>)>, Option<(Layout, NonNull<u8>)>);
 
 impl FreeLists {
     #[inline]
     fn take(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        if let Some((l, ptr)) = self.1 {
+            if l == layout {
+                self.1 = None;
+                return Some(ptr);
+            }
+        }
         self.0.iter_mut().find(|(l, _)| *l == layout)?.1.pop()
     }
 
     /// Keeps `ptr` (allocated with `layout`) for later; `false` when the list is full.
     #[inline]
     fn keep(&mut self, layout: Layout, ptr: NonNull<u8>) -> bool {
+        if self.1.is_none() {
+            self.1 = Some((layout, ptr));
+            return true;
+        }
         let list = match self.0.iter().position(|(l, _)| *l == layout) {
             Some(i) => &mut self.0[i].1,
             None => self.add(layout),
@@ -72,6 +84,10 @@ impl FreeLists {
 
 impl Drop for FreeLists {
     fn drop(&mut self) {
+        if let Some((layout, ptr)) = self.1.take() {
+            // SAFETY: as below: allocated by `recycled` with this layout, holding no value.
+            unsafe { dealloc(ptr.as_ptr(), layout) };
+        }
         for (layout, list) in self.0.drain(..) {
             for ptr in list {
                 // SAFETY: every pointer in a list was allocated by `recycled` with that list's
@@ -83,7 +99,7 @@ impl Drop for FreeLists {
 }
 
 thread_local! {
-    static FREE: RefCell<FreeLists> = const { RefCell::new(FreeLists(Vec::new())) };
+    static FREE: RefCell<FreeLists> = const { RefCell::new(FreeLists(Vec::new(), None)) };
 }
 
 /// A future in memory from this thread's free list (see the module docs): pinned there until it
