@@ -14,7 +14,7 @@
 mod out;
 mod read;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::sync::Arc;
 
@@ -49,6 +49,9 @@ pub(crate) struct Buffers {
     /// and forth moves only the pointer.
     #[allow(clippy::vec_box)]
     out_bufs: RefCell<Vec<Box<OutBuf>>>,
+    /// The output buffer given back last, outside `out_bufs`: connections answer one batch
+    /// after another on a worker, so the one a batch gives back is the one the next takes.
+    out_spare: Cell<Option<Box<OutBuf>>>,
     stats: Arc<WorkerStats>,
 }
 
@@ -90,6 +93,7 @@ impl Buffers {
             receive,
             read_bufs: RefCell::new(Vec::new()),
             out_bufs: RefCell::new(Vec::new()),
+            out_spare: Cell::new(None),
             stats,
         })
     }
@@ -126,6 +130,15 @@ impl Buffers {
     /// An empty output buffer for a plain connection.
     #[inline]
     pub(crate) fn take_out_buf(&self) -> Box<OutBuf> {
+        match self.out_spare.take() {
+            Some(out) => out,
+            None => self.kept_out_buf(),
+        }
+    }
+
+    /// [`take_out_buf`](Self::take_out_buf) with no spare: one from the list, or a new one.
+    #[inline(never)]
+    fn kept_out_buf(&self) -> Box<OutBuf> {
         match self.out_bufs.borrow_mut().pop() {
             Some(out) => out,
             None => self.new_out_buf(),
@@ -143,9 +156,17 @@ impl Buffers {
     /// [`take_out_buf`](Self::take_out_buf), unless enough are kept.
     #[inline]
     pub(crate) fn give_out_buf(&self, mut out: Box<OutBuf>) {
+        out.shrink_spill(OUT_SPILL_KEPT_MAX);
+        if let Some(before) = self.out_spare.replace(Some(out)) {
+            self.keep_out_buf(before);
+        }
+    }
+
+    /// Keeps an output buffer in the list, unless enough are kept.
+    #[inline(never)]
+    fn keep_out_buf(&self, out: Box<OutBuf>) {
         let mut kept = self.out_bufs.borrow_mut();
         if kept.len() < OUT_BUFS_KEPT {
-            out.shrink_spill(OUT_SPILL_KEPT_MAX);
             kept.push(out);
         }
     }
