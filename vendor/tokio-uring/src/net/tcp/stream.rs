@@ -211,12 +211,12 @@ impl TcpStream {
     /// the buffer back to its pool once everything is sent. The returned [`DetachedWrite`]
     /// tells how it ended once it is finished; the bytes are sent in order before those of
     /// any write submitted after it only if that write waits for it to finish.
-    // Never inlined: `write_fixed_detached_then` calls it too, and the driver's submission
-    // stays inlined in this one body.
+    // Never inlined: the driver's submission is inlined into this one body, not into the
+    // future of every caller.
     #[inline(never)]
     pub fn write_fixed_detached(&self, buf: crate::buf::Slice<FixedBuf>) -> crate::DetachedWrite {
         crate::runtime::CONTEXT
-            .with(|x| x.with_driver(|driver| driver.submit_detached(&self.inner.fd, buf)))
+            .with(|x| x.with_driver(|driver| driver.submit_detached(&self.inner.fd, buf, None)))
             .expect("Not in a runtime context")
     }
 

@@ -92,9 +92,6 @@ struct Ops {
     /// (an allocation and a free cost more than the rest of such a write's submission).
     spare_gathers: Vec<Box<crate::io::Gather>>,
 
-    /// ringd patch: the body the next detached write gathers (`Driver::submit_detached_then`).
-    next_gather: Option<Box<crate::io::Gather>>,
-
     /// ringd patch: the number given to the next detached write (never 0).
     gen: u32,
 }
@@ -377,14 +374,16 @@ impl Driver {
     }
 
     /// ringd patch: submits a write of `buf` (all of it, resumed by the driver after a short
-    /// write) to `fd`, followed by the body `submit_detached_then` gave it, if it did;
-    /// its completion wakes no one (see `crate::io::DetachedWrite`). Always inlined: into
-    /// `TcpStream::write_fixed_detached` (a keep-alive answer's send) and the gathered write's.
+    /// write) to `fd`, followed by the body in `gather` if there is one; its completion wakes
+    /// no one (see `crate::io::DetachedWrite`). Always inlined: into
+    /// `TcpStream::write_fixed_detached` (a keep-alive answer's send, where `gather` is `None`
+    /// and its checks fold away) and `submit_detached_then`.
     #[inline(always)]
     pub(crate) fn submit_detached(
         &mut self,
         fd: &crate::io::SharedFd,
         buf: crate::buf::Slice<crate::buf::fixed::FixedBuf>,
+        gather: Option<Box<crate::io::Gather>>,
     ) -> crate::io::DetachedWrite {
         let gen = match std::num::NonZeroU32::new(self.ops.gen) {
             Some(gen) => gen,
@@ -394,7 +393,7 @@ impl Driver {
         let mut data = crate::io::DetachedData {
             fd: fd.clone(),
             buf: Some(buf),
-            gather: self.ops.next_gather.take(),
+            gather,
             waker: None,
             abandoned: false,
         };
@@ -423,8 +422,7 @@ impl Driver {
     }
 
     /// ringd patch: `submit_detached` of `buf` followed by `body` (one `writev` that reads the
-    /// body where it is). The body's box is handed over through `Ops::next_gather`, so that the
-    /// detached write has one submission path.
+    /// body where it is), in a box kept spare if there is one.
     pub(crate) fn submit_detached_then(
         &mut self,
         fd: &crate::io::SharedFd,
@@ -432,8 +430,7 @@ impl Driver {
         body: bytes::Bytes,
     ) -> crate::io::DetachedWrite {
         let gather = self.ops.gather(body);
-        self.ops.next_gather = Some(gather);
-        self.submit_detached(fd, buf)
+        self.submit_detached(fd, buf, Some(gather))
     }
 
     /// ringd patch: submits the rest of every short detached write, in the slot it had.
@@ -936,7 +933,6 @@ impl Ops {
             detached: Slab::new(),
             resubmit: Vec::new(),
             spare_gathers: Vec::new(),
-            next_gather: None,
             gen: 1,
         }
     }
