@@ -34,36 +34,42 @@ pub(crate) fn boxed<F>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
     Box::into_pin(Box::write(Box::new_uninit(), make()))
 }
 
-/// Free allocations kept per layout; more than this many of one layout are given back to the
-/// allocator (as many answers as are in flight at once on a thread, then a few to spare).
+/// Free allocations kept per layout in its list (besides the one kept last, `FreeLists::last`);
+/// more than this many of one layout are given back to the allocator (as many answers as are in
+/// flight at once on a thread, then a few to spare).
 const KEEP: usize = 64;
 
-/// This thread's free allocations, by layout (a thread builds few kinds of recycled futures),
-/// and the one given back last, outside the lists: a worker answers one batch after another, so
-/// the allocation a batch gives back is the one the next batch takes, with no list searched.
-struct FreeLists(Vec<(Layout, Vec<NonNull<u8>>)>, Option<(Layout, NonNull<u8>)>);
+/// This thread's free allocations.
+struct FreeLists {
+    /// By layout (a thread builds few kinds of recycled futures).
+    lists: Vec<(Layout, Vec<NonNull<u8>>)>,
+    /// The one given back last, outside the lists: a worker answers one batch after another,
+    /// so the allocation a batch gives back is the one the next batch takes, with no list
+    /// searched.
+    last: Option<(Layout, NonNull<u8>)>,
+}
 
 impl FreeLists {
     #[inline]
     fn take(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        if let Some((l, ptr)) = self.1 {
+        if let Some((l, ptr)) = self.last {
             if l == layout {
-                self.1 = None;
+                self.last = None;
                 return Some(ptr);
             }
         }
-        self.0.iter_mut().find(|(l, _)| *l == layout)?.1.pop()
+        self.lists.iter_mut().find(|(l, _)| *l == layout)?.1.pop()
     }
 
     /// Keeps `ptr` (allocated with `layout`) for later; `false` when the list is full.
     #[inline]
     fn keep(&mut self, layout: Layout, ptr: NonNull<u8>) -> bool {
-        if self.1.is_none() {
-            self.1 = Some((layout, ptr));
+        if self.last.is_none() {
+            self.last = Some((layout, ptr));
             return true;
         }
-        let list = match self.0.iter().position(|(l, _)| *l == layout) {
-            Some(i) => &mut self.0[i].1,
+        let list = match self.lists.iter().position(|(l, _)| *l == layout) {
+            Some(i) => &mut self.lists[i].1,
             None => self.add(layout),
         };
         if list.len() >= KEEP {
@@ -77,18 +83,18 @@ impl FreeLists {
     #[cold]
     #[inline(never)]
     fn add(&mut self, layout: Layout) -> &mut Vec<NonNull<u8>> {
-        self.0.push((layout, Vec::with_capacity(KEEP)));
-        &mut self.0.last_mut().expect("just pushed").1
+        self.lists.push((layout, Vec::with_capacity(KEEP)));
+        &mut self.lists.last_mut().expect("just pushed").1
     }
 }
 
 impl Drop for FreeLists {
     fn drop(&mut self) {
-        if let Some((layout, ptr)) = self.1.take() {
+        if let Some((layout, ptr)) = self.last.take() {
             // SAFETY: as below: allocated by `recycled` with this layout, holding no value.
             unsafe { dealloc(ptr.as_ptr(), layout) };
         }
-        for (layout, list) in self.0.drain(..) {
+        for (layout, list) in self.lists.drain(..) {
             for ptr in list {
                 // SAFETY: every pointer in a list was allocated by `recycled` with that list's
                 // layout (non-zero sized) and holds no value any more.
@@ -99,7 +105,10 @@ impl Drop for FreeLists {
 }
 
 thread_local! {
-    static FREE: RefCell<FreeLists> = const { RefCell::new(FreeLists(Vec::new(), None)) };
+    static FREE: RefCell<FreeLists> = const { RefCell::new(FreeLists {
+        lists: Vec::new(),
+        last: None,
+    }) };
 }
 
 /// A future in memory from this thread's free list (see the module docs): pinned there until it
@@ -276,8 +285,13 @@ mod tests {
         drop(futures);
         FREE.with(|free| {
             let free = free.borrow();
-            let kept: usize = free.0.iter().map(|(_, list)| list.len()).sum();
-            assert_eq!(kept, KEEP, "the rest went back to the allocator");
+            let listed: usize = free.lists.iter().map(|(_, list)| list.len()).sum();
+            // The list's KEEP and the one kept last, outside it.
+            assert_eq!(
+                (listed, free.last.is_some()),
+                (KEEP, true),
+                "the rest went back to the allocator"
+            );
         });
     }
     #[test]

@@ -30,7 +30,8 @@ thread_local! {
     static NEXT: Cell<u64> = const { Cell::new(0) };
     /// When the executor's current (or last) turn started.
     static TURN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
-    /// The same, as [`clock_ns`] read it.
+    /// The same, as [`clock_ns`] read it (0 before the first turn: never a reading, the clock
+    /// counts from boot).
     static TURN_NS: Cell<u64> = const { Cell::new(0) };
 }
 
@@ -56,10 +57,10 @@ pub(crate) fn clock_ns() -> u64 {
 /// [`turn_started`] as [`clock_ns`] read it (`clock_ns()` off the executor).
 #[inline]
 pub(crate) fn turn_ns() -> u64 {
-    if TURN_STARTED.get().is_none() {
-        return clock_ns();
+    match TURN_NS.get() {
+        0 => clock_ns(),
+        ns => ns,
     }
-    TURN_NS.get()
 }
 
 /// When this thread's executor began its current turn (the present, off the executor): a
